@@ -1,0 +1,59 @@
+"""What every script shares: argument parsing from a recipe plus overrides, the default run folders."""
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import datasets
+import yaml
+from transformers import HfArgumentParser
+
+REPO_ROOT = Path(__file__).resolve().parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "ja"
+DEFAULT_RUN_DIR = Path("runs") / "reference"
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class UserError(Exception):
+    """A problem the user can fix; the scripts print its one-sentence message and exit 1."""
+
+
+def parse_args(dataclass_types, argv=None):
+    """Parse `[recipe.yaml] [--flag value ...]`: the recipe gives defaults, flags override them.
+
+    This is run_clm.py's convention (a single YAML/JSON file, or flags) extended so
+    that both can be given at once.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(dataclass_types)
+    if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
+        recipe_path = Path(argv.pop(0))
+        if not recipe_path.is_file():
+            raise UserError(f"Recipe {recipe_path} does not exist; pass a YAML file from configs/.")
+        recipe = (json.loads if recipe_path.suffix == ".json" else yaml.safe_load)(
+            recipe_path.read_text(encoding="utf-8")) or {}
+        known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+        unknown = sorted(set(recipe) - known)
+        if unknown:
+            raise UserError(f"Recipe {recipe_path} has unknown keys {unknown}; see --help for the valid ones.")
+        parser.set_defaults(**recipe)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging():
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", level=logging.INFO)
+    # datasets prints through its own handler; without this, each of its lines shows twice
+    datasets.utils.logging.disable_propagation()
+
+
+def run_main(main):
+    """Run a script's main(): a UserError ends with its message and exit status 1, no traceback."""
+    setup_logging()
+    try:
+        main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

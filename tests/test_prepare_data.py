@@ -1,0 +1,268 @@
+import bz2
+import gzip
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+import prepare_data
+from common import UserError
+from dumps import MARKUP_PAGES, split_pages, write_multistream, write_parts
+from wikitext import clean_wikitext, residue_share, short_line_share
+
+REPO = prepare_data.Path(prepare_data.__file__).parent
+
+
+def prepare(tmp_path, *dumps, name="out", **flags):
+    argv = [arg for dump in dumps for arg in ("--dump", str(dump))]
+    argv += ["--output_dir", str(tmp_path / name), "--num_proc", str(flags.pop("num_proc", 1))]
+    for key, value in flags.items():
+        argv += [f"--{key}", str(value)]
+    stats = prepare_data.main(argv)
+    return datasets.load_from_disk(str(tmp_path / name)), stats
+
+
+def all_ids(dataset_dict):
+    return sorted(i for split in dataset_dict.values() for i in split["id"])
+
+
+def page_text(page_id):
+    for page in prepare_data.iter_pages(str(MARKUP_PAGES)):
+        if page[0] == page_id:
+            return page[4]
+    raise KeyError(page_id)
+
+
+# --- cleaning ---------------------------------------------------------------------------------
+
+def test_markup_becomes_prose():
+    text = clean_wikitext(page_text("101"))
+    lines = text.split("\n")
+    assert lines[0] == "記号テスト（symbol test、記号（きごう））は、記号のテストである。仮名と約物を含む。"
+    assert "この段落は 実体参照とHTMLタグを含み、外部リンクとも含む。数式は消える。" in lines
+    assert "歴史の段落は、出典のない記述を含む文である。" in lines
+    # nowiki shows its content literally, as MediaWiki renders it
+    assert "表記[[リンクではない]]はそのまま残る文である。" in lines
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize("gone", [
+    "Infobox", "約物\n", "出典サイト名", "注釈の本文", "コメント", "NOTOC", "Sample", "画像", "E = mc",
+    "表の行", "出来事", "箇条書き", "番号付き", "定義", "ギャラリー", "Navbox", "Reflist",
+    "公式サイト", "きこうてすと", "Category", "Symbol test", "https", "&", "<", "'''", "脚注", "関連項目",
+    "歴史\n",
+])
+def test_markup_is_removed(gone):
+    assert gone not in clean_wikitext(page_text("101")) + "\n"
+
+
+def test_unbalanced_markup_leaves_no_residue():
+    text = clean_wikitext("本文の始まりである。{{未完の テンプレート|{{入れ子}}\n次の段落も本文である文章だ。}} 後ろ。\n"
+                          "閉じない&lt;ref&gt;脚注")
+    assert residue_share(text.split("\n")) == 0
+
+
+# --- selection, counts and quality on the fixtures and the real excerpt -----------------------
+
+def test_selection_keeps_articles_only(tmp_path):
+    splits, stats = prepare(tmp_path, MARKUP_PAGES, validation_percent=0, test_percent=0)
+    assert all_ids(splits) == ["101", "106"]
+    assert stats["dropped"] == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}
+    assert splits["train"].features == prepare_data.FEATURES
+
+
+def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
+    with caplog.at_level(logging.WARNING, logger="prepare_data"):
+        splits, stats = prepare(tmp_path, excerpt)
+    # 262 pages; 204 are namespace-0 articles that are not redirects. Of those, 6 are
+    # disambiguation pages ({{aimai}}) and 1 holds nothing but lists and tables.
+    assert stats["pages_read"] == 262
+    assert stats["dropped"] == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 1}
+    assert stats["articles"] == 197 == sum(len(s) for s in splits.values())
+    assert {k: len(v) for k, v in splits.items()} == stats["splits"]
+    cut_warnings = [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
+    assert len(cut_warnings) == 1
+    lines = [line for split in splits.values() for text in split["text"] for line in text.split("\n")]
+    assert residue_share(lines) < 0.001
+    assert short_line_share(lines) < 0.01
+    titles = {t for split in splits.values() for t in split["title"]}
+    assert {"アンパサンド", "日本語", "パリ", "人工知能", "エジプト"} <= titles
+
+
+def test_first20_excerpt(tmp_path, first20, caplog):
+    with caplog.at_level(logging.WARNING, logger="prepare_data"):
+        splits, stats = prepare(tmp_path, first20)
+    assert stats["pages_read"] == 20
+    assert stats["dropped"]["not_article"] == 5 and stats["dropped"]["redirect"] == 2
+    assert stats["articles"] + stats["dropped"]["disambiguation"] + stats["dropped"]["empty"] == 13
+    assert not [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
+
+
+# --- splits -----------------------------------------------------------------------------------
+
+def test_split_is_a_stable_hash_of_the_page_id():
+    ids = [str(i) for i in range(1, 2001)]
+    here = [prepare_data.split_of(i) for i in ids]
+    # another interpreter with another string-hash seed must agree (no use of hash())
+    code = ("import sys; sys.path.insert(0, %r); import prepare_data; "
+            "print(','.join(prepare_data.split_of(str(i)) for i in range(1, 2001)))" % str(REPO))
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip().split(",")
+    assert here == other
+
+
+def test_split_shares_follow_the_percentages():
+    ids = [str(i) for i in range(200_000)]
+    names = [prepare_data.split_of(i, validation_percent=1, test_percent=2) for i in ids]
+    assert abs(names.count("validation") / len(ids) - 0.01) < 0.001
+    assert abs(names.count("test") / len(ids) - 0.02) < 0.001
+
+
+def test_splits_are_disjoint_and_byte_identical_across_runs(tmp_path, excerpt):
+    first, _ = prepare(tmp_path, excerpt, name="a", validation_percent=10, test_percent=10)
+    prepare(tmp_path, excerpt, name="b", validation_percent=10, test_percent=10)
+    ids = {name: set(split["id"]) for name, split in first.items()}
+    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
+    assert not ids["validation"] & ids["test"]
+    assert all(len(ids[name]) > 5 for name in ids)
+
+    def digest(directory):
+        return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(directory.rglob("*.arrow"))}
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_an_article_keeps_its_split_when_the_dump_changes(tmp_path, excerpt):
+    full, _ = prepare(tmp_path, excerpt, name="full", validation_percent=10, test_percent=10)
+    head, _ = prepare(tmp_path, excerpt, name="head", validation_percent=10, test_percent=10, max_articles=50)
+    for name in prepare_data.SPLITS:
+        assert set(head[name]["id"]) <= set(full[name]["id"])
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+def test_every_dump_format_gives_the_same_articles(tmp_path):
+    xml = MARKUP_PAGES.read_bytes()
+    (tmp_path / "d.xml.bz2").write_bytes(bz2.compress(xml))
+    (tmp_path / "d.xml.gz").write_bytes(gzip.compress(xml))
+    write_multistream(xml, tmp_path / "d-multistream.xml.bz2")
+    parts = write_parts(xml, tmp_path)
+    expected, _ = prepare(tmp_path, MARKUP_PAGES, name="xml")
+    for name, dumps in [("bz2", [tmp_path / "d.xml.bz2"]), ("gz", [tmp_path / "d.xml.gz"]),
+                        ("multi", [tmp_path / "d-multistream.xml.bz2"]),
+                        ("parts", [tmp_path / "jawiki-20990101-pages-articles*.xml-p*.bz2"])]:
+        got, stats = prepare(tmp_path, *dumps, name=name, num_proc=2)
+        assert all_ids(got) == all_ids(expected), name
+        assert stats["dropped"] == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}, name
+    assert len(parts) == 2
+
+
+def test_ranges_of_one_file_cover_every_page_once(tmp_path, excerpt):
+    xml = bz2.open(excerpt).read() + b"</mediawiki>\n"
+    for path in (write_multistream(xml, tmp_path / "m.xml.bz2", pages_per_stream=10), tmp_path / "p.xml"):
+        if path.suffix == ".xml":
+            path.write_bytes(xml)
+        ranges = prepare_data.plan_ranges(str(path), 4)
+        assert len(ranges) == 4
+        ids = [p[0] for start, end in ranges for p in prepare_data.iter_pages(str(path), start, end)]
+        assert len(ids) == 262 == len(set(ids))
+
+
+def test_num_proc_does_not_change_the_output(tmp_path, excerpt):
+    xml = bz2.open(excerpt).read()
+    multistream = write_multistream(xml, tmp_path / "jawiki-20220720-pages-articles-multistream.xml.bz2", 20)
+    one, _ = prepare(tmp_path, multistream, name="one", num_proc=1)
+    two, _ = prepare(tmp_path, multistream, name="two", num_proc=2)
+    for name in prepare_data.SPLITS:
+        assert one[name]["id"] == two[name]["id"] and one[name]["text"] == two[name]["text"]
+
+
+def test_dump_url_is_built_from_date_and_mirror():
+    assert prepare_data.dump_url("20210301") == (
+        "https://dumps.wikimedia.org/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
+    assert prepare_data.dump_url("20210301", "https://mirror.example/dumps/") == (
+        "https://mirror.example/dumps/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
+    args, = prepare_data.parse_args([prepare_data.PrepareArguments], ["--date", "20200101"])
+    assert args.dump == [] and args.date == "20200101"
+    assert prepare_data.dump_date("/x/jawiki-20200101-pages-articles1.xml-p1p9.bz2") == "20200101"
+
+
+def test_max_articles_takes_the_head_of_the_dump(tmp_path, excerpt):
+    splits, stats = prepare(tmp_path, excerpt, max_articles=20)
+    assert stats["articles"] == 20
+    full = [p for p in prepare_data.iter_pages(str(excerpt))
+            if prepare_data.article_text(*p)[0] is not None][:20]
+    assert all_ids(splits) == sorted(p[0] for p in full)
+
+
+def test_rerun_reuses_and_other_settings_refuse(tmp_path):
+    prepare(tmp_path, MARKUP_PAGES)
+    marker = tmp_path / "out" / "dataset_dict.json"
+    before = marker.stat().st_mtime_ns
+    prepare(tmp_path, MARKUP_PAGES)
+    assert marker.stat().st_mtime_ns == before
+    with pytest.raises(UserError, match="other settings"):
+        prepare(tmp_path, MARKUP_PAGES, validation_percent=5)
+    prepare(tmp_path, MARKUP_PAGES, validation_percent=5, overwrite_output_dir="true")
+    assert marker.stat().st_mtime_ns != before
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def broken_dumps(tmp_path):
+    xml = MARKUP_PAGES.read_bytes()
+    header, pages, _ = split_pages(xml)
+    compressed = bz2.compress(xml)
+    cases = {
+        "missing.xml.bz2": None,
+        "empty.xml": b"",
+        "not-mediawiki.xml": b"<html><body>hello</body></html>",
+        "cut-in-page.xml.bz2": bz2.compress(header + pages[0] + pages[1][:60]),
+        "corrupt.xml.bz2": compressed[:200] + bytes(b ^ 0x55 for b in compressed[200:400]) + compressed[400:],
+        "truncated.xml.bz2": compressed[: len(compressed) // 2],
+    }
+    for name, data in cases.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    return cases
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.xml.bz2", "does not exist"),
+    ("empty.xml", "is empty"),
+    ("not-mediawiki.xml", "not a MediaWiki XML export"),
+    ("cut-in-page.xml.bz2", "cut or damaged inside a page"),
+    ("corrupt.xml.bz2", "not a readable compressed dump"),
+    ("truncated.xml.bz2", "not a readable compressed dump"),
+])
+def test_bad_dumps_fail_with_one_sentence_and_no_output(tmp_path, name, message):
+    broken_dumps(tmp_path)
+    with pytest.raises(UserError, match=message) as raised:
+        prepare(tmp_path, tmp_path / name)
+    assert name in str(raised.value)
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path):
+    broken_dumps(tmp_path)
+    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "corrupt.xml.bz2"),
+                          "--output_dir", str(tmp_path / "out"), "--num_proc", "2"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "corrupt.xml.bz2" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_documents_every_flag():
+    out = subprocess.run([sys.executable, "prepare_data.py", "--help"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    for flag in ("--dump", "--date", "--mirror", "--output_dir", "--num_proc", "--max_articles",
+                 "--validation_percent", "--test_percent", "--overwrite_output_dir"):
+        assert flag in out
