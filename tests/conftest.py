@@ -26,3 +26,22 @@ def excerpt():
 @pytest.fixture
 def first20():
     return shared_file(FIRST20)
+
+
+@pytest.fixture(scope="session")
+def excerpt_data(tmp_path_factory):
+    """The 262-page excerpt prepared once for the session, with 5% validation and 5% test."""
+    import prepare_data
+    out = tmp_path_factory.mktemp("excerpt") / "data"
+    prepare_data.main(["--dump", str(shared_file(EXCERPT)), "--output_dir", str(out),
+                       "--validation_percent", "5", "--test_percent", "5", "--num_proc", "1"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def excerpt_tokenizer(excerpt_data):
+    """A 8,000-piece tokenizer trained on the excerpt (all it supports is about 9,000)."""
+    import tokenizer
+    out = excerpt_data.parent / "tokenizer"
+    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(out), "--vocab_size", "8000"])
+    return out

@@ -1,0 +1,129 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import sentencepiece as spm
+from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedTokenizerFast
+
+import prepare_data
+import tokenizer
+from common import UserError
+from dumps import MARKUP_PAGES
+
+REPO = Path(tokenizer.__file__).parent
+
+
+def test_folder_loads_as_bert_generation_with_the_published_layout(excerpt_tokenizer):
+    loaded = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    assert type(loaded) is BertGenerationTokenizer
+    assert len(loaded) == 8000
+    assert {t: loaded.convert_tokens_to_ids(t) for t in tokenizer.SPECIAL_IDS} == {
+        "<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<cls>": 4, "<sep>": 5}
+    assert (loaded.pad_token, loaded.unk_token, loaded.bos_token, loaded.eos_token, loaded.cls_token,
+            loaded.sep_token) == ("<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>")
+    files = sorted(p.name for p in excerpt_tokenizer.iterdir())
+    assert files == ["spiece.model", "tokenizer.json", "tokenizer_config.json", "tokenizer_report.json"]
+    assert loaded.model_max_length == 1024
+
+
+def test_encoding_adds_no_special_tokens_and_keeps_the_dummy_prefix(excerpt_tokenizer):
+    loaded = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    ids = loaded("近年の機械学習は")["input_ids"]
+    processor = spm.SentencePieceProcessor(model_file=str(excerpt_tokenizer / "spiece.model"))
+    assert ids == processor.encode("近年の機械学習は")
+    assert not set(ids) & set(tokenizer.SPECIAL_IDS.values())
+    assert loaded.convert_ids_to_tokens(ids)[0].startswith("▁")
+
+
+def test_paragraph_breaks_survive_a_round_trip(excerpt_tokenizer):
+    loaded = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    text = "日本語は日本の言語である。\n東京は日本の首都である。"
+    ids = loaded(text)["input_ids"]
+    assert loaded.convert_tokens_to_ids("\n") in ids
+    assert loaded.decode(ids) == text
+
+
+def test_fast_twin_gives_identical_ids_on_every_validation_line(excerpt_tokenizer, excerpt_data):
+    slow = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(excerpt_tokenizer / "tokenizer.json"))
+    lines = [line for text in datasets.load_from_disk(str(excerpt_data))["validation"]["text"]
+             for line in text.split("\n")]
+    lines += ["", "  二つの  空白  ", "全角\u3000空白", "特別<s>トークン</s>を含む<sep>", "ＡＢＣ！😀𠮷"]
+    assert len(lines) > 100
+    assert [fast(line)["input_ids"] for line in lines] == [slow(line)["input_ids"] for line in lines]
+    report = json.loads((excerpt_tokenizer / tokenizer.REPORT_FILE).read_text())
+    assert report["fast_slow_identical_lines"] == report["validation_lines"] > 100
+    # on this small corpus, rare kanji beyond the 99.95% character coverage are <unk>
+    assert 0 < report["unk_share"] < 0.01
+    assert report["round_trip_changed_share"] < 0.3
+    assert 0.3 < report["tokens_per_character"] < 1.0
+
+
+def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
+    slow = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    encoder = tokenizer.FastEncoder(excerpt_tokenizer)
+    texts = list(datasets.load_from_disk(str(excerpt_data))["train"]["text"][:60])
+    texts += ["本文に<s>と</s>が現れる。", "<unk>だけ", ""]
+    assert encoder(texts) == [slow(t)["input_ids"] for t in texts]
+
+
+def test_no_dummy_prefix_flag(excerpt_data, tmp_path):
+    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+                    "--vocab_size", "4000", "--no_add_dummy_prefix"])
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert not loaded.convert_ids_to_tokens(loaded("近年の機械学習は")["input_ids"])[0].startswith("▁")
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tok" / "tokenizer.json"))
+    lines = [line for text in datasets.load_from_disk(str(excerpt_data))["validation"]["text"]
+             for line in text.split("\n")]
+    assert [fast(line)["input_ids"] for line in lines] == [loaded(line)["input_ids"] for line in lines]
+
+
+def test_same_data_settings_and_seed_give_the_same_model(excerpt_data, excerpt_tokenizer, tmp_path):
+    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "again"),
+                    "--vocab_size", "8000"])
+    assert (tmp_path / "again" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
+
+
+def test_sampling_is_uniform_seeded_and_from_train_only(excerpt_data):
+    train = datasets.load_from_disk(str(excerpt_data))["train"]
+    every, total = tokenizer.sample_sentences(train, 10**9, 0, 5, 1000)
+    every = list(every)
+    assert len(every) == total > 10000
+    first, n = tokenizer.sample_sentences(train, 1000, 1, 5, 1000)
+    first = list(first)
+    second = list(tokenizer.sample_sentences(train, 1000, 1, 5, 1000)[0])
+    other = list(tokenizer.sample_sentences(train, 1000, 2, 5, 1000)[0])
+    assert n == len(first) == 1000 and first == second and first != other
+    assert set(first) <= set(every)
+    # drawn across the whole split, not its head
+    positions = {sentence: i for i, sentence in enumerate(every)}
+    drawn = sorted(positions[s] for s in first)
+    assert drawn[0] < total * 0.05 and drawn[-1] > total * 0.95
+    validation = {s for t in datasets.load_from_disk(str(excerpt_data))["validation"]["text"]
+                  for s in tokenizer.sentences_of(t, 5, 1000)}
+    assert not set(every) & validation - set(every)  # nothing is taken from validation
+
+
+def test_a_corpus_too_small_for_the_vocab_says_so(tmp_path):
+    prepare_data.main(["--dump", str(MARKUP_PAGES), "--output_dir", str(tmp_path / "data"),
+                       "--validation_percent", "0", "--test_percent", "0"])
+    with pytest.raises(UserError, match=r"supports at most \d+ pieces.*--vocab_size"):
+        tokenizer.main(["--data_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "tok"),
+                        "--vocab_size", "8000"])
+    assert not (tmp_path / "tok").exists()
+
+
+def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
+    with pytest.raises(UserError, match="holds no prepared data"):
+        tokenizer.main(["--data_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "tok")])
+    empty = datasets.load_from_disk(str(excerpt_data))
+    empty["train"] = empty["train"].filter(lambda row: False)
+    empty.save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="train split .* is empty"):
+        tokenizer.main(["--data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "tok")])
+    out = subprocess.run([sys.executable, "tokenizer.py", "--data_dir", str(tmp_path / "nothing")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "prepare_data.py" in out.stderr

@@ -1,0 +1,279 @@
+"""Train the SentencePiece tokenizer on sampled train sentences; export it as BertGenerationTokenizer.
+
+    python tokenizer.py                                  # reference: 32,000 pieces, 10,000,000 samples
+    python tokenizer.py --data_dir runs/demo/data --output_dir runs/demo/tokenizer --vocab_size 8000
+
+The folder it writes loads with `AutoTokenizer.from_pretrained(folder)` as
+`BertGenerationTokenizer` (spiece.model) and also holds `tokenizer.json`, the
+same tokenizer for the `tokenizers` library, with identical ids. `encode_batch`
+is the fast encoder train.py uses: SentencePiece's own multi-threaded encoder,
+giving the ids BertGenerationTokenizer gives.
+"""
+
+import io
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import sentencepiece as spm
+from transformers import AutoTokenizer, BertGenerationTokenizer
+from tokenizers import AddedToken
+from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+
+from common import DEFAULT_RUN_DIR, UserError, parse_args, run_main
+
+logger = logging.getLogger("tokenizer")
+
+# The published model's layout: <pad>=0, <unk>=1, <s>=2, </s>=3, <cls>=4, <sep>=5.
+SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
+                  "cls_token": "<cls>", "sep_token": "<sep>"}
+SPECIAL_IDS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<cls>": 4, "<sep>": 5}
+SENTENCE_BREAK = re.compile(r"(?<=。)|\n")
+REPORT_FILE = "tokenizer_report.json"
+MODEL_MAX_LENGTH = 1024  # GPT-2 small's context, so pipelines truncate where the model must
+
+
+@dataclass
+class TokenizerArguments:
+    data_dir: str = field(default=str(DEFAULT_RUN_DIR / "data"), metadata={
+        "help": "The DatasetDict written by prepare_data.py; only its train split is read."})
+    output_dir: str = field(default=str(DEFAULT_RUN_DIR / "tokenizer"), metadata={
+        "help": "Where the tokenizer folder is written."})
+    vocab_size: int = field(default=32_000, metadata={"help": "Pieces in the vocabulary, special tokens included."})
+    num_samples: int = field(default=10_000_000, metadata={
+        "help": "Sentences drawn uniformly at random from the train split to train on (the reference: 10M)."})
+    seed: int = field(default=42, metadata={"help": "Seed of the sampling and of SentencePiece."})
+    add_dummy_prefix: bool = field(default=True, metadata={
+        "help": "Prefix each text with a space (SentencePiece's default, the reference); --no_add_dummy_prefix "
+                "turns it off."})
+    character_coverage: float = field(default=0.9995, metadata={
+        "help": "Share of characters the vocabulary must cover; the rest become <unk>. 0.9995 is SentencePiece's "
+                "advice for Japanese and Chinese, whose long tail of rare kanji would otherwise fill the vocab."})
+    normalization_rule_name: str = field(default="identity", metadata={
+        "help": "SentencePiece normalization. identity (default) keeps the text as written; nmt_nfkc (SentencePiece's "
+                "default) applies NFKC, which turns the full-width （）：＆ of Japanese text into ()：& in about half "
+                "of Wikipedia's lines, and newlines into spaces."})
+    min_sentence_chars: int = field(default=5, metadata={"help": "Shorter sentences are not sampled."})
+    max_sentence_chars: int = field(default=1000, metadata={
+        "help": "Longer sentences are not sampled (SentencePiece skips those over 4,192 bytes anyway)."})
+    num_threads: int = field(default=os.cpu_count() or 1, metadata={"help": "Threads of the trainer (all cores)."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing tokenizer folder."})
+
+
+def sentences_of(text, min_chars=1, max_chars=10**9):
+    for sentence in SENTENCE_BREAK.split(text):
+        sentence = sentence.strip()
+        if min_chars <= len(sentence) <= max_chars:
+            yield sentence
+
+
+def load_split(data_dir, split):
+    data_dir = Path(data_dir)
+    if not (data_dir / "dataset_dict.json").is_file():
+        raise UserError(f"{data_dir} holds no prepared data; run prepare_data.py --output_dir {data_dir} first.")
+    dataset = datasets.load_from_disk(str(data_dir))[split]
+    if len(dataset) == 0:
+        raise UserError(f"The {split} split of {data_dir} is empty; prepare more articles.")
+    return dataset
+
+
+def sample_sentences(train, num_samples, seed, min_chars, max_chars):
+    """Yield num_samples sentences drawn uniformly without replacement, in corpus order.
+
+    Two streaming passes: one counts each article's sentences, the other yields the
+    sentences at sorted random positions. Only the positions are held in memory.
+    """
+    def count(batch):
+        return {"n": [sum(1 for _ in sentences_of(t, min_chars, max_chars)) for t in batch["text"]]}
+
+    counts = np.array(train.map(count, batched=True, remove_columns=train.column_names, keep_in_memory=True,
+                                desc="Counting sentences")["n"], dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        raise UserError("The train split holds no sentence within the length bounds; prepare more articles.")
+    if total <= num_samples:
+        logger.info("The train split holds %d sentences, not more than --num_samples %d: using them all.",
+                    total, num_samples)
+        chosen = None
+    else:
+        chosen = np.sort(np.random.default_rng(seed).choice(total, size=num_samples, replace=False))
+        logger.info("Sampling %d of the %d train sentences (seed %d).", num_samples, total, seed)
+
+    def generate():
+        position, next_index = 0, 0
+        for batch in train.iter(batch_size=1000):
+            for text in batch["text"]:
+                for sentence in sentences_of(text, min_chars, max_chars):
+                    if chosen is None:
+                        yield sentence
+                    elif next_index < len(chosen) and chosen[next_index] == position:
+                        next_index += 1
+                        yield sentence
+                    position += 1
+
+    return generate(), min(total, num_samples)
+
+
+def train_sentencepiece(sentences, model_file, args):
+    spm.set_random_generator_seed(args.seed)
+    # Written through model_writer, not model_prefix, so that no temporary path is recorded
+    # in the model: the same data, settings and seed then give a byte-identical file.
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=sentences,
+            model_writer=model,
+            model_type="unigram",
+            vocab_size=args.vocab_size,
+            character_coverage=args.character_coverage,
+            normalization_rule_name=args.normalization_rule_name,
+            add_dummy_prefix=args.add_dummy_prefix,
+            pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+            control_symbols=["<cls>", "<sep>"],
+            user_defined_symbols=["\n"],  # paragraph breaks stay in the text the model learns and writes
+            # No byte_fallback: BertGenerationTokenizer (transformers 5) decodes by joining pieces, so byte
+            # pieces would come out as "<0xE5>" text; characters beyond the coverage stay <unk>.
+            input_sentence_size=0,  # we sample ourselves; SentencePiece takes every sentence it is given
+            max_sentence_length=4192 * 4,
+            num_threads=args.num_threads,
+            minloglevel=2,
+        )
+    except RuntimeError as error:
+        limit = re.search(r"value <= (\d+)", str(error))
+        if limit:
+            raise UserError(f"The sampled text supports at most {limit.group(1)} pieces, fewer than --vocab_size "
+                            f"{args.vocab_size}; pass --vocab_size {limit.group(1)} or less, or prepare more "
+                            "articles.") from None
+        raise
+    Path(model_file).write_bytes(model.getvalue())
+
+
+def fast_tokenizer(spm_model):
+    """The `tokenizers` twin of BertGenerationTokenizer, built from the SentencePiece model's own
+    settings (normalizer, dummy prefix, whitespace), with the special tokens split out of
+    text as the slow tokenizer splits them. (transformers registers no converter for
+    BertGenerationTokenizer, and the generic SentencePiece one ignores add_dummy_prefix.)"""
+    proto = import_protobuf().ModelProto()
+    proto.ParseFromString(Path(spm_model).read_bytes())
+    fast = SpmConverter.build_tokenizer_from_spm_proto(proto, [(p.piece, p.score) for p in proto.pieces])
+    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_IDS])
+    return fast
+
+
+def export(spm_model, output_dir):
+    """Write the BertGenerationTokenizer folder plus tokenizer.json; return the loaded tokenizer."""
+    slow = BertGenerationTokenizer(str(spm_model), model_max_length=MODEL_MAX_LENGTH, **SPECIAL_TOKENS)
+    slow.save_pretrained(str(output_dir))
+    fast_tokenizer(spm_model).save(str(Path(output_dir, "tokenizer.json")))
+    return load_tokenizer(output_dir)
+
+
+def load_tokenizer(folder):
+    folder = Path(folder)
+    if not (folder / "spiece.model").is_file():
+        raise UserError(f"{folder} holds no tokenizer (spiece.model); run tokenizer.py --output_dir {folder} first.")
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def check_layout(tokenizer, vocab_size):
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_IDS}
+    if ids != SPECIAL_IDS:
+        raise UserError(f"The tokenizer's special ids are {ids}, not the published layout {SPECIAL_IDS}.")
+    if len(tokenizer) != vocab_size:
+        raise UserError(f"The tokenizer holds {len(tokenizer)} entries, not --vocab_size {vocab_size}.")
+
+
+class FastEncoder:
+    """Batch encoding with SentencePiece's multi-threaded C++ encoder, for train.py.
+
+    It gives BertGenerationTokenizer's ids: that tokenizer is SentencePiece plus
+    splitting on its special-token strings, which plain Wikipedia text almost never
+    holds; texts that do hold one go through the tokenizer itself.
+    """
+
+    def __init__(self, tokenizer_dir, num_threads=None):
+        self.tokenizer = load_tokenizer(tokenizer_dir)
+        self.processor = spm.SentencePieceProcessor(model_file=str(Path(tokenizer_dir, "spiece.model")))
+        self.num_threads = num_threads or os.cpu_count() or 1
+        specials = self.tokenizer.all_special_tokens
+        self.special = re.compile("|".join(re.escape(t) for t in specials))
+        self.special_starts = {t[0] for t in specials}
+
+    def __call__(self, texts):
+        ids = self.processor.encode(list(texts), num_threads=self.num_threads)
+        for i, text in enumerate(texts):
+            if any(c in text for c in self.special_starts) and self.special.search(text):
+                ids[i] = self.tokenizer(text)["input_ids"]
+        return ids
+
+
+def report(folder, validation):
+    """Figures on the validation split: <unk> share, round trips, tokens per character, fast = slow."""
+    slow = load_tokenizer(folder)
+    from transformers import PreTrainedTokenizerFast
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(Path(folder, "tokenizer.json")))
+    lines = [line for text in validation["text"] for line in text.split("\n") if line]
+    slow_ids = slow(lines)["input_ids"]
+    fast_ids = fast(lines)["input_ids"]
+    tokens = sum(len(ids) for ids in slow_ids)
+    characters = sum(len(line) for line in lines)
+    unk = sum(ids.count(slow.unk_token_id) for ids in slow_ids)
+    changed = sum(1 for line, ids in zip(lines, slow_ids) if slow.decode(ids) != line)
+    return {
+        "validation_lines": len(lines),
+        "fast_slow_identical_lines": sum(1 for a, b in zip(slow_ids, fast_ids) if a == b),
+        "unk_share": unk / max(tokens, 1),
+        "round_trip_changed_share": changed / max(len(lines), 1),
+        "tokens_per_character": tokens / max(characters, 1),
+    }
+
+
+def train_tokenizer(args):
+    output_dir = Path(args.output_dir)
+    if (output_dir / "spiece.model").exists() and not args.overwrite_output_dir:
+        logger.info("%s already holds a tokenizer; reusing it (pass --overwrite_output_dir to retrain).", output_dir)
+        return json.loads((output_dir / REPORT_FILE).read_text(encoding="utf-8"))
+    train = load_split(args.data_dir, "train")
+    sentences, used = sample_sentences(train, args.num_samples, args.seed,
+                                       args.min_sentence_chars, args.max_sentence_chars)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}-", dir=output_dir.parent) as work_dir:
+        start = time.perf_counter()
+        train_sentencepiece(sentences, Path(work_dir, "spiece.model"), args)
+        seconds = time.perf_counter() - start
+        staging = Path(work_dir, "tokenizer")
+        tokenizer = export(Path(work_dir, "spiece.model"), staging)
+        check_layout(tokenizer, args.vocab_size)
+        figures = {
+            "settings": {k: v for k, v in asdict(args).items() if k not in ("output_dir", "overwrite_output_dir")},
+            "sentences_trained_on": used,
+            "training_seconds": round(seconds, 1),
+            "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+        validation = datasets.load_from_disk(args.data_dir)["validation"]
+        if len(validation):
+            figures.update(report(staging, validation))
+        (staging / REPORT_FILE).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    logger.info("Wrote %s: %s", output_dir, json.dumps({k: v for k, v in figures.items() if k != "settings"}))
+    return figures
+
+
+def main(argv=None):
+    (args,) = parse_args([TokenizerArguments], argv)
+    return train_tokenizer(args)
+
+
+if __name__ == "__main__":
+    run_main(main)
