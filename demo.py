@@ -10,6 +10,7 @@ from pathlib import Path
 
 import prepare_data
 import tokenizer
+import train
 from common import SHARED_DATA, run_main
 
 EXCERPT = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
@@ -39,6 +40,8 @@ def main():
     # 8,000 pieces: about what the excerpt's ~18,000 sentences support (the reference's 32,000 needs far more)
     tokenizer_report = tokenizer.main(["--data_dir", str(run_dir / "data"), "--output_dir", str(run_dir / "tokenizer"),
                                        "--vocab_size", "8000"])
+    model_dir = train.main(["configs/tiny.yaml", "--data_dir", str(run_dir / "data"),
+                            "--tokenizer_dir", str(run_dir / "tokenizer"), "--output_dir", str(run_dir)])
     print(f"\ndata      {run_dir / 'data'}  {stats['splits']}")
     print(f"tokenizer {run_dir / 'tokenizer'}  8,000 pieces, "
           f"{tokenizer_report['tokens_per_character']:.3f} tokens per character on validation")

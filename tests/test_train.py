@@ -1,0 +1,244 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import datasets
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import TrainingArguments, pipeline, set_seed
+
+import train
+from common import UserError
+from tokenizer import FastEncoder
+
+REPO = Path(train.__file__).parent
+# tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores
+SHORT = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "10", "--save_steps", "10"]
+
+
+def run_args(data, tokenizer, out, *extra):
+    return ["configs/tiny.yaml", "--data_dir", str(data), "--tokenizer_dir", str(tokenizer),
+            "--output_dir", str(out), *SHORT, *extra]
+
+
+def losses(run_dir):
+    state = json.loads((Path(run_dir) / "model" / "trainer_state.json").read_text())
+    return [(entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry]
+
+
+class Run:
+    """train.py in a child process, its output to a file (a pipe nobody reads would stall it)."""
+
+    def __init__(self, argv, log):
+        self.log = Path(log)
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen([sys.executable, "train.py", *argv], cwd=REPO, stdout=out,
+                                            stderr=subprocess.STDOUT, text=True)
+
+    def output(self):
+        return self.log.read_text()
+
+    def wait(self, timeout=600):
+        self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def wait_until(self, condition, timeout=300):
+        deadline = time.time() + timeout
+        while not condition():
+            assert self.process.poll() is None, self.output()
+            assert time.time() < deadline, self.output()
+            time.sleep(0.05)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def test_packing_puts_eos_between_articles_and_cuts_full_blocks(excerpt_data, excerpt_tokenizer, tmp_path):
+    articles = datasets.load_from_disk(str(excerpt_data))["validation"]
+    encoder = FastEncoder(excerpt_tokenizer)
+    eos = encoder.tokenizer.eos_token_id
+    counts = train.tokenize_split(articles, encoder, eos, tmp_path / "validation.bin", np.uint16)
+    tokens = np.fromfile(tmp_path / "validation.bin", dtype=np.uint16)
+    expected = [i for ids in encoder(list(articles["text"])) for i in ids + [eos]]
+    assert tokens.tolist() == expected
+    assert counts == {"articles": len(articles), "tokens": len(expected),
+                      "characters": sum(len(t) for t in articles["text"])}
+    assert int((tokens == eos).sum()) == len(articles)
+    blocks = train.TokenBlocks(tmp_path / "validation.bin", 128, "uint16")
+    assert len(blocks) == len(expected) // 128
+    assert blocks[1]["input_ids"].tolist() == expected[128:256]
+    assert torch.equal(blocks[1]["labels"], blocks[1]["input_ids"])
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_token_ids_fit_uint16_for_32k_and_widen_beyond():
+    assert train.token_dtype(32000) is np.uint16 and train.token_dtype(70000) is np.uint32
+
+
+def test_reference_recipe_is_the_reference():
+    recipe = yaml.safe_load((REPO / "configs" / "reference.yaml").read_text())
+    model_args, run_args, args = train.parse_args(
+        [train.ModelArguments, train.RunArguments, TrainingArguments], ["configs/reference.yaml"])
+    assert (model_args.n_positions, model_args.n_embd, model_args.n_head, model_args.n_layer) == (1024, 768, 12, 12)
+    assert model_args.vocab_size == 32000
+    assert args.num_train_epochs == 10
+    assert run_args.global_batch_size * model_args.n_positions == 2048
+    assert args.optim == "adamw_torch" and args.weight_decay == 0.0
+    assert args.learning_rate == 1e-4 and args.lr_scheduler_type == "linear"
+    assert args.warmup_steps == 0 and recipe.get("warmup_ratio", 0) == 0
+    assert args.max_grad_norm == 1.0
+    # and train.py with no recipe runs this one
+    assert train.REFERENCE_RECIPE == REPO / "configs" / "reference.yaml"
+
+
+@pytest.mark.parametrize("world, most, total, expected", [
+    (1, 2, 2, (2, 1)), (2, 2, 2, (1, 1)), (1, 8, 64, (8, 8)), (8, 16, 512, (16, 4)), (3, 4, 24, (4, 2)),
+])
+def test_global_batch_is_split_over_processes(world, most, total, expected):
+    args = SimpleNamespace(world_size=world, per_device_train_batch_size=most, gradient_accumulation_steps=1)
+    train.derive_batch(args, SimpleNamespace(global_batch_size=total))
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == expected
+    assert world * args.per_device_train_batch_size * args.gradient_accumulation_steps == total
+
+
+def test_a_global_batch_that_cannot_be_split_is_refused():
+    args = SimpleNamespace(world_size=8, per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    with pytest.raises(UserError, match="cannot be split evenly over 8 processes"):
+        train.derive_batch(args, SimpleNamespace(global_batch_size=2))
+
+
+def test_flops_per_token_counts_gpt2_small():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    config = GPT2Config(vocab_size=32000, n_positions=1024, n_embd=768, n_layer=12, n_head=12)
+    n = sum(p.numel() for p in GPT2LMHeadModel(config).parameters()) - 1024 * 768  # no position embeddings
+    assert train.flops_per_token(config) == 6 * n + 12 * 12 * 768 * 1024
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data, excerpt_tokenizer, tmp_path):
+    model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run"))
+    state = json.loads((model_dir / "trainer_state.json").read_text())
+    evals = [entry["eval_loss"] for entry in state["log_history"] if "eval_loss" in entry]
+    assert len(evals) >= 3 and evals[-1] < evals[0] - 0.5
+    assert all("tokens_per_second" in entry for entry in state["log_history"][1:] if "loss" in entry)
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "spiece.model", "tokenizer.json",
+            "tokenizer_config.json", "train_results.json", "eval_results.json", "test_results.json",
+            "all_results.json"} <= names
+    results = json.loads((model_dir / "all_results.json").read_text())
+    for split in ("eval", "test"):
+        assert results[f"{split}_perplexity"] == pytest.approx(np.exp(results[f"{split}_loss"]))
+        assert results[f"{split}_bits_per_character"] > 0 and results[f"{split}_tokens"] > 0
+    config = json.loads((model_dir / "config.json").read_text())
+    assert (config["bos_token_id"], config["eos_token_id"], config["pad_token_id"], config["unk_token_id"]) == (2, 3, 0, 1)
+    assert config["tokenizer_class"] == "BertGenerationTokenizer" and config["use_cache"] is True
+    generation = json.loads((model_dir / "generation_config.json").read_text())
+    assert generation["do_sample"] and generation["top_k"] == 50 and generation["top_p"] == 0.95
+    assert (tmp_path / "run" / "logs").is_dir() and list((tmp_path / "run" / "logs").iterdir())
+
+    set_seed(0)
+    generator = pipeline("text-generation", model=str(model_dir))
+    text = generator("近年の機械学習は", max_new_tokens=20)[0]["generated_text"]
+    assert text.startswith("近年の機械学習は") and len(text) > len("近年の機械学習は")
+
+
+def test_final_metrics_match_the_trainers_eval_loss(excerpt_data, excerpt_tokenizer, tmp_path):
+    model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "10"))
+    state = json.loads((model_dir / "trainer_state.json").read_text())
+    trainer_loss = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e][-1]
+    results = json.loads((model_dir / "eval_results.json").read_text())
+    # same packing and model; the metric also scores the last partial block, which the Trainer drops
+    assert results["eval_loss"] == pytest.approx(trainer_loss, rel=0.02)
+
+
+def test_a_killed_run_resumes_to_bit_identical_weights(excerpt_data, excerpt_tokenizer, tmp_path):
+    extra = ("--dropout", "0.1")  # dropout makes the restored RNG state matter
+    straight = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "straight", *extra), tmp_path / "a.log")
+    assert straight.wait() == 0, straight.output()
+
+    killed = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "killed", *extra), tmp_path / "b.log")
+    checkpoint = tmp_path / "killed" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    killed.wait_until(checkpoint.exists)
+    killed.process.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "model").exists()
+    resumed = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "killed", *extra), tmp_path / "c.log")
+    assert resumed.wait() == 0, resumed.output()
+    assert "Resuming from" in resumed.output()
+
+    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "killed")
+
+
+def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_tokenizer, tmp_path):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")
+    run = Run(argv, tmp_path / "a.log")
+    run.wait_until(lambda: "'loss'" in run.output())  # a few steps in
+    run.process.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == train.SIGTERM_EXIT_CODE, run.output()
+    assert "Traceback" not in run.output() and "Stopped by SIGTERM" in run.output()
+    checkpoint = train.last_complete_checkpoint(tmp_path / "run" / "checkpoints")
+    step = int(Path(checkpoint).name.split("-")[1])
+    assert 5 <= step < 400
+    finish = Run(argv[:-4] + ["--max_steps", str(step + 5)], tmp_path / "b.log")
+    assert finish.wait() == 0, finish.output()
+    assert f"Resuming from {checkpoint}" in finish.output()
+    state = json.loads((tmp_path / "run" / "model" / "trainer_state.json").read_text())
+    assert state["global_step"] == step + 5
+
+
+def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, tmp_path):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10")
+    single = subprocess.run([sys.executable, "tests/record_batches.py", str(tmp_path / "rec1"), *argv], cwd=REPO,
+                            capture_output=True, text=True)
+    assert single.returncode == 0, single.stdout + single.stderr
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "two", "--max_steps", "10")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", "accelerate_config.yaml",
+         "--num_processes", "2", "--mixed_precision", "no", "tests/record_batches.py", str(tmp_path / "rec2"), *argv],
+        cwd=REPO, capture_output=True, text=True, env=env)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    ranks = [json.loads((tmp_path / "rec2" / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert len(ranks[0]["digests"]) == len(ranks[1]["digests"]) == 10
+    assert not set(ranks[0]["digests"]) & set(ranks[1]["digests"])  # each rank its own half of the batch
+    assert "Global batch 16 sequences = 2 processes x 8 per device x 1 accumulation steps" in launched.stderr
+    # the same global batches, so the same losses, up to float summation order
+    for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
+        assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
+
+
+def test_a_tokenizer_of_another_size_is_refused(excerpt_data, excerpt_tokenizer, tmp_path):
+    with pytest.raises(UserError, match="holds 8000 entries but the recipe's vocab_size is 32000"):
+        train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--vocab_size", "32000"))
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(excerpt_data, excerpt_tokenizer, tmp_path):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--learning_rate", "1e5", "--warmup_steps",
+                    "0", "--max_grad_norm", "0", "--save_steps", "1", "--logging_steps", "1")
+    with pytest.raises(UserError, match=r"loss became (nan|inf) at step (\d+)") as raised:
+        train.main(argv)
+    step = int(raised.value.args[0].split(" at step ")[1].split(";")[0])
+    last = train.last_complete_checkpoint(tmp_path / "run" / "checkpoints")
+    assert last == str(tmp_path / "run" / "checkpoints" / f"checkpoint-{step - 1}")
+    assert last in str(raised.value)
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
+    out = subprocess.run([sys.executable, "train.py", "configs/tiny.yaml", "--data_dir", str(excerpt_data),
+                          "--tokenizer_dir", str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "holds no tokenizer" in out.stderr and "tokenizer.py" in out.stderr
