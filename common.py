@@ -28,6 +28,7 @@ def parse_args(dataclass_types, argv=None):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(dataclass_types)
+    given = " ".join(argv) or "defaults"
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         recipe_path = Path(argv.pop(0))
         if not recipe_path.is_file():
@@ -39,7 +40,10 @@ def parse_args(dataclass_types, argv=None):
         if unknown:
             raise UserError(f"Recipe {recipe_path} has unknown keys {unknown}; see --help for the valid ones.")
         parser.set_defaults(**recipe)
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:  # the dataclasses' own checks, e.g. TrainingArguments' bf16 on a machine without it
+        raise UserError(f"{error} (from: {given})") from None
 
 
 def setup_logging():

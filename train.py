@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Optional
@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+import transformers
 from tqdm.auto import tqdm
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback,
                           TrainingArguments, default_data_collator, set_seed)
@@ -40,6 +41,11 @@ logger = logging.getLogger("train")
 REFERENCE_RECIPE = REPO_ROOT / "configs" / "reference.yaml"
 TOKEN_CACHE = "token_cache"
 EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
+RUN_INFO = "run_info.json"
+# The TrainingArguments that make the recipe, recorded in run_info.json for the model card.
+RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "optim",
+               "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "bf16", "fp16",
+               "torch_compile", "seed")
 SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM: what schedulers expect of a job stopped by its signal
 
 # Dense bf16 peak FLOP/s of one device, for MFU. Matched against torch.cuda.get_device_name().
@@ -146,7 +152,11 @@ class TokenBlocks(torch.utils.data.Dataset):
     def __getitem__(self, index):
         start = index * self.block_size
         ids = torch.from_numpy(self.tokens[start:start + self.block_size].astype(np.int64))
-        return {"input_ids": ids, "labels": ids}
+        labels = ids.clone()
+        # The first token is never a target (the model shifts labels by one). Marking it -100 makes
+        # Trainer's token count, which divides the summed loss, the number of real targets.
+        labels[0] = -100
+        return {"input_ids": ids, "labels": labels}
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -304,6 +314,38 @@ def evaluate_final(model_dir, data_dir, split, batch_size):
     return metric.compute(predictions=list(texts), model_id=str(model_dir), batch_size=batch_size, device=device)
 
 
+def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=()):
+    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark)."""
+    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)
+    tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+                       * config.n_positions)
+    return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     data_collator=default_data_collator, callbacks=list(callbacks), tokens_per_step=tokens_per_step,
+                     flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
+
+
+def run_info(model_args, run_args, args, token_meta):
+    """What the model card reports of this run: data, tokenizer, recipe, hardware."""
+    def read(path):
+        return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+
+    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
+    recipe.update(asdict(model_args), global_batch_size=args.per_device_train_batch_size
+                  * args.gradient_accumulation_steps * args.world_size,
+                  per_device_train_batch_size=args.per_device_train_batch_size,
+                  gradient_accumulation_steps=args.gradient_accumulation_steps)
+    devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
+               else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
+    return {
+        "data": read(Path(run_args.data_dir, "preparation.json")),
+        "tokens": token_meta["splits"],
+        "tokenizer": read(Path(run_args.tokenizer_dir, "tokenizer_report.json")),
+        "recipe": recipe,
+        "hardware": {"processes": args.world_size, "devices": devices},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
 def train(model_args, run_args, args, run_dir, callbacks=()):
     model_dir = run_dir / "model"
     tokenizer = load_tokenizer(run_args.tokenizer_dir)
@@ -334,16 +376,12 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
                             f" holds {len(tokenizer)} entries; point --tokenizer_dir at the run's tokenizer.")
         logger.info("Resuming from %s", resume)
 
-    model = GPT2LMHeadModel._from_config(config, attn_implementation=model_args.attn_implementation)
-    model.generation_config = generation_config(tokenizer)
-    tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block
     preemption = PreemptionCallback()
-    trainer = LMTrainer(
-        model=model, args=args, train_dataset=train_blocks, eval_dataset=eval_blocks if len(eval_blocks) else None,
-        data_collator=default_data_collator, callbacks=[preemption, *callbacks], tokens_per_step=tokens_per_step,
-        flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
-    logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{model.num_parameters():,}", tokens_per_step,
-                len(train_blocks) // (tokens_per_step // block))
+    trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
+                           eval_blocks if len(eval_blocks) else None, [preemption, *callbacks])
+    trainer.model.generation_config = generation_config(tokenizer)
+    logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
+                trainer.tokens_per_step, len(train_blocks) // (trainer.tokens_per_step // block))
 
     result = trainer.train(resume_from_checkpoint=resume)
     if preemption.received:
@@ -361,8 +399,9 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
         trainer.save_model(str(staging))
         tokenizer.save_pretrained(str(staging))
         shutil.copy(Path(run_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
-        for name in ("trainer_state.json",):
-            shutil.copy(Path(args.output_dir, name), staging / name)
+        shutil.copy(Path(args.output_dir, "trainer_state.json"), staging / "trainer_state.json")
+        (staging / RUN_INFO).write_text(json.dumps(run_info(model_args, run_args, args, meta), indent=2,
+                                                   ensure_ascii=False, default=str), encoding="utf-8")
     if args.world_size > 1:
         dist.barrier()
 
