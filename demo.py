@@ -1,14 +1,19 @@
 """The whole chain on a small real sample, on the CPU: `make demo` runs this.
 
 Data from the real 262-page jawiki excerpt in ../shared/data/ja when it is there,
-otherwise the head of the real dump by URL. A rerun reuses every step already done.
+otherwise the head of the reference dump by URL; a tokenizer sized for it; the
+tiny recipe of train.py; evaluation; a few generations; the Hub folder staged by
+push_to_hub.py --dry_run. A rerun reuses every step already done.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
+import generate
 import prepare_data
+import push_to_hub
 import tokenizer
 import train
 from common import SHARED_DATA, run_main
@@ -16,7 +21,7 @@ from common import SHARED_DATA, run_main
 EXCERPT = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
 
 
-def parse():
+def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run_dir", default="runs/demo", help="where every artifact of the demo goes")
     parser.add_argument("--dump", default=None,
@@ -24,28 +29,58 @@ def parse():
                              "reference dump by URL)")
     parser.add_argument("--max_articles", type=int, default=2000,
                         help="articles to read when the dump comes by URL")
-    return parser.parse_args()
+    parser.add_argument("--vocab_size", type=int, default=8000,
+                        help="tokenizer size: the excerpt's ~18,000 sentences support about 9,000 pieces")
+    parser.add_argument("--max_steps", type=int, default=None, help="cut the tiny recipe's training short")
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse()
+def main(argv=None):
+    args = parse(argv)
     run_dir = Path(args.run_dir)
     start = time.perf_counter()
+
     data_argv = ["--output_dir", str(run_dir / "data"), "--validation_percent", "5", "--test_percent", "5"]
     if args.dump or EXCERPT.is_file():
         data_argv += ["--dump", args.dump or str(EXCERPT)]
     else:
         data_argv += ["--max_articles", str(args.max_articles)]
-    stats = prepare_data.main(data_argv)
-    # 8,000 pieces: about what the excerpt's ~18,000 sentences support (the reference's 32,000 needs far more)
-    tokenizer_report = tokenizer.main(["--data_dir", str(run_dir / "data"), "--output_dir", str(run_dir / "tokenizer"),
-                                       "--vocab_size", "8000"])
-    model_dir = train.main(["configs/tiny.yaml", "--data_dir", str(run_dir / "data"),
-                            "--tokenizer_dir", str(run_dir / "tokenizer"), "--output_dir", str(run_dir)])
-    print(f"\ndata      {run_dir / 'data'}  {stats['splits']}")
-    print(f"tokenizer {run_dir / 'tokenizer'}  8,000 pieces, "
-          f"{tokenizer_report['tokens_per_character']:.3f} tokens per character on validation")
+    data = prepare_data.main(data_argv)
+
+    tokenizer_report = tokenizer.main(["--data_dir", str(run_dir / "data"), "--output_dir",
+                                       str(run_dir / "tokenizer"), "--vocab_size", str(args.vocab_size)])
+
+    train_argv = ["configs/tiny.yaml", "--data_dir", str(run_dir / "data"), "--tokenizer_dir",
+                  str(run_dir / "tokenizer"), "--output_dir", str(run_dir)]
+    if args.max_steps:
+        train_argv += ["--max_steps", str(args.max_steps), "--eval_steps", str(max(1, args.max_steps // 2)),
+                       "--save_steps", str(args.max_steps)]
+    model_dir = train.main(train_argv)
+    results = json.loads((model_dir / "all_results.json").read_text(encoding="utf-8"))
+
+    samples = generate.main(["--model", str(model_dir), "--num_return_sequences", "3", "--seed", "0",
+                             "--max_new_tokens", "40"])
+    stage_dir, _ = push_to_hub.main(["--model_dir", str(model_dir), "--dry_run"])
+
+    print("\n=== demo summary ===")
+    print(f"data       {run_dir / 'data'}: {data['articles']} articles of {data['pages_read']} pages "
+          f"(train {data['splits']['train']}, validation {data['splits']['validation']}, "
+          f"test {data['splits']['test']})")
+    print(f"tokenizer  {run_dir / 'tokenizer'}: {args.vocab_size:,} pieces, "
+          f"{tokenizer_report.get('tokens_per_character', float('nan')):.3f} tokens per character")
+    print(f"checkpoints {run_dir / 'checkpoints'}, TensorBoard logs {run_dir / 'logs'}")
+    print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")
+    for prefix, split in (("eval", "validation"), ("test", "test")):
+        if f"{prefix}_loss" in results:
+            print(f"           {split:<10} loss {results[f'{prefix}_loss']:.3f}, perplexity "
+                  f"{results[f'{prefix}_perplexity']:.1f}, bits per character "
+                  f"{results[f'{prefix}_bits_per_character']:.3f}")
+    print(f"hub folder {stage_dir} (python push_to_hub.py --model_dir {model_dir} --repo_id USER/NAME uploads it)")
+    print("generated from 「近年の機械学習は」:")
+    for text in samples:
+        print("  " + text.replace("\n", "\n  "))
     print(f"done in {time.perf_counter() - start:.0f} s")
+    return {"model_dir": model_dir, "stage_dir": stage_dir, "results": results, "samples": samples}
 
 
 if __name__ == "__main__":

@@ -76,12 +76,12 @@ def sentences_of(text, min_chars=1, max_chars=10**9):
             yield sentence
 
 
-def load_split(data_dir, split):
+def load_split(data_dir, split, allow_empty=False):
     data_dir = Path(data_dir)
     if not (data_dir / "dataset_dict.json").is_file():
         raise UserError(f"{data_dir} holds no prepared data; run prepare_data.py --output_dir {data_dir} first.")
     dataset = datasets.load_from_disk(str(data_dir))[split]
-    if len(dataset) == 0:
+    if len(dataset) == 0 and not allow_empty:
         raise UserError(f"The {split} split of {data_dir} is empty; prepare more articles.")
     return dataset
 
@@ -148,6 +148,11 @@ def train_sentencepiece(sentences, model_file, args):
             minloglevel=2,
         )
     except RuntimeError as error:
+        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
+        if needed:
+            raise UserError(f"The sampled text holds {needed.group(1)} distinct characters at --character_coverage "
+                            f"{args.character_coverage}, more than --vocab_size {args.vocab_size}; pass --vocab_size "
+                            f"above {needed.group(1)} or a lower --character_coverage.") from None
         limit = re.search(r"value <= (\d+)", str(error))
         if limit:
             raise UserError(f"The sampled text supports at most {limit.group(1)} pieces, fewer than --vocab_size "
@@ -259,7 +264,7 @@ def train_tokenizer(args):
             "training_seconds": round(seconds, 1),
             "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
-        validation = datasets.load_from_disk(args.data_dir)["validation"]
+        validation = load_split(args.data_dir, "validation", allow_empty=True)
         if len(validation):
             figures.update(report(staging, validation))
         (staging / REPORT_FILE).write_text(json.dumps(figures, indent=2), encoding="utf-8")

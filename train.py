@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import transformers
 from tqdm.auto import tqdm
-from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback,
+from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer, TrainerCallback,
                           TrainingArguments, default_data_collator, set_seed)
 
 from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, parse_args, run_main
@@ -129,8 +129,9 @@ def prepare_tokens(data_dir, tokenizer_dir, tokenizer):
     dtype = token_dtype(len(tokenizer))
     meta = {"dtype": np.dtype(dtype).name, "eos_token_id": tokenizer.eos_token_id, "splits": {}}
     for split in ("train", "validation", "test"):
-        meta["splits"][split] = tokenize_split(load_split(data_dir, split), encoder, tokenizer.eos_token_id,
-                                               cache / f"{split}.bin", dtype)
+        articles = load_split(data_dir, split, allow_empty=split != "train")
+        meta["splits"][split] = tokenize_split(articles, encoder, tokenizer.eos_token_id, cache / f"{split}.bin",
+                                               dtype)
     meta_path.write_text(json.dumps(meta, indent=2))
     return cache, meta
 
@@ -140,7 +141,8 @@ class TokenBlocks(torch.utils.data.Dataset):
     Articles run on across blocks, separated by </s>: no padding, nothing lost but that tail."""
 
     def __init__(self, path, block_size, dtype, max_blocks=None):
-        self.tokens = np.memmap(path, dtype=dtype, mode="r")
+        empty = Path(path).stat().st_size == 0  # numpy cannot map an empty file (an empty split)
+        self.tokens = np.zeros(0, dtype=dtype) if empty else np.memmap(path, dtype=dtype, mode="r")
         self.block_size = block_size
         self.blocks = len(self.tokens) // block_size
         if max_blocks is not None:
@@ -245,6 +247,9 @@ class LMTrainer(Trainer):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss):
             checkpoint = last_complete_checkpoint(self.args.output_dir)
+            for callback in self.callback_handler.callbacks:  # end the progress bar before the message
+                if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                    callback.training_bar.close()
             raise NonFiniteLoss(
                 f"The training loss became {loss.item()} at step {self.state.global_step + 1}; stopped without "
                 f"saving. The last good checkpoint is {checkpoint or 'none'}: lower --learning_rate or raise "
@@ -348,6 +353,10 @@ def run_info(model_args, run_args, args, token_meta):
 
 def train(model_args, run_args, args, run_dir, callbacks=()):
     model_dir = run_dir / "model"
+    if (model_dir / "all_results.json").is_file():
+        logger.info("%s already holds the trained model; reusing it (train again with another --output_dir, "
+                    "or delete %s).", model_dir, run_dir)
+        return model_dir
     tokenizer = load_tokenizer(run_args.tokenizer_dir)
     config = build_config(model_args, tokenizer)
     derive_batch(args, run_args)
@@ -363,6 +372,9 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
     eval_blocks = TokenBlocks(cache / "validation.bin", block, meta["dtype"], run_args.max_eval_blocks)
     if len(train_blocks) == 0:
         raise UserError(f"The train split holds fewer than {block} tokens; prepare more articles.")
+    if len(eval_blocks) == 0 and args.eval_strategy != "no":
+        logger.warning("The validation split holds fewer than %d tokens: no evaluation during training.", block)
+        args.eval_strategy = "no"
 
     if args.process_index == 0:
         remove_incomplete_checkpoints(args.output_dir)
@@ -429,7 +441,7 @@ def main(argv=None, callbacks=()):
     model_args, run_args, args = parse_args([ModelArguments, RunArguments, TrainingArguments], argv)
     run_dir = Path(args.output_dir or DEFAULT_RUN_DIR)
     args.output_dir = str(run_dir / "checkpoints")
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "logs"))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # Trainer's TensorBoard callback reads it
     if "tensorboard" in (args.report_to or []):
         Path(os.environ["TENSORBOARD_LOGGING_DIR"]).mkdir(parents=True, exist_ok=True)
     args.logging_nan_inf_filter = False  # a non-finite loss must stop the run, not be averaged away

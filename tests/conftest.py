@@ -45,3 +45,12 @@ def excerpt_tokenizer(excerpt_data):
     out = excerpt_data.parent / "tokenizer"
     tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(out), "--vocab_size", "8000"])
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(excerpt_data, excerpt_tokenizer):
+    """A tiny GPT-2 trained for 30 steps on the excerpt: a complete model/ folder from train.py."""
+    import train
+    return train.main(["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
+                       str(excerpt_tokenizer), "--output_dir", str(excerpt_data.parent / "tiny"),
+                       "--max_steps", "30", "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "30"])

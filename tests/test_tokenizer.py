@@ -127,3 +127,9 @@ def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
     out = subprocess.run([sys.executable, "tokenizer.py", "--data_dir", str(tmp_path / "nothing")],
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr and "prepare_data.py" in out.stderr
+
+
+def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
+    with pytest.raises(UserError, match=r"holds \d+ distinct characters .* pass --vocab_size above \d+"):
+        tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+                        "--vocab_size", "500"])

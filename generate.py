@@ -1,0 +1,49 @@
+"""Generate Japanese text from a model folder or Hub id, without writing code.
+
+    python generate.py --model runs/demo/model --prompt 近年の機械学習は
+    python generate.py --model USER/gpt2-small-ja --prompt 日本の首都は --num_return_sequences 3 --seed 0
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from transformers import pipeline, set_seed
+
+from common import DEFAULT_RUN_DIR, parse_args, run_main
+
+
+@dataclass
+class GenerateArguments:
+    model: str = field(default=str(DEFAULT_RUN_DIR / "model"), metadata={"help": "A model folder or Hub id."})
+    prompt: str = field(default="近年の機械学習は", metadata={"help": "The text to continue."})
+    max_new_tokens: int = field(default=50, metadata={"help": "Tokens to add to the prompt."})
+    num_return_sequences: int = field(default=1, metadata={"help": "How many continuations to sample."})
+    do_sample: bool = field(default=True, metadata={"help": "Sample (--no_do_sample: greedy decoding)."})
+    top_k: Optional[int] = field(default=None, metadata={"help": "Default: the model's generation_config (50)."})
+    top_p: Optional[float] = field(default=None, metadata={"help": "Default: the model's generation_config (0.95)."})
+    temperature: Optional[float] = field(default=None, metadata={"help": "Default: the model's (1.0)."})
+    seed: Optional[int] = field(default=None, metadata={"help": "Seed, for the same continuations every time."})
+
+
+def generate(args):
+    if args.seed is not None:
+        set_seed(args.seed)
+    generator = pipeline("text-generation", model=args.model, device=0 if torch.cuda.is_available() else -1)
+    options = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature))
+               if v is not None}
+    outputs = generator(args.prompt, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
+                        num_return_sequences=args.num_return_sequences, **options)
+    return [output["generated_text"] for output in outputs]
+
+
+def main(argv=None):
+    (args,) = parse_args([GenerateArguments], argv)
+    texts = generate(args)
+    for i, text in enumerate(texts, 1):
+        print(f"--- {i}\n{text}" if len(texts) > 1 else text)
+    return texts
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,251 @@
+"""Stage the files a Hub model repo needs, render the model card, upload.
+
+    python push_to_hub.py                                             # runs/reference/model -> <you>/gpt2-small-ja
+    python push_to_hub.py --model_dir runs/demo/model --repo_id USER/NAME [--private] [--revision_tag TAG]
+    python push_to_hub.py --model_dir runs/demo/model --dry_run       # stage and check, no network
+
+The staged folder (default: hub/ beside the model folder) holds exactly what the
+repo needs: weights, configs, tokenizer files, the card (README.md) and the
+training curve. The token comes from HF_TOKEN or the stored login (`hf auth
+login`) and is never printed or written.
+"""
+
+import importlib
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
+
+from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, parse_args, run_main
+from tokenizer import load_tokenizer
+from train import RUN_INFO
+
+logger = logging.getLogger("push_to_hub")
+
+TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
+DEFAULT_REPO_NAME = "gpt2-small-ja"
+PROMPT = "近年の機械学習は"
+CURVE = "training_curve.png"
+# Copied from the model folder; everything else there (optimizer state, logs, training_args.bin) stays.
+MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "spiece.model",
+               "tokenizer_config.json", "tokenizer.json")
+OPTIONAL_MODEL_FILES = ("special_tokens_map.json",)
+RUN_FILES = ("all_results.json", "trainer_state.json", RUN_INFO)  # read for the card, not uploaded
+
+
+@dataclass
+class PushArguments:
+    model_dir: str = field(default=str(DEFAULT_RUN_DIR / "model"), metadata={
+        "help": "The model folder written by train.py."})
+    repo_id: Optional[str] = field(default=None, metadata={
+        "help": f"USER/NAME on the Hub; default <logged-in user>/{DEFAULT_REPO_NAME}."})
+    private: bool = field(default=False, metadata={"help": "Create the repo as private."})
+    revision_tag: Optional[str] = field(default=None, metadata={
+        "help": "Tag the uploaded commit (the published model used tags such as 20210301.1.0)."})
+    dry_run: bool = field(default=False, metadata={"help": "Stage and check the folder; no network."})
+    stage_dir: Optional[str] = field(default=None, metadata={
+        "help": "Where the repo's files are staged (default: hub/ beside --model_dir)."})
+    commit_message: Optional[str] = field(default=None, metadata={"help": "Default: names the run's results."})
+    example_seed: int = field(default=42, metadata={"help": "Seed of the example output shown in the card."})
+
+
+def check_model_folder(model_dir):
+    """Refuse a folder that misses a file, whose tokenizer is not BertGenerationTokenizer, or whose
+    tokenizer size differs from the config's vocabulary."""
+    model_dir = Path(model_dir)
+    missing = [name for name in MODEL_FILES + RUN_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise UserError(f"{model_dir} lacks {', '.join(missing)}; point --model_dir at the model/ folder of a "
+                        "finished train.py run.")
+    tokenizer = load_tokenizer(model_dir)
+    if not isinstance(tokenizer, BertGenerationTokenizer):
+        raise UserError(f"The tokenizer in {model_dir} loads as {type(tokenizer).__name__}, not "
+                        "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
+    config = AutoConfig.from_pretrained(model_dir)
+    if config.vocab_size != len(tokenizer):
+        raise UserError(f"{model_dir}: config.json has a vocabulary of {config.vocab_size} but the tokenizer holds "
+                        f"{len(tokenizer)} entries; they must come from the same run.")
+    return tokenizer, config
+
+
+def plot_curve(trainer_state, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    history = trainer_state["log_history"]
+    train = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    if train:
+        axes.plot(*zip(*train), label="train loss", linewidth=1)
+    if evals:
+        axes.plot(*zip(*evals), label="validation loss", marker="o", markersize=3)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (nats per token)")
+    axes.grid(alpha=0.3)
+    if train or evals:
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
+def example_output(model_dir, seed):
+    set_seed(seed)
+    generator = pipeline("text-generation", model=str(model_dir), device=0 if torch.cuda.is_available() else -1)
+    return generator(PROMPT, max_new_tokens=50)[0]["generated_text"]
+
+
+def describe_time(seconds):
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
+def render_card(model_dir, repo_id, config, example, seed):
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    results = json.loads((model_dir / "all_results.json").read_text(encoding="utf-8"))
+    state = json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8"))
+    info = json.loads((model_dir / RUN_INFO).read_text(encoding="utf-8"))
+    dump_date = (info.get("data") or {}).get("dump_date")
+    dataset_name = f"Japanese Wikipedia ({dump_date})" if dump_date else "Japanese Wikipedia"
+    eval_results = [
+        EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type="wikipedia",
+                   dataset_name=dataset_name, dataset_config="ja", dataset_split=split, metric_type=metric,
+                   metric_name=name, metric_value=round(results[f"{prefix}_{metric}"], 4))
+        for prefix, split in (("eval", "validation"), ("test", "test")) if f"{prefix}_loss" in results
+        for metric, name in (("loss", "Loss"), ("perplexity", "Perplexity"),
+                             ("bits_per_character", "Bits per character"))
+    ]
+    card_data = ModelCardData(
+        language="ja", license="cc-by-sa-3.0", datasets=["wikipedia"], pipeline_tag="text-generation",
+        library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
+        widget=[{"text": PROMPT, "output": {"text": example}}],
+        model_name=repo_id.split("/")[-1], eval_results=eval_results,
+    )
+    hardware = info["hardware"]
+    devices = sorted(set(hardware["devices"]))
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE), model_name=repo_id.split("/")[-1], repo_id=repo_id,
+        prompt=PROMPT, example_output=example, example_seed=seed, vocab_size=config.vocab_size,
+        parameters=parameter_count(model_dir), recipe=info["recipe"], data=info.get("data"), dump_date=dump_date,
+        sources=[Path(source).name for source in ((info.get("data") or {}).get("settings") or {}).get("sources", [])],
+        final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
+        tokens=info["tokens"], tokenizer=info.get("tokenizer"), steps=state["global_step"],
+        epochs=state.get("epoch") or 0, hardware=f"{hardware['processes']} x {', '.join(devices)}",
+        training_time=describe_time(results.get("train_runtime", 0)), versions=info["versions"], results=results,
+    )
+
+
+def parameter_count(model_dir):
+    from safetensors import safe_open
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as weights:
+        return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+
+
+def commit_message(model_dir):
+    results = json.loads((Path(model_dir) / "all_results.json").read_text(encoding="utf-8"))
+    scores = [f"{label} loss {results[key]:.3f}" for key, label in (("eval_loss", "validation"), ("test_loss", "test"))
+              if key in results]
+    return "Upload GPT-2 small Japanese" + (f" ({', '.join(scores)})" if scores else "")
+
+
+def stage(model_dir, stage_dir, repo_id, seed):
+    """Write exactly the repo's files to stage_dir (replacing what was there); return the card."""
+    model_dir, stage_dir = Path(model_dir), Path(stage_dir)
+    tokenizer, config = check_model_folder(model_dir)
+    partial = stage_dir.with_name(f".{stage_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy(model_dir / name, partial / name)
+    plot_curve(json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8")), partial / CURVE)
+    card = render_card(model_dir, repo_id, config, example_output(model_dir, seed), seed)
+    card.save(partial / "README.md")
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    os.replace(partial, stage_dir)
+    return card
+
+
+def resolve_repo_id(api, repo_id):
+    if repo_id:
+        return repo_id
+    user = api.whoami()["name"]
+    logger.info("No --repo_id: publishing to %s/%s, under the logged-in user.", user, DEFAULT_REPO_NAME)
+    return f"{user}/{DEFAULT_REPO_NAME}"
+
+
+def network_errors():
+    """What a failed connection raises: OSError, or the HTTP client's own errors (huggingface_hub 2 uses
+    httpx2, earlier versions httpx or requests)."""
+    errors = [OSError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def upload(stage_dir, repo_id, private, tag, message):
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = get_token()
+    if not token:
+        raise UserError("No Hugging Face token: run `hf auth login` with a write token, or set HF_TOKEN.")
+    api = HfApi(token=token)
+    try:
+        repo_id = resolve_repo_id(api, repo_id)
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commit = api.upload_folder(folder_path=str(stage_dir), repo_id=repo_id, repo_type="model",
+                                   commit_message=message)
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise UserError(f"The Hub refused the token (HTTP {status}) for {repo_id}: it needs write access; run "
+                            "`hf auth login` with a write token or set HF_TOKEN.") from None
+        raise UserError(f"The Hub answered HTTP {status} for {repo_id} ({str(error).splitlines()[0]}); "
+                        "rerun the same command to finish the upload.") from None
+    except network_errors() as error:
+        raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
+                        "and rerun the same command to finish the upload.") from None
+    logger.info("Uploaded %s to %s (commit %s)%s.", stage_dir, url, commit.oid,
+                f", tagged {tag}" if tag else "")
+    return repo_id, commit
+
+
+def push(args):
+    model_dir = Path(args.model_dir)
+    stage_dir = Path(args.stage_dir) if args.stage_dir else model_dir.parent / "hub"
+    repo_id = args.repo_id or f"<user>/{DEFAULT_REPO_NAME}"
+    card = stage(model_dir, stage_dir, repo_id, args.example_seed)
+    for path in sorted(stage_dir.iterdir()):
+        logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
+    if args.dry_run:
+        logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
+        return stage_dir, None
+    if not args.repo_id:  # the card names the repo: render it again once the user is known
+        from huggingface_hub import HfApi
+        args.repo_id = resolve_repo_id(HfApi(), None)
+        card = stage(model_dir, stage_dir, args.repo_id, args.example_seed)
+    message = args.commit_message or commit_message(model_dir)
+    return stage_dir, upload(stage_dir, args.repo_id, args.private, args.revision_tag, message)
+
+
+def main(argv=None):
+    (args,) = parse_args([PushArguments], argv)
+    return push(args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,181 @@
+"""A test double of the Hugging Face Hub API: a real HTTP server on 127.0.0.1 that speaks the
+subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps what it receives.
+
+    whoami           GET  /api/whoami-v2
+    repo creation    POST /api/repos/create
+    YAML validation  POST /api/validate-yaml
+    preupload        POST /api/models/{repo}/preupload/{revision}
+    LFS batch        POST /{repo}.git/info/lfs/objects/batch
+    LFS upload       PUT  /lfs-upload/{oid}        (the href the batch answer points to)
+    commit           POST /api/models/{repo}/commit/{revision}
+    tag              POST /api/models/{repo}/tag/{revision}
+    repo info        GET  /api/models/{repo}
+
+Every request must carry the expected bearer token. `fail_commits` makes the commit
+endpoint answer 500, like a Hub having a bad day.
+"""
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LFS_SUFFIXES = (".safetensors", ".model", ".png", ".bin")
+
+
+class HubDouble:
+    def __init__(self, token, user="tester"):
+        self.token = token
+        self.user = user
+        self.repos = {}  # repo_id -> {"private": bool, "files": {path: bytes}, "commits": [...], "tags": {}}
+        self.lfs = {}  # oid -> bytes
+        self.requests = []  # (method, path, body bytes)
+        self.fail_commits = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _body(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _send(self, status, payload=None, content_type="application/json"):
+                data = json.dumps(payload).encode() if payload is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                if status >= 400:
+                    self.send_header("X-Error-Message", (payload or {}).get("error", "error"))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self):
+                if self.headers.get("Authorization") != f"Bearer {hub.token}":
+                    self._send(401, {"error": "Invalid credentials in Authorization header"})
+                    return False
+                return True
+
+            def do_GET(self):
+                hub.requests.append(("GET", self.path, b""))
+                if not self._authorized():
+                    return
+                if self.path.startswith("/api/whoami-v2"):
+                    return self._send(200, {"name": hub.user, "type": "user", "auth": {"type": "access_token"}})
+                match = re.match(r"^/api/models/([^/]+/[^/?]+)", self.path)
+                if match and match.group(1) in hub.repos:
+                    repo = hub.repos[match.group(1)]
+                    sha = repo["commits"][-1] if repo["commits"] else "0" * 40
+                    return self._send(200, {"id": match.group(1), "sha": sha, "private": repo["private"],
+                                            "siblings": [{"rfilename": p} for p in repo["files"]]})
+                self._send(404, {"error": "Repository not found"})
+
+            def do_PUT(self):
+                body = self._body()
+                hub.requests.append(("PUT", self.path, body))
+                match = re.match(r"^/lfs-upload/([0-9a-f]{64})$", self.path)
+                if not match:
+                    return self._send(404, {"error": "not found"})
+                if hashlib.sha256(body).hexdigest() != match.group(1):
+                    return self._send(400, {"error": "sha256 mismatch"})
+                hub.lfs[match.group(1)] = body
+                self._send(200, {})
+
+            def do_POST(self):
+                body = self._body()
+                hub.requests.append(("POST", self.path, body))
+                if not self._authorized():
+                    return
+                path = self.path.split("?")[0]
+                if path == "/api/repos/create":
+                    request = json.loads(body)
+                    repo_id = f"{request.get('organization') or hub.user}/{request['name']}"
+                    if repo_id in hub.repos:
+                        return self._send(409, {"error": "You already created this model repo",
+                                                "url": f"{hub.url}/{repo_id}"})
+                    hub.repos[repo_id] = {"private": request.get("visibility") == "private", "files": {},
+                                          "commits": [], "tags": {}}
+                    return self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
+                if path == "/api/validate-yaml":
+                    return self._send(200, {"errors": [], "warnings": []})
+                match = re.match(r"^/api/models/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$", path)
+                if match:
+                    repo_id, action, revision = match.groups()
+                    if repo_id not in hub.repos:
+                        return self._send(404, {"error": "Repository not found"})
+                    return getattr(self, f"_{action}")(hub.repos[repo_id], repo_id, json_or_ndjson(body))
+                match = re.match(r"^/([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
+                if match:
+                    return self._lfs_batch(json.loads(body))
+                self._send(404, {"error": f"no route for {path}"})
+
+            def _preupload(self, repo, repo_id, request):
+                files = [{"path": f["path"], "shouldIgnore": False,
+                          "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                          "oid": None} for f in request["files"]]
+                self._send(200, {"files": files})
+
+            def _lfs_batch(self, request):
+                objects = []
+                for item in request["objects"]:
+                    entry = {"oid": item["oid"], "size": item["size"]}
+                    if item["oid"] not in hub.lfs:
+                        entry["actions"] = {"upload": {"href": f"{hub.url}/lfs-upload/{item['oid']}"}}
+                    objects.append(entry)
+                self.send_response(200)
+                data = json.dumps({"transfer": "basic", "objects": objects}).encode()
+                self.send_header("Content-Type", "application/vnd.git-lfs+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _commit(self, repo, repo_id, lines):
+                if hub.fail_commits:
+                    return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
+                files = {}
+                for line in lines[1:]:
+                    value = line["value"]
+                    if line["key"] == "file":
+                        files[value["path"]] = base64.b64decode(value["content"])
+                    elif line["key"] == "lfsFile":
+                        if value["oid"] not in hub.lfs:
+                            return self._send(422, {"error": f"LFS object {value['oid']} was never uploaded"})
+                        files[value["path"]] = hub.lfs[value["oid"]]
+                repo["files"].update(files)
+                oid = hashlib.sha1(json.dumps(sorted(repo["files"])).encode() + str(len(repo["commits"])).encode())
+                repo["commits"].append(oid.hexdigest())
+                repo.setdefault("messages", []).append(lines[0]["value"]["summary"])
+                self._send(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{oid.hexdigest()}",
+                                 "commitOid": oid.hexdigest(), "success": True})
+
+            def _tag(self, repo, repo_id, request):
+                if request["tag"] in repo["tags"]:
+                    return self._send(409, {"error": "Tag already exists"})
+                repo["tags"][request["tag"]] = repo["commits"][-1]
+                self._send(200, {})
+
+        return Handler
+
+
+def json_or_ndjson(body):
+    text = body.decode() if body else "{}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]

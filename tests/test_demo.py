@@ -1,0 +1,40 @@
+"""The README's demo path, end to end, on the 20-page excerpt with the tiniest settings."""
+
+import json
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+import demo
+
+EXPECTED_HUB_FILES = {"model.safetensors", "config.json", "generation_config.json", "spiece.model",
+                      "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png"}
+
+
+def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, capsys):
+    run_dir = tmp_path / "demo"
+    argv = ["--run_dir", str(run_dir), "--dump", str(first20), "--vocab_size", "3000", "--max_steps", "6"]
+    first = demo.main(argv)
+
+    data = json.loads((run_dir / "data" / "preparation.json").read_text())
+    assert data["pages_read"] == 20 and data["articles"] == 12
+    assert (run_dir / "tokenizer" / "spiece.model").is_file() and (run_dir / "tokenizer" / "tokenizer.json").is_file()
+    assert list((run_dir / "checkpoints").glob("checkpoint-6"))
+    assert list((run_dir / "logs").iterdir())
+    model_dir = run_dir / "model"
+    results = json.loads((model_dir / "all_results.json").read_text())
+    assert results["train_loss"] > 0
+    # 12 articles at 5% / 5%: one lands in test, none in validation, and the chain copes
+    assert "test_bits_per_character" in results and "eval_loss" not in results
+    assert {p.name for p in (run_dir / "hub").iterdir()} == EXPECTED_HUB_FILES
+    assert ModelCard.load(run_dir / "hub" / "README.md").data.license == "cc-by-sa-3.0"
+    assert len(first["samples"]) == 3 and all(s.startswith("近年の機械学習は") for s in first["samples"])
+    summary = capsys.readouterr().out.split("=== demo summary ===")[1]
+    for path in ("data", "tokenizer", "checkpoints", "logs", "model", "hub"):
+        assert str(run_dir / path) in summary
+    assert f"bits per character {results['test_bits_per_character']:.3f}" in summary
+
+    stamp = (model_dir / "model.safetensors").stat().st_mtime_ns
+    second = demo.main(argv)  # a rerun reuses data, tokenizer and model
+    assert (model_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    assert second["samples"] == first["samples"]

@@ -1,0 +1,158 @@
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from transformers import pipeline, set_seed
+
+import push_to_hub
+from common import UserError
+from hub_double import HubDouble
+
+REPO = Path(push_to_hub.__file__).parent
+TOKEN = "hf_TestDoubleTokenThatMustNeverLeak0123456789"
+EXPECTED_FILES = {"model.safetensors", "config.json", "generation_config.json", "spiece.model",
+                  "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png"}
+
+
+@pytest.fixture(scope="module")
+def staged(tiny_model, tmp_path_factory):
+    stage_dir = tmp_path_factory.mktemp("hub") / "stage"
+    push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/gpt2-small-ja-test", "--dry_run",
+                      "--stage_dir", str(stage_dir)])
+    return stage_dir
+
+
+def test_dry_run_stages_exactly_the_repo_files(staged, tiny_model):
+    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES
+    for name in EXPECTED_FILES - {"README.md", "training_curve.png"}:
+        assert (staged / name).read_bytes() == (tiny_model / name).read_bytes()
+    assert (staged / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(staged.parent.glob(".*partial"))
+
+
+def test_staged_folder_generates_with_pipeline(staged):
+    set_seed(0)
+    generator = pipeline("text-generation", model=str(staged))
+    assert type(generator.tokenizer).__name__ == "BertGenerationTokenizer"
+    text = generator("近年の機械学習は", max_new_tokens=10)[0]["generated_text"]
+    assert text.startswith("近年の機械学習は") and len(text) > len("近年の機械学習は")
+
+
+def test_card_metadata_reads_back(staged, tiny_model):
+    card = ModelCard.load(staged / "README.md")
+    data = card.data.to_dict()
+    assert data["language"] == "ja" and data["datasets"] == ["wikipedia"]
+    assert data["license"] == "cc-by-sa-3.0" and data["pipeline_tag"] == "text-generation"
+    assert data["library_name"] == "transformers" and "japanese" in data["tags"]
+    widget = data["widget"][0]
+    assert widget["text"] == "近年の機械学習は" and widget["output"]["text"].startswith("近年の機械学習は")
+    # the example is this model's own output with the card's seed
+    assert widget["output"]["text"] == push_to_hub.example_output(tiny_model, 42)
+    results = json.loads((tiny_model / "all_results.json").read_text())
+    metrics = {(r["dataset"]["split"], m["type"]): m["value"]
+               for r in data["model-index"][0]["results"] for m in r["metrics"]}
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        for metric in ("loss", "perplexity", "bits_per_character"):
+            assert metrics[(split, metric)] == pytest.approx(results[f"{prefix}_{metric}"], abs=1e-4)
+    body = card.text
+    assert f"{results['eval_loss']:.3f}" in body and f"{results['test_bits_per_character']:.3f}" in body
+    assert "CC BY-SA 3.0" in body and "contributors" in body and "pipeline(" in body
+    assert "![Training and validation loss](training_curve.png)" in body
+    assert "/work/" not in body and str(REPO) not in body  # no local paths
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda d: (d / "spiece.model").unlink(), "lacks spiece.model"),
+    (lambda d: (d / "run_info.json").unlink(), "lacks run_info.json"),
+    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace(
+        '"vocab_size": 8000', '"vocab_size": 32000')), "vocabulary of 32000 but the tokenizer holds 8000"),
+    (lambda d: (d / "tokenizer_config.json").write_text((d / "tokenizer_config.json").read_text().replace(
+        '"BertGenerationTokenizer"', '"T5Tokenizer"')), "not BertGenerationTokenizer"),
+])
+def test_bad_model_folders_are_refused(tiny_model, tmp_path, break_it, message):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model, model_dir)
+    break_it(model_dir)
+    with pytest.raises(UserError, match=message):
+        push_to_hub.main(["--model_dir", str(model_dir), "--dry_run", "--stage_dir", str(tmp_path / "stage")])
+    assert not (tmp_path / "stage").exists()
+
+
+def run_push(hub, model_dir, stage_dir, *flags, token=TOKEN, home=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(home or stage_dir.parent / "hf_home"),
+               HF_HUB_DISABLE_TELEMETRY="1")
+    if token:
+        env["HF_TOKEN"] = token
+    return subprocess.run([sys.executable, "push_to_hub.py", "--model_dir", str(model_dir), "--stage_dir",
+                           str(stage_dir), *flags], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/gpt2-small-ja-test",
+                       "--revision_tag", "20220720.0.1", "--private")
+        assert out.returncode == 0, out.stdout + out.stderr
+        repo = hub.repos["tester/gpt2-small-ja-test"]
+        staged = {p.name: p.read_bytes() for p in (tmp_path / "stage").iterdir()}
+        assert set(staged) == EXPECTED_FILES
+        assert repo["files"] == staged  # byte for byte, nothing else
+        assert repo["private"] is True and len(repo["commits"]) == 1
+        assert repo["tags"] == {"20220720.0.1": repo["commits"][0]}
+        assert repo["messages"][0].startswith("Upload GPT-2 small Japanese (validation loss")
+        weights_oid = hashlib.sha256(staged["model.safetensors"]).hexdigest()
+        assert hub.lfs[weights_oid] == staged["model.safetensors"]
+        assert ("PUT", f"/lfs-upload/{weights_oid}") in [(m, p) for m, p, _ in hub.requests]
+        assert any(p == "/api/validate-yaml" for _, p, _ in hub.requests)
+        token = TOKEN.encode()
+        assert not any(token in content for content in repo["files"].values())
+        assert not any(token in body for _, _, body in hub.requests)
+        assert TOKEN not in out.stdout + out.stderr
+        assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "stage").iterdir())
+
+
+def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
+    with HubDouble(TOKEN, user="someone") as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "someone/gpt2-small-ja" in out.stderr and list(hub.repos) == ["someone/gpt2-small-ja"]
+        assert 'model="someone/gpt2-small-ja"' in hub.repos["someone/gpt2-small-ja"]["files"]["README.md"].decode()
+
+
+def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        hub.fail_commits = True
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "error: The Hub answered HTTP 500 for tester/m" in out.stderr and "rerun" in out.stderr
+        assert hub.repos["tester/m"]["files"] == {}
+        hub.fail_commits = False
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert set(hub.repos["tester/m"]["files"]) == EXPECTED_FILES
+
+
+def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", token=None)
+        assert out.returncode == 1 and "No Hugging Face token" in out.stderr and "Traceback" not in out.stderr
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", token="hf_wrong")
+        assert out.returncode == 1 and "refused the token (HTTP 401)" in out.stderr
+        assert "hf_wrong" not in out.stderr + out.stdout
+        assert hub.repos == {}
+
+
+def test_unreachable_hub_fails_clearly(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        url = hub.url
+    # the server is gone: nothing listens on that port any more
+    hub.url = url
+    out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "Could not reach" in out.stderr and "rerun" in out.stderr
