@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,6 +46,13 @@ def parse_args(dataclass_types, argv=None):
         return parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # the dataclasses' own checks, e.g. TrainingArguments' bf16 on a machine without it
         raise UserError(f"{error} (from: {given})") from None
+
+
+def move_into_place(finished, target):
+    """Replace the folder `target` by `finished`: a later step never sees a half-written folder."""
+    if Path(target).exists():
+        shutil.rmtree(target)
+    os.replace(finished, target)
 
 
 def setup_logging():

@@ -20,17 +20,16 @@ import math
 import mmap
 import os
 import re
-import shutil
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
 from typing import Optional
 
 import datasets
 
-from common import DEFAULT_RUN_DIR, UserError, parse_args, run_main
+from common import DEFAULT_RUN_DIR, UserError, move_into_place, parse_args, run_main
 from wikitext import clean_wikitext, is_disambiguation
 
 logger = logging.getLogger("prepare_data")
@@ -416,9 +415,7 @@ def prepare(args):
         }
         (staging / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
         del articles, splits
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        move_into_place(staging, output_dir)
     logger.info("Wrote %s: %s articles (train %d, validation %d, test %d); dropped %s.", output_dir,
                 stats["articles"], *stats["splits"].values(), stats["dropped"])
     return stats

@@ -14,8 +14,8 @@ import importlib
 import json
 import logging
 import math
-import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
 
-from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, parse_args, run_main
+from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, move_into_place, parse_args, run_main
 from tokenizer import load_tokenizer
 from train import RUN_INFO
 
@@ -169,17 +169,8 @@ def stage(model_dir, stage_dir, repo_id, seed):
     plot_curve(json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8")), partial / CURVE)
     card = render_card(model_dir, repo_id, config, example_output(model_dir, seed), seed)
     card.save(partial / "README.md")
-    shutil.rmtree(stage_dir, ignore_errors=True)
-    os.replace(partial, stage_dir)
+    move_into_place(partial, stage_dir)
     return card
-
-
-def resolve_repo_id(api, repo_id):
-    if repo_id:
-        return repo_id
-    user = api.whoami()["name"]
-    logger.info("No --repo_id: publishing to %s/%s, under the logged-in user.", user, DEFAULT_REPO_NAME)
-    return f"{user}/{DEFAULT_REPO_NAME}"
 
 
 def network_errors():
@@ -194,52 +185,62 @@ def network_errors():
     return tuple(errors)
 
 
-def upload(stage_dir, repo_id, private, tag, message):
-    from huggingface_hub import HfApi, get_token
+@contextmanager
+def hub_errors(api, what):
+    """Turn the Hub client's failures into one sentence that says what to do."""
     from huggingface_hub.errors import HfHubHTTPError
+    try:
+        yield
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise UserError(f"The Hub refused the token (HTTP {status}) for {what}: it needs write access; run "
+                            "`hf auth login` with a write token or set HF_TOKEN.") from None
+        raise UserError(f"The Hub answered HTTP {status} for {what} ({str(error).splitlines()[0]}); "
+                        "rerun the same command to finish the upload.") from None
+    except network_errors() as error:
+        raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
+                        "and rerun the same command to finish the upload.") from None
 
+
+def hub_api():
+    from huggingface_hub import HfApi, get_token
     token = get_token()
     if not token:
         raise UserError("No Hugging Face token: run `hf auth login` with a write token, or set HF_TOKEN.")
-    api = HfApi(token=token)
-    try:
-        repo_id = resolve_repo_id(api, repo_id)
+    return HfApi(token=token)
+
+
+def upload(api, stage_dir, repo_id, private, tag, message):
+    with hub_errors(api, repo_id):
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.upload_folder(folder_path=str(stage_dir), repo_id=repo_id, repo_type="model",
                                    commit_message=message)
         if tag:
             api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
-    except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
-        if status in (401, 403):
-            raise UserError(f"The Hub refused the token (HTTP {status}) for {repo_id}: it needs write access; run "
-                            "`hf auth login` with a write token or set HF_TOKEN.") from None
-        raise UserError(f"The Hub answered HTTP {status} for {repo_id} ({str(error).splitlines()[0]}); "
-                        "rerun the same command to finish the upload.") from None
-    except network_errors() as error:
-        raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
-                        "and rerun the same command to finish the upload.") from None
     logger.info("Uploaded %s to %s (commit %s)%s.", stage_dir, url, commit.oid,
                 f", tagged {tag}" if tag else "")
-    return repo_id, commit
+    return commit
 
 
 def push(args):
     model_dir = Path(args.model_dir)
     stage_dir = Path(args.stage_dir) if args.stage_dir else model_dir.parent / "hub"
-    repo_id = args.repo_id or f"<user>/{DEFAULT_REPO_NAME}"
-    card = stage(model_dir, stage_dir, repo_id, args.example_seed)
+    api, repo_id = None, args.repo_id
+    if not args.dry_run:
+        api = hub_api()
+        if not repo_id:  # the card names the repo, so the user is asked first
+            with hub_errors(api, "the logged-in user"):
+                repo_id = f"{api.whoami()['name']}/{DEFAULT_REPO_NAME}"
+            logger.info("No --repo_id: publishing to %s, under the logged-in user.", repo_id)
+    stage(model_dir, stage_dir, repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.example_seed)
     for path in sorted(stage_dir.iterdir()):
         logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
     if args.dry_run:
         logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
         return stage_dir, None
-    if not args.repo_id:  # the card names the repo: render it again once the user is known
-        from huggingface_hub import HfApi
-        args.repo_id = resolve_repo_id(HfApi(), None)
-        card = stage(model_dir, stage_dir, args.repo_id, args.example_seed)
     message = args.commit_message or commit_message(model_dir)
-    return stage_dir, upload(stage_dir, args.repo_id, args.private, args.revision_tag, message)
+    return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, message)
 
 
 def main(argv=None):

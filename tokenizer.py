@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import resource
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from transformers import AutoTokenizer, BertGenerationTokenizer
 from tokenizers import AddedToken
 from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
-from common import DEFAULT_RUN_DIR, UserError, parse_args, run_main
+from common import DEFAULT_RUN_DIR, UserError, move_into_place, parse_args, run_main
 
 logger = logging.getLogger("tokenizer")
 
@@ -268,9 +267,7 @@ def train_tokenizer(args):
         if len(validation):
             figures.update(report(staging, validation))
         (staging / REPORT_FILE).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        move_into_place(staging, output_dir)
     logger.info("Wrote %s: %s", output_dir, json.dumps({k: v for k, v in figures.items() if k != "settings"}))
     return figures
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer, TrainerCallback,
                           TrainingArguments, default_data_collator, set_seed)
 
-from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, parse_args, run_main
+from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, move_into_place, parse_args, run_main
 from tokenizer import FastEncoder, load_split, load_tokenizer
 
 logger = logging.getLogger("train")
@@ -427,8 +427,7 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
         for name in ("train_results.json", "eval_results.json", "test_results.json", "all_results.json"):
             if Path(args.output_dir, name).is_file():
                 shutil.copy(Path(args.output_dir, name), staging / name)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        os.replace(staging, model_dir)
+        move_into_place(staging, model_dir)
         logger.info("Wrote %s", model_dir)
     return model_dir
 

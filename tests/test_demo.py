@@ -1,7 +1,6 @@
 """The README's demo path, end to end, on the 20-page excerpt with the tiniest settings."""
 
 import json
-from pathlib import Path
 
 from huggingface_hub import ModelCard
 
