@@ -284,7 +284,8 @@ class JaWikipedia(datasets.GeneratorBasedBuilder):
                 try:
                     paths.append(dl_manager.download(source))
                 except (FileNotFoundError, ConnectionError, OSError) as error:
-                    raise DumpError(f"Could not download {source} ({error}). {ARCHIVE_MIRROR_HINT}.") from None
+                    detail = type(error).__name__ if str(error) in ("", source) else str(error)
+                    raise DumpError(f"Could not download {source} ({detail}). {ARCHIVE_MIRROR_HINT}.") from None
         ranges_per_dump = max(1, math.ceil(self.config.num_proc / len(paths)))
         shards = []
         for path in paths:
@@ -323,7 +324,11 @@ def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
         stats_dir=str(stats_dir),
     )
     try:
-        builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None)
+        # Downloads go to the shared datasets cache (HF_DATASETS_CACHE), not the temporary work folder,
+        # so a rerun or another output folder reuses the dump.
+        builder.download_and_prepare(
+            num_proc=num_proc if num_proc > 1 else None,
+            download_config=datasets.DownloadConfig(cache_dir=datasets.config.DOWNLOADED_DATASETS_PATH))
     except datasets.exceptions.DatasetGenerationError as error:
         cause = error.__cause__ or error.__context__
         while cause is not None and not isinstance(cause, UserError):

@@ -1,6 +1,7 @@
 import bz2
 import gzip
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -266,3 +267,54 @@ def test_help_documents_every_flag():
     for flag in ("--dump", "--date", "--mirror", "--output_dir", "--num_proc", "--max_articles",
                  "--validation_percent", "--test_percent", "--overwrite_output_dir"):
         assert flag in out
+
+
+# --- downloads, from a mirror served on 127.0.0.1 ---------------------------------------------
+
+@pytest.fixture
+def mirror(tmp_path, first20):
+    """A dumps mirror on the loopback interface holding the 20-page dump as jawiki 2022-07-20."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "mirror"
+    (root / "jawiki" / "20220720").mkdir(parents=True)
+    (root / "jawiki" / "20220720" / "jawiki-20220720-pages-articles-multistream.xml.bz2").write_bytes(
+        first20.read_bytes())
+    quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def run_cli(tmp_path, *argv):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}  # the download cache stays in the test
+    return subprocess.run([sys.executable, "prepare_data.py", *argv, "--num_proc", "1"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+
+
+def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
+    out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--output_dir", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    stats = json.loads((tmp_path / "out" / prepare_data.STATS_FILE).read_text())
+    assert stats["pages_read"] == 20 and stats["articles"] == 12 and stats["dump_date"] == "20220720"
+    assert list((tmp_path / "hf_home").rglob("*")), "the download went through the datasets cache"
+
+
+def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror):
+    out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--max_articles", "5",
+                  "--output_dir", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "out" / prepare_data.STATS_FILE).read_text())["articles"] == 5
+
+
+def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):
+    out = run_cli(tmp_path, "--mirror", mirror, "--date", "20010101", "--output_dir", str(tmp_path / "out"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")][0]
+    assert "jawiki-20010101-pages-articles-multistream.xml.bz2" in error
+    assert "--mirror" in error and "--dump" in error
+    assert not (tmp_path / "out").exists()
