@@ -88,6 +88,8 @@ def token_cache_dir(data_dir, tokenizer_dir):
     """A cache folder keyed by the prepared data and the tokenizer model."""
     key = hashlib.sha256()
     for path in sorted(Path(data_dir).rglob("*")):
+        if TOKEN_CACHE in path.relative_to(data_dir).parts:
+            continue  # the cache itself must not change its key
         if path.is_file() and path.suffix in (".arrow", ".json"):
             stat = path.stat()
             key.update(f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,3 +262,19 @@ def test_fast_recipe_keeps_the_model_and_scales_the_batch():
     assert fast["global_batch_size"] % fast["per_device_train_batch_size"] == 0
     assert fast["bf16"] and fast["torch_compile"] and fast["optim"] == "adamw_torch_fused"
     assert fast["attn_implementation"] == "sdpa" and fast["warmup_steps"] > 0
+
+
+def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
+    import logging
+    from tokenizer import load_tokenizer
+    tok = load_tokenizer(excerpt_tokenizer)
+    first, meta = train.prepare_tokens(excerpt_data, excerpt_tokenizer, tok)
+    stamp = (first / "train.bin").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="train"):
+        again, meta_again = train.prepare_tokens(excerpt_data, excerpt_tokenizer, tok)
+    assert again == first and meta_again == meta and (first / "train.bin").stat().st_mtime_ns == stamp
+    assert "Reusing the token cache" in caplog.text
+    other = tmp_path / "tokenizer"
+    shutil.copytree(excerpt_tokenizer, other)
+    (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
+    assert train.token_cache_dir(excerpt_data, other) != first
