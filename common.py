@@ -1,5 +1,6 @@
 """What every script shares: argument parsing from a recipe plus overrides, the default run folders."""
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -22,14 +23,15 @@ class UserError(Exception):
     """A problem the user can fix; the scripts print its one-sentence message and exit 1."""
 
 
-def parse_args(dataclass_types, argv=None):
+def parse_args(dataclass_types, argv=None, description=None):
     """Parse `[recipe.yaml] [--flag value ...]`: the recipe gives defaults, flags override them.
 
     This is run_clm.py's convention (a single YAML/JSON file, or flags) extended so
     that both can be given at once.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(dataclass_types)
+    parser = HfArgumentParser(dataclass_types, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     given = " ".join(argv) or "defaults"
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         recipe_path = Path(argv.pop(0))

@@ -38,7 +38,7 @@ def generate(args):
 
 
 def main(argv=None):
-    (args,) = parse_args([GenerateArguments], argv)
+    (args,) = parse_args([GenerateArguments], argv, description=__doc__)
     texts = generate(args)
     for i, text in enumerate(texts, 1):
         print(f"--- {i}\n{text}" if len(texts) > 1 else text)

@@ -427,7 +427,7 @@ def prepare(args):
 
 
 def main(argv=None):
-    (args,) = parse_args([PrepareArguments], argv)
+    (args,) = parse_args([PrepareArguments], argv, description=__doc__)
     return prepare(args)
 
 

@@ -244,7 +244,7 @@ def push(args):
 
 
 def main(argv=None):
-    (args,) = parse_args([PushArguments], argv)
+    (args,) = parse_args([PushArguments], argv, description=__doc__)
     return push(args)
 
 

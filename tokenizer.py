@@ -273,7 +273,7 @@ def train_tokenizer(args):
 
 
 def main(argv=None):
-    (args,) = parse_args([TokenizerArguments], argv)
+    (args,) = parse_args([TokenizerArguments], argv, description=__doc__)
     return train_tokenizer(args)
 
 

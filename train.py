@@ -439,7 +439,8 @@ def main(argv=None, callbacks=()):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not (argv and argv[0].endswith((".yaml", ".yml", ".json"))):
         argv.insert(0, str(REFERENCE_RECIPE))
-    model_args, run_args, args = parse_args([ModelArguments, RunArguments, TrainingArguments], argv)
+    model_args, run_args, args = parse_args([ModelArguments, RunArguments, TrainingArguments], argv,
+                                            description=__doc__)
     run_dir = Path(args.output_dir or DEFAULT_RUN_DIR)
     args.output_dir = str(run_dir / "checkpoints")
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # Trainer's TensorBoard callback reads it
