@@ -278,3 +278,39 @@ def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, exc
     shutil.copytree(excerpt_tokenizer, other)
     (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
     assert train.token_cache_dir(excerpt_data, other) != first
+
+
+def children_of(pid):
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excerpt_data, excerpt_tokenizer,
+                                                                           tmp_path):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")
+    launcher = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+                "accelerate_config.yaml", "--num_processes", "2", "--mixed_precision", "no", "train.py"]
+    log = tmp_path / "launch.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(launcher + argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while "'loss'" not in log.read_text():
+        assert process.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.1)
+    workers = children_of(process.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGTERM)  # the preemption reaches one rank first
+    process.wait(timeout=120)
+    output = log.read_text()
+    assert output.count("Stopped by SIGTERM") == 2, output  # both ranks agreed to stop
+    assert output.count("exitcode  : 143") == 2
+    checkpoints = list((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").is_file()
+    assert {p.name for p in checkpoints[0].glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
