@@ -1,7 +1,7 @@
 """The whole chain on a small real sample, on the CPU: `make demo` runs this.
 
 Data from the real 262-page jawiki excerpt in ../shared/data/ja when it is there,
-otherwise the head of the reference dump by URL; a tokenizer sized for it; the
+otherwise the head of the latest jawiki dump by URL; a tokenizer sized for it; the
 tiny recipe of train.py; evaluation; a few generations; the Hub folder staged by
 push_to_hub.py --dry_run. A rerun reuses every step already done.
 """
@@ -26,9 +26,11 @@ def parse(argv=None):
     parser.add_argument("--run_dir", default="runs/demo", help="where every artifact of the demo goes")
     parser.add_argument("--dump", default=None,
                         help=f"dump to start from (default: {EXCERPT} if present, else the head of the "
-                             "reference dump by URL)")
+                             "latest jawiki dump by URL)")
     parser.add_argument("--max_articles", type=int, default=2000,
                         help="articles to read when the dump comes by URL")
+    parser.add_argument("--mirror", default=prepare_data.DEFAULT_MIRROR,
+                        help="dumps mirror to stream from when the dump comes by URL")
     parser.add_argument("--vocab_size", type=int, default=8000,
                         help="tokenizer size: the excerpt's ~18,000 sentences support about 9,000 pieces")
     parser.add_argument("--max_steps", type=int, default=None, help="cut the tiny recipe's training short")
@@ -43,8 +45,8 @@ def main(argv=None):
     data_argv = ["--output_dir", str(run_dir / "data"), "--validation_percent", "5", "--test_percent", "5"]
     if args.dump or EXCERPT.is_file():
         data_argv += ["--dump", args.dump or str(EXCERPT)]
-    else:
-        data_argv += ["--max_articles", str(args.max_articles)]
+    else:  # "latest": the 2021 reference dump is no longer on dumps.wikimedia.org
+        data_argv += ["--date", "latest", "--mirror", args.mirror, "--max_articles", str(args.max_articles)]
     data = prepare_data.main(data_argv)
 
     tokenizer_report = tokenizer.main(["--data_dir", str(run_dir / "data"), "--output_dir",

@@ -365,7 +365,7 @@ class PrepareArguments:
         "help": "Dump file(s) or URL(s): .xml.bz2, .xml, .xml.gz, the parts of a multi-part dump "
                 "(repeat the flag or use a glob). Default: the dump of --date from --mirror."})
     date: str = field(default=REFERENCE_DATE, metadata={
-        "help": "Dump date (YYYYMMDD) used to build the URL when no --dump is given."})
+        "help": "Dump date (YYYYMMDD, or latest) used to build the URL when no --dump is given."})
     mirror: str = field(default=DEFAULT_MIRROR, metadata={
         "help": "Base URL of a Wikimedia dumps mirror, for dates dumps.wikimedia.org no longer keeps."})
     output_dir: str = field(default=str(DEFAULT_RUN_DIR / "data"), metadata={

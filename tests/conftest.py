@@ -54,3 +54,23 @@ def tiny_model(excerpt_data, excerpt_tokenizer):
     return train.main(["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
                        str(excerpt_tokenizer), "--output_dir", str(excerpt_data.parent / "tiny"),
                        "--max_steps", "30", "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "30"])
+
+
+@pytest.fixture
+def mirror(tmp_path, first20):
+    """A dumps mirror on the loopback interface holding the 20-page dump as jawiki 20220720 and latest."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "mirror"
+    for date in ("20220720", "latest"):
+        (root / "jawiki" / date).mkdir(parents=True)
+        (root / "jawiki" / date / f"jawiki-{date}-pages-articles-multistream.xml.bz2").write_bytes(
+            first20.read_bytes())
+    quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

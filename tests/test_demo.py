@@ -37,3 +37,15 @@ def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, c
     second = demo.main(argv)  # a rerun reuses data, tokenizer and model
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == stamp
     assert second["samples"] == first["samples"]
+
+
+def test_without_the_excerpt_the_demo_streams_the_latest_dump(mirror, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "EXCERPT", tmp_path / "absent.xml.bz2")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    run_dir = tmp_path / "demo"
+    result = demo.main(["--run_dir", str(run_dir), "--mirror", mirror, "--max_articles", "10",
+                        "--vocab_size", "3000", "--max_steps", "4"])
+    data = json.loads((run_dir / "data" / "preparation.json").read_text())
+    assert data["articles"] == 10 and data["settings"]["sources"][0].startswith(mirror)
+    assert data["settings"]["sources"][0].endswith("/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2")
+    assert (result["stage_dir"] / "README.md").is_file()

@@ -271,25 +271,6 @@ def test_help_documents_every_flag():
 
 # --- downloads, from a mirror served on 127.0.0.1 ---------------------------------------------
 
-@pytest.fixture
-def mirror(tmp_path, first20):
-    """A dumps mirror on the loopback interface holding the 20-page dump as jawiki 2022-07-20."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    root = tmp_path / "mirror"
-    (root / "jawiki" / "20220720").mkdir(parents=True)
-    (root / "jawiki" / "20220720" / "jawiki-20220720-pages-articles-multistream.xml.bz2").write_bytes(
-        first20.read_bytes())
-    quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def run_cli(tmp_path, *argv):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}  # the download cache stays in the test
     return subprocess.run([sys.executable, "prepare_data.py", *argv, "--num_proc", "1"], cwd=REPO, env=env,
