@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 import datasets
+import pyarrow.compute as pc
 
 from common import DEFAULT_RUN_DIR, UserError, move_into_place, parse_args, run_main
 from wikitext import clean_wikitext, is_disambiguation
@@ -358,6 +359,13 @@ def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=
     })
 
 
+def count_characters(dataset):
+    """Characters of the text column, counted by Arrow batch by batch: a whole split as Python
+    strings would take gigabytes."""
+    return sum(pc.sum(pc.utf8_length(batch["text"])).as_py() or 0
+               for batch in dataset.with_format("arrow").iter(batch_size=10_000))
+
+
 @dataclass
 class PrepareArguments:
     dump: list[str] = field(default_factory=list, metadata={
@@ -416,7 +424,7 @@ def prepare(args):
             "dropped": {k: v for k, v in dropped.items() if k != "kept"},
             "articles": len(articles),
             "splits": {name: len(split) for name, split in splits.items()},
-            "characters": {name: sum(len(t) for t in split["text"]) for name, split in splits.items()},
+            "characters": {name: count_characters(split) for name, split in splits.items()},
         }
         (staging / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
         del articles, splits

@@ -85,6 +85,7 @@ def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
     assert stats["dropped"] == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 1}
     assert stats["articles"] == 197 == sum(len(s) for s in splits.values())
     assert {k: len(v) for k, v in splits.items()} == stats["splits"]
+    assert stats["characters"] == {k: sum(len(t) for t in v["text"]) for k, v in splits.items()}
     cut_warnings = [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
     assert len(cut_warnings) == 1
     lines = [line for split in splits.values() for text in split["text"] for line in text.split("\n")]
