@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer, TrainerCallback,
                           TrainingArguments, default_data_collator, set_seed)
 
-from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, move_into_place, parse_args, run_main
+from common import (DEFAULT_RUN_DIR, RECIPE_SUFFIXES, REPO_ROOT, UserError, move_into_place, parse_args,
+                    run_main)
 from tokenizer import FastEncoder, load_split, load_tokenizer
 
 logger = logging.getLogger("train")
@@ -437,7 +438,7 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
 def main(argv=None, callbacks=()):
     """Train as the command line says; `callbacks` are extra TrainerCallbacks (for tests and tools)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not (argv and argv[0].endswith((".yaml", ".yml", ".json"))):
+    if not (argv and argv[0].endswith(RECIPE_SUFFIXES)):
         argv.insert(0, str(REFERENCE_RECIPE))
     model_args, run_args, args = parse_args([ModelArguments, RunArguments, TrainingArguments], argv,
                                             description=__doc__)
