@@ -273,11 +273,22 @@ class LMTrainer(Trainer):
 
 
 class PreemptionCallback(TrainerCallback):
-    """On SIGTERM (a preempted job), save a checkpoint at the end of the current step and stop."""
+    """Inside `with`: on SIGTERM (a preempted job), save a checkpoint at the end of the current step and stop.
+
+    Leaving the block puts the previous handler back: a process that goes on to fork workers (datasets'
+    num_proc pools stop theirs with SIGTERM) must not hand them a handler that ignores it, or the pool
+    waits for them forever."""
 
     def __init__(self):
         self.received = False
-        signal.signal(signal.SIGTERM, self._handle)
+        self._previous_handler = None
+
+    def __enter__(self):
+        self._previous_handler = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGTERM, self._previous_handler)
 
     def _handle(self, signum, frame):
         self.received = True
@@ -398,7 +409,8 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
     logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
                 trainer.tokens_per_step, len(train_blocks) // (trainer.tokens_per_step // block))
 
-    result = trainer.train(resume_from_checkpoint=resume)
+    with preemption:
+        result = trainer.train(resume_from_checkpoint=resume)
     if preemption.received:
         logger.warning("Stopped by SIGTERM at step %d with a checkpoint saved; rerun the same command to resume.",
                        trainer.state.global_step)

@@ -199,6 +199,18 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_t
     assert state["global_step"] == step + 5
 
 
+def test_training_puts_the_sigterm_handler_back(excerpt_data, excerpt_tokenizer, tmp_path):
+    # Left installed, the handler passes to worker pools forked later in the process (datasets' num_proc);
+    # Pool.terminate() stops them with SIGTERM, they ignore it, and the pool waits forever (it hung CI).
+    before = signal.getsignal(signal.SIGTERM)
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "2"))
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(UserError, match="loss became"):
+        train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "nan", "--learning_rate", "1e5",
+                            "--warmup_steps", "0", "--max_grad_norm", "0", "--max_steps", "50"))
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10")
     single = subprocess.run([sys.executable, "tests/record_batches.py", str(tmp_path / "rec1"), *argv], cwd=REPO,
