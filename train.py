@@ -412,6 +412,10 @@ def train(model_args, run_args, args, run_dir, callbacks=()):
     with preemption:
         result = trainer.train(resume_from_checkpoint=resume)
     if preemption.received:
+        if args.world_size > 1:
+            # Each rank writes its own RNG state into the checkpoint; once one rank exits, torchrun
+            # stops the others with SIGTERM, which kills them outside training: all must finish writing first.
+            dist.barrier()
         logger.warning("Stopped by SIGTERM at step %d with a checkpoint saved; rerun the same command to resume.",
                        trainer.state.global_step)
         sys.exit(SIGTERM_EXIT_CODE)

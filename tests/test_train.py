@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -322,7 +323,10 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excer
     process.wait(timeout=120)
     output = log.read_text()
     assert output.count("Stopped by SIGTERM") == 2, output  # both ranks agreed to stop
-    assert output.count("exitcode  : 143") == 2
+    # The rank that exits first ends with 143; torchrun then sends SIGTERM to the other, which may
+    # still be shutting down after its own "Stopped by SIGTERM" and then dies of it (-15) instead.
+    exit_codes = re.findall(r"exitcode\s+: (-?\d+)", output)
+    assert "143" in exit_codes and set(exit_codes) <= {"143", "-15"}, exit_codes
     checkpoints = list((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").is_file()
     assert {p.name for p in checkpoints[0].glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
