@@ -7,18 +7,16 @@ push_to_hub.py --dry_run. A rerun reuses every step already done.
 """
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import generate
 import prepare_data
 import push_to_hub
 import tokenizer
 import train
-from common import SHARED_DATA, run_main
-
-EXCERPT = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
+from gpt2ja.cli import run_main
+from gpt2ja.run_folder import ALL_RESULTS, RESULT_PREFIXES, RunFolder, read_json
+from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 
 def parse(argv=None):
@@ -29,7 +27,7 @@ def parse(argv=None):
                              "latest jawiki dump by URL)")
     parser.add_argument("--max_articles", type=int, default=2000,
                         help="articles to read when the dump comes by URL")
-    parser.add_argument("--mirror", default=prepare_data.DEFAULT_MIRROR,
+    parser.add_argument("--mirror", default=DEFAULT_MIRROR,
                         help="dumps mirror to stream from when the dump comes by URL")
     parser.add_argument("--vocab_size", type=int, default=8000,
                         help="tokenizer size: the excerpt's ~18,000 sentences support about 9,000 pieces")
@@ -39,46 +37,45 @@ def parse(argv=None):
 
 def main(argv=None):
     args = parse(argv)
-    run_dir = Path(args.run_dir)
+    run = RunFolder(args.run_dir)
     start = time.perf_counter()
 
-    data_argv = ["--output_dir", str(run_dir / "data"), "--validation_percent", "5", "--test_percent", "5"]
+    data_argv = ["--output_dir", str(run.data), "--validation_percent", "5", "--test_percent", "5"]
     if args.dump or EXCERPT.is_file():
         data_argv += ["--dump", args.dump or str(EXCERPT)]
     else:  # "latest": the 2021 reference dump is no longer on dumps.wikimedia.org
         data_argv += ["--date", "latest", "--mirror", args.mirror, "--max_articles", str(args.max_articles)]
     data = prepare_data.main(data_argv)
 
-    tokenizer_report = tokenizer.main(["--data_dir", str(run_dir / "data"), "--output_dir",
-                                       str(run_dir / "tokenizer"), "--vocab_size", str(args.vocab_size)])
+    tokenizer_report = tokenizer.main(["--data_dir", str(run.data), "--output_dir", str(run.tokenizer),
+                                       "--vocab_size", str(args.vocab_size)])
 
-    train_argv = ["configs/tiny.yaml", "--data_dir", str(run_dir / "data"), "--tokenizer_dir",
-                  str(run_dir / "tokenizer"), "--output_dir", str(run_dir)]
+    train_argv = ["configs/tiny.yaml", "--data_dir", str(run.data), "--tokenizer_dir", str(run.tokenizer),
+                  "--output_dir", str(run.root)]
     if args.max_steps:
         train_argv += ["--max_steps", str(args.max_steps), "--eval_steps", str(max(1, args.max_steps // 2)),
                        "--save_steps", str(args.max_steps)]
     model_dir = train.main(train_argv)
-    results = json.loads((model_dir / "all_results.json").read_text(encoding="utf-8"))
+    results = read_json(model_dir / ALL_RESULTS)
 
     samples = generate.main(["--model", str(model_dir), "--num_return_sequences", "3", "--seed", "0",
                              "--max_new_tokens", "40"])
     stage_dir, _ = push_to_hub.main(["--model_dir", str(model_dir), "--dry_run"])
 
     print("\n=== demo summary ===")
-    print(f"data       {run_dir / 'data'}: {data['articles']} articles of {data['pages_read']} pages "
-          f"(train {data['splits']['train']}, validation {data['splits']['validation']}, "
-          f"test {data['splits']['test']})")
-    print(f"tokenizer  {run_dir / 'tokenizer'}: {args.vocab_size:,} pieces, "
+    print(f"data       {run.data}: {data.articles} articles of {data.pages_read} pages "
+          f"(train {data.splits['train']}, validation {data.splits['validation']}, test {data.splits['test']})")
+    print(f"tokenizer  {run.tokenizer}: {args.vocab_size:,} pieces, "
           f"{tokenizer_report.get('tokens_per_character', float('nan')):.3f} tokens per character")
-    print(f"checkpoints {run_dir / 'checkpoints'}, TensorBoard logs {run_dir / 'logs'}")
+    print(f"checkpoints {run.checkpoints}, TensorBoard logs {run.logs}")
     print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")
-    for prefix, split in (("eval", "validation"), ("test", "test")):
+    for split, prefix in RESULT_PREFIXES.items():
         if f"{prefix}_loss" in results:
             print(f"           {split:<10} loss {results[f'{prefix}_loss']:.3f}, perplexity "
                   f"{results[f'{prefix}_perplexity']:.1f}, bits per character "
                   f"{results[f'{prefix}_bits_per_character']:.3f}")
     print(f"hub folder {stage_dir} (python push_to_hub.py --model_dir {model_dir} --repo_id USER/NAME uploads it)")
-    print("generated from 「近年の機械学習は」:")
+    print(f"generated from 「{PROMPT}」:")
     for text in samples:
         print("  " + text.replace("\n", "\n  "))
     print(f"done in {time.perf_counter() - start:.0f} s")

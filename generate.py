@@ -10,18 +10,22 @@ from typing import Optional
 import torch
 from transformers import pipeline, set_seed
 
-from common import DEFAULT_RUN_DIR, parse_args, run_main
+from gpt2ja.cli import parse_args, run_main
+from gpt2ja.run_folder import RunFolder
+from gpt2ja.settings import DEFAULT_RUN_DIR, PROMPT, SAMPLING
 
 
 @dataclass
 class GenerateArguments:
-    model: str = field(default=str(DEFAULT_RUN_DIR / "model"), metadata={"help": "A model folder or Hub id."})
-    prompt: str = field(default="近年の機械学習は", metadata={"help": "The text to continue."})
+    model: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).model), metadata={"help": "A model folder or Hub id."})
+    prompt: str = field(default=PROMPT, metadata={"help": "The text to continue."})
     max_new_tokens: int = field(default=50, metadata={"help": "Tokens to add to the prompt."})
     num_return_sequences: int = field(default=1, metadata={"help": "How many continuations to sample."})
     do_sample: bool = field(default=True, metadata={"help": "Sample (--no_do_sample: greedy decoding)."})
-    top_k: Optional[int] = field(default=None, metadata={"help": "Default: the model's generation_config (50)."})
-    top_p: Optional[float] = field(default=None, metadata={"help": "Default: the model's generation_config (0.95)."})
+    top_k: Optional[int] = field(default=None, metadata={
+        "help": f"Default: the model's generation_config.json ({SAMPLING['top_k']} in models of train.py)."})
+    top_p: Optional[float] = field(default=None, metadata={
+        "help": f"Default: the model's generation_config.json ({SAMPLING['top_p']} in models of train.py)."})
     temperature: Optional[float] = field(default=None, metadata={"help": "Default: the model's (1.0)."})
     seed: Optional[int] = field(default=None, metadata={"help": "Seed, for the same continuations every time."})
 

@@ -11,7 +11,6 @@ login`) and is never printed or written.
 """
 
 import importlib
-import json
 import logging
 import math
 import shutil
@@ -23,26 +22,21 @@ from typing import Optional
 import torch
 from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
 
-from common import DEFAULT_RUN_DIR, REPO_ROOT, UserError, move_into_place, parse_args, run_main
-from tokenizer import load_tokenizer
-from train import RUN_INFO
+from gpt2ja.cli import UserError, parse_args, run_main
+from gpt2ja.run_folder import (ALL_RESULTS, MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, RUN_FILES,
+                               TRAINER_STATE, RunFolder, RunInfo, move_into_place, read_json)
+from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR, PROMPT, REPO_ROOT
+from gpt2ja.tokens import load_tokenizer
 
 logger = logging.getLogger("push_to_hub")
 
 TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
-DEFAULT_REPO_NAME = "gpt2-small-ja"
-PROMPT = "近年の機械学習は"
 CURVE = "training_curve.png"
-# Copied from the model folder; everything else there (optimizer state, logs, training_args.bin) stays.
-MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "spiece.model",
-               "tokenizer_config.json", "tokenizer.json")
-OPTIONAL_MODEL_FILES = ("special_tokens_map.json",)
-RUN_FILES = ("all_results.json", "trainer_state.json", RUN_INFO)  # read for the card, not uploaded
 
 
 @dataclass
 class PushArguments:
-    model_dir: str = field(default=str(DEFAULT_RUN_DIR / "model"), metadata={
+    model_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).model), metadata={
         "help": "The model folder written by train.py."})
     repo_id: Optional[str] = field(default=None, metadata={
         "help": f"USER/NAME on the Hub; default <logged-in user>/{DEFAULT_REPO_NAME}."})
@@ -108,18 +102,18 @@ def describe_time(seconds):
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
-def render_card(model_dir, repo_id, config, example, seed):
+def render_card(model_dir, repo_id, tokenizer, config, example, seed):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
-    results = json.loads((model_dir / "all_results.json").read_text(encoding="utf-8"))
-    state = json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8"))
-    info = json.loads((model_dir / RUN_INFO).read_text(encoding="utf-8"))
-    dump_date = (info.get("data") or {}).get("dump_date")
-    dataset_name = f"Japanese Wikipedia ({dump_date})" if dump_date else "Japanese Wikipedia"
+    results = read_json(model_dir / ALL_RESULTS)
+    state = read_json(model_dir / TRAINER_STATE)
+    info = RunInfo.load(model_dir)
+    sampling = read_json(model_dir / "generation_config.json")
+    dataset_name = f"Japanese Wikipedia ({info.dump_date})" if info.dump_date else "Japanese Wikipedia"
     eval_results = [
         EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type="wikipedia",
                    dataset_name=dataset_name, dataset_config="ja", dataset_split=split, metric_type=metric,
                    metric_name=name, metric_value=round(results[f"{prefix}_{metric}"], 4))
-        for prefix, split in (("eval", "validation"), ("test", "test")) if f"{prefix}_loss" in results
+        for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
         for metric, name in (("loss", "Loss"), ("perplexity", "Perplexity"),
                              ("bits_per_character", "Bits per character"))
     ]
@@ -129,17 +123,17 @@ def render_card(model_dir, repo_id, config, example, seed):
         widget=[{"text": PROMPT, "output": {"text": example}}],
         model_name=repo_id.split("/")[-1], eval_results=eval_results,
     )
-    hardware = info["hardware"]
-    devices = sorted(set(hardware["devices"]))
+    devices = sorted(set(info.hardware["devices"]))
+    special_ids = sorted((tokenizer.convert_tokens_to_ids(token), token) for token in tokenizer.all_special_tokens)
     return ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), model_name=repo_id.split("/")[-1], repo_id=repo_id,
         prompt=PROMPT, example_output=example, example_seed=seed, vocab_size=config.vocab_size,
-        parameters=parameter_count(model_dir), recipe=info["recipe"], data=info.get("data"), dump_date=dump_date,
-        sources=[Path(source).name for source in ((info.get("data") or {}).get("settings") or {}).get("sources", [])],
+        parameters=parameter_count(model_dir), recipe=info.recipe, data=info.data, dump_date=info.dump_date,
+        sources=[Path(source).name for source in info.sources], sampling=sampling, special_ids=special_ids,
         final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
-        tokens=info["tokens"], tokenizer=info.get("tokenizer"), steps=state["global_step"],
-        epochs=state.get("epoch") or 0, hardware=f"{hardware['processes']} x {', '.join(devices)}",
-        training_time=describe_time(results.get("train_runtime", 0)), versions=info["versions"], results=results,
+        tokens=info.tokens, tokenizer=info.tokenizer, steps=state["global_step"],
+        epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
+        training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
     )
 
 
@@ -150,9 +144,9 @@ def parameter_count(model_dir):
 
 
 def commit_message(model_dir):
-    results = json.loads((Path(model_dir) / "all_results.json").read_text(encoding="utf-8"))
-    scores = [f"{label} loss {results[key]:.3f}" for key, label in (("eval_loss", "validation"), ("test_loss", "test"))
-              if key in results]
+    results = read_json(Path(model_dir) / ALL_RESULTS)
+    scores = [f"{split} loss {results[f'{prefix}_loss']:.3f}" for split, prefix in RESULT_PREFIXES.items()
+              if f"{prefix}_loss" in results]
     return "Upload GPT-2 small Japanese" + (f" ({', '.join(scores)})" if scores else "")
 
 
@@ -166,8 +160,8 @@ def stage(model_dir, stage_dir, repo_id, seed):
     for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
         if (model_dir / name).is_file():
             shutil.copy(model_dir / name, partial / name)
-    plot_curve(json.loads((model_dir / "trainer_state.json").read_text(encoding="utf-8")), partial / CURVE)
-    card = render_card(model_dir, repo_id, config, example_output(model_dir, seed), seed)
+    plot_curve(read_json(model_dir / TRAINER_STATE), partial / CURVE)
+    card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed)
     card.save(partial / "README.md")
     move_into_place(partial, stage_dir)
     return card

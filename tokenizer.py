@@ -5,9 +5,8 @@
 
 The folder it writes loads with `AutoTokenizer.from_pretrained(folder)` as
 `BertGenerationTokenizer` (spiece.model) and also holds `tokenizer.json`, the
-same tokenizer for the `tokenizers` library, with identical ids. `encode_batch`
-is the fast encoder train.py uses: SentencePiece's own multi-threaded encoder,
-giving the ids BertGenerationTokenizer gives.
+same tokenizer for the `tokenizers` library, with identical ids, and
+`tokenizer_report.json` (settings and figures on the validation split).
 """
 
 import io
@@ -21,31 +20,28 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import datasets
 import numpy as np
 import sentencepiece as spm
-from transformers import AutoTokenizer, BertGenerationTokenizer
 from tokenizers import AddedToken
+from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
-from common import DEFAULT_RUN_DIR, UserError, move_into_place, parse_args, run_main
+from gpt2ja.cli import UserError, parse_args, run_main
+from gpt2ja.run_folder import RunFolder, move_into_place
+from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
+from gpt2ja.splits import load_split
+from gpt2ja.tokens import TOKENIZER_REPORT, load_tokenizer, read_tokenizer_report
 
 logger = logging.getLogger("tokenizer")
 
-# The published model's layout: <pad>=0, <unk>=1, <s>=2, </s>=3, <cls>=4, <sep>=5.
-SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
-                  "cls_token": "<cls>", "sep_token": "<sep>"}
-SPECIAL_IDS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<cls>": 4, "<sep>": 5}
 SENTENCE_BREAK = re.compile(r"(?<=。)|\n")
-REPORT_FILE = "tokenizer_report.json"
-MODEL_MAX_LENGTH = 1024  # GPT-2 small's context, so pipelines truncate where the model must
 
 
 @dataclass
 class TokenizerArguments:
-    data_dir: str = field(default=str(DEFAULT_RUN_DIR / "data"), metadata={
+    data_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).data), metadata={
         "help": "The DatasetDict written by prepare_data.py; only its train split is read."})
-    output_dir: str = field(default=str(DEFAULT_RUN_DIR / "tokenizer"), metadata={
+    output_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).tokenizer), metadata={
         "help": "Where the tokenizer folder is written."})
     vocab_size: int = field(default=32_000, metadata={"help": "Pieces in the vocabulary, special tokens included."})
     num_samples: int = field(default=10_000_000, metadata={
@@ -73,16 +69,6 @@ def sentences_of(text, min_chars=1, max_chars=10**9):
         sentence = sentence.strip()
         if min_chars <= len(sentence) <= max_chars:
             yield sentence
-
-
-def load_split(data_dir, split, allow_empty=False):
-    data_dir = Path(data_dir)
-    if not (data_dir / "dataset_dict.json").is_file():
-        raise UserError(f"{data_dir} holds no prepared data; run prepare_data.py --output_dir {data_dir} first.")
-    dataset = datasets.load_from_disk(str(data_dir))[split]
-    if len(dataset) == 0 and not allow_empty:
-        raise UserError(f"The {split} split of {data_dir} is empty; prepare more articles.")
-    return dataset
 
 
 def sample_sentences(train, num_samples, seed, min_chars, max_chars):
@@ -175,17 +161,11 @@ def fast_tokenizer(spm_model):
 
 def export(spm_model, output_dir):
     """Write the BertGenerationTokenizer folder plus tokenizer.json; return the loaded tokenizer."""
-    slow = BertGenerationTokenizer(str(spm_model), model_max_length=MODEL_MAX_LENGTH, **SPECIAL_TOKENS)
+    # A model folder's copy records its own model's context (train.py); this one, GPT-2 small's.
+    slow = BertGenerationTokenizer(str(spm_model), model_max_length=REFERENCE_CONTEXT, **SPECIAL_TOKENS)
     slow.save_pretrained(str(output_dir))
     fast_tokenizer(spm_model).save(str(Path(output_dir, "tokenizer.json")))
     return load_tokenizer(output_dir)
-
-
-def load_tokenizer(folder):
-    folder = Path(folder)
-    if not (folder / "spiece.model").is_file():
-        raise UserError(f"{folder} holds no tokenizer (spiece.model); run tokenizer.py --output_dir {folder} first.")
-    return AutoTokenizer.from_pretrained(str(folder))
 
 
 def check_layout(tokenizer, vocab_size):
@@ -196,34 +176,9 @@ def check_layout(tokenizer, vocab_size):
         raise UserError(f"The tokenizer holds {len(tokenizer)} entries, not --vocab_size {vocab_size}.")
 
 
-class FastEncoder:
-    """Batch encoding with SentencePiece's multi-threaded C++ encoder, for train.py.
-
-    It gives BertGenerationTokenizer's ids: that tokenizer is SentencePiece plus
-    splitting on its special-token strings, which plain Wikipedia text almost never
-    holds; texts that do hold one go through the tokenizer itself.
-    """
-
-    def __init__(self, tokenizer_dir, num_threads=None):
-        self.tokenizer = load_tokenizer(tokenizer_dir)
-        self.processor = spm.SentencePieceProcessor(model_file=str(Path(tokenizer_dir, "spiece.model")))
-        self.num_threads = num_threads or os.cpu_count() or 1
-        specials = self.tokenizer.all_special_tokens
-        self.special = re.compile("|".join(re.escape(t) for t in specials))
-        self.special_starts = {t[0] for t in specials}
-
-    def __call__(self, texts):
-        ids = self.processor.encode(list(texts), num_threads=self.num_threads)
-        for i, text in enumerate(texts):
-            if any(c in text for c in self.special_starts) and self.special.search(text):
-                ids[i] = self.tokenizer(text)["input_ids"]
-        return ids
-
-
 def report(folder, validation):
     """Figures on the validation split: <unk> share, round trips, tokens per character, fast = slow."""
     slow = load_tokenizer(folder)
-    from transformers import PreTrainedTokenizerFast
     fast = PreTrainedTokenizerFast(tokenizer_file=str(Path(folder, "tokenizer.json")))
     lines = [line for text in validation["text"] for line in text.split("\n") if line]
     slow_ids = slow(lines)["input_ids"]
@@ -245,7 +200,7 @@ def train_tokenizer(args):
     output_dir = Path(args.output_dir)
     if (output_dir / "spiece.model").exists() and not args.overwrite_output_dir:
         logger.info("%s already holds a tokenizer; reusing it (pass --overwrite_output_dir to retrain).", output_dir)
-        return json.loads((output_dir / REPORT_FILE).read_text(encoding="utf-8"))
+        return read_tokenizer_report(output_dir)
     train = load_split(args.data_dir, "train")
     sentences, used = sample_sentences(train, args.num_samples, args.seed,
                                        args.min_sentence_chars, args.max_sentence_chars)
@@ -266,7 +221,7 @@ def train_tokenizer(args):
         validation = load_split(args.data_dir, "validation", allow_empty=True)
         if len(validation):
             figures.update(report(staging, validation))
-        (staging / REPORT_FILE).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        (staging / TOKENIZER_REPORT).write_text(json.dumps(figures, indent=2), encoding="utf-8")
         move_into_place(staging, output_dir)
     logger.info("Wrote %s: %s", output_dir, json.dumps({k: v for k, v in figures.items() if k != "settings"}))
     return figures

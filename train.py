@@ -11,8 +11,7 @@ model with its tokenizer and *_results.json). Rerunning the same command
 resumes from the last complete checkpoint.
 """
 
-import hashlib
-import json
+import dataclasses
 import logging
 import math
 import os
@@ -21,28 +20,26 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import transformers
-from tqdm.auto import tqdm
+from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer, TrainerCallback,
                           TrainingArguments, default_data_collator, set_seed)
 
-from common import (DEFAULT_RUN_DIR, RECIPE_SUFFIXES, REPO_ROOT, UserError, move_into_place, parse_args,
-                    run_main)
-from tokenizer import FastEncoder, load_split, load_tokenizer
+from gpt2ja.cli import RECIPE_SUFFIXES, UserError, parse_args, run_main
+from gpt2ja.run_folder import (RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder, RunInfo, is_finished_model,
+                               last_complete_checkpoint, move_into_place, remove_incomplete_checkpoints)
+from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
+from gpt2ja.splits import Preparation, load_split
+from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens, read_tokenizer_report
 
 logger = logging.getLogger("train")
 
-REFERENCE_RECIPE = REPO_ROOT / "configs" / "reference.yaml"
-TOKEN_CACHE = "token_cache"
 EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
-RUN_INFO = "run_info.json"
 # The TrainingArguments that make the recipe, recorded in run_info.json for the model card.
 RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "optim",
                "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "bf16", "fp16",
@@ -55,9 +52,12 @@ PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100
                    "RTX 3090": 71e12}
 
 
+# --- arguments --------------------------------------------------------------------------------
+
 @dataclass
 class ModelArguments:
-    n_positions: int = field(default=1024, metadata={"help": "Context length, and the length of a training block."})
+    n_positions: int = field(default=REFERENCE_CONTEXT, metadata={
+        "help": "Context length, and the length of a training block."})
     n_embd: int = field(default=768, metadata={"help": "Hidden size."})
     n_layer: int = field(default=12, metadata={"help": "Transformer blocks."})
     n_head: int = field(default=12, metadata={"help": "Attention heads."})
@@ -70,9 +70,9 @@ class ModelArguments:
 
 @dataclass
 class RunArguments:
-    data_dir: str = field(default=str(DEFAULT_RUN_DIR / "data"), metadata={
+    data_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).data), metadata={
         "help": "The DatasetDict from prepare_data.py."})
-    tokenizer_dir: str = field(default=str(DEFAULT_RUN_DIR / "tokenizer"), metadata={
+    tokenizer_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).tokenizer), metadata={
         "help": "The tokenizer folder from tokenizer.py."})
     global_batch_size: Optional[int] = field(default=None, metadata={
         "help": "Sequences per optimizer step over all processes. The recipe fixes it; per-device batch (at most "
@@ -83,96 +83,73 @@ class RunArguments:
     final_eval_batch_size: int = field(default=8, metadata={"help": "Batch size of the final evaluation."})
 
 
-# --- data: the splits as one flat array of token ids each, cut into blocks --------------------------
-
-def token_cache_dir(data_dir, tokenizer_dir):
-    """A cache folder keyed by the prepared data and the tokenizer model."""
-    key = hashlib.sha256()
-    for path in sorted(Path(data_dir).rglob("*")):
-        if TOKEN_CACHE in path.relative_to(data_dir).parts:
-            continue  # the cache itself must not change its key
-        if path.is_file() and path.suffix in (".arrow", ".json"):
-            stat = path.stat()
-            key.update(f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    key.update(Path(tokenizer_dir, "spiece.model").read_bytes())
-    return Path(data_dir) / TOKEN_CACHE / key.hexdigest()[:16]
+def parse_arguments(argv=None):
+    """(ModelArguments, RunArguments, TrainingArguments as given); configs/reference.yaml without a recipe."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not (argv and argv[0].endswith(RECIPE_SUFFIXES)):
+        argv.insert(0, str(REFERENCE_RECIPE))
+    return parse_args([ModelArguments, RunArguments, TrainingArguments], argv, description=__doc__)
 
 
-def token_dtype(vocab_size):
-    return np.uint16 if vocab_size <= 2**16 else np.uint32
+def split_global_batch(global_batch_size, most_per_device, world_size):
+    """(per-device batch, accumulation steps) that make the global batch over world_size processes,
+    with as few accumulation steps as a per-device batch of at most most_per_device allows."""
+    total = global_batch_size
+    accumulation = max(1, math.ceil(total / (world_size * most_per_device)))
+    while accumulation <= total and total % (world_size * accumulation):
+        accumulation += 1
+    if total % (world_size * accumulation):
+        raise UserError(f"A global batch of {total} sequences cannot be split evenly over {world_size} processes; "
+                        "change --global_batch_size or the number of processes.")
+    return total // (world_size * accumulation), accumulation
 
 
-def tokenize_split(dataset, encoder, eos_id, path, dtype):
-    """Encode every article, append </s>, write the ids end to end to `path`; return the counts."""
-    partial = path.with_suffix(".partial")
-    tokens = characters = 0
-    with open(partial, "wb") as out, tqdm(total=len(dataset), desc=f"Tokenizing {path.stem}",
-                                          unit=" articles") as progress:
-        for batch in dataset.iter(batch_size=1000):
-            ids = encoder(batch["text"])
-            count = sum(len(x) for x in ids) + len(ids)
-            flat = np.fromiter(chain.from_iterable(x + [eos_id] for x in ids), dtype=dtype, count=count)
-            out.write(flat.tobytes())
-            tokens += count
-            characters += sum(len(t) for t in batch["text"])
-            progress.update(len(ids))
-    os.replace(partial, path)
-    return {"articles": len(dataset), "tokens": tokens, "characters": characters}
+def training_arguments(given, run_args, run, evaluate):
+    """The TrainingArguments the Trainer gets, built once from the user's with what train.py decides:
+    the batch split over the processes, the run folder's layout, and whether there is anything to evaluate."""
+    batch = {}
+    if run_args.global_batch_size is not None:
+        per_device, accumulation = split_global_batch(run_args.global_batch_size, given.per_device_train_batch_size,
+                                                      given.world_size)
+        batch = {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accumulation}
+        logger.info("Global batch %d sequences = %d processes x %d per device x %d accumulation steps.",
+                    run_args.global_batch_size, given.world_size, per_device, accumulation)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.logs)  # Trainer's TensorBoard callback reads it
+    if "tensorboard" in (given.report_to or []):
+        run.logs.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(
+        given, **batch,
+        output_dir=str(run.checkpoints),
+        eval_strategy=given.eval_strategy if evaluate else "no",
+        logging_nan_inf_filter=False,  # a non-finite loss must stop the run, not be averaged away
+    )
 
 
-def prepare_tokens(data_dir, tokenizer_dir, tokenizer):
-    """Tokenize train / validation / test once; a rerun or a resumed run reads the cache."""
-    cache = token_cache_dir(data_dir, tokenizer_dir)
-    meta_path = cache / "meta.json"
-    if meta_path.is_file():
-        logger.info("Reusing the token cache %s", cache)
-        return cache, json.loads(meta_path.read_text())
-    cache.mkdir(parents=True, exist_ok=True)
-    encoder = FastEncoder(tokenizer_dir)
-    dtype = token_dtype(len(tokenizer))
-    meta = {"dtype": np.dtype(dtype).name, "eos_token_id": tokenizer.eos_token_id, "splits": {}}
-    for split in ("train", "validation", "test"):
-        articles = load_split(data_dir, split, allow_empty=split != "train")
-        meta["splits"][split] = tokenize_split(articles, encoder, tokenizer.eos_token_id, cache / f"{split}.bin",
-                                               dtype)
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return cache, meta
+# --- data -------------------------------------------------------------------------------------
 
-
-class TokenBlocks(torch.utils.data.Dataset):
-    """Consecutive blocks of block_size tokens of a flat token file; the last partial block is dropped.
-    Articles run on across blocks, separated by </s>: no padding, nothing lost but that tail."""
-
-    def __init__(self, path, block_size, dtype, max_blocks=None):
-        empty = Path(path).stat().st_size == 0  # numpy cannot map an empty file (an empty split)
-        self.tokens = np.zeros(0, dtype=dtype) if empty else np.memmap(path, dtype=dtype, mode="r")
-        self.block_size = block_size
-        self.blocks = len(self.tokens) // block_size
-        if max_blocks is not None:
-            self.blocks = min(self.blocks, max_blocks)
-
-    def __len__(self):
-        return self.blocks
-
-    def __getitem__(self, index):
-        start = index * self.block_size
-        ids = torch.from_numpy(self.tokens[start:start + self.block_size].astype(np.int64))
-        labels = ids.clone()
-        # The first token is never a target (the model shifts labels by one). Marking it -100 makes
-        # Trainer's token count, which divides the summed loss, the number of real targets.
-        labels[0] = -100
-        return {"input_ids": ids, "labels": labels}
+def load_blocks(cache, meta, block_size, max_eval_blocks):
+    """(train blocks, validation blocks for the evaluations during training) from the token cache."""
+    for split, counts in meta["splits"].items():
+        logger.info("%s: %d articles, %d tokens, %d characters", split, counts["articles"], counts["tokens"],
+                    counts["characters"])
+    train_blocks = TokenBlocks(cache / "train.bin", block_size, meta["dtype"])
+    eval_blocks = TokenBlocks(cache / "validation.bin", block_size, meta["dtype"], max_eval_blocks)
+    if len(train_blocks) == 0:
+        raise UserError(f"The train split holds fewer than {block_size} tokens; prepare more articles.")
+    if len(eval_blocks) == 0:
+        logger.warning("The validation split holds fewer than %d tokens: no evaluation during training.", block_size)
+    return train_blocks, eval_blocks
 
 
 # --- model ------------------------------------------------------------------------------------
 
-def build_config(model_args, tokenizer):
-    if model_args.vocab_size is not None and model_args.vocab_size != len(tokenizer):
-        raise UserError(f"The tokenizer holds {len(tokenizer)} entries but the recipe's vocab_size is "
+def build_config(model_args, vocab_size):
+    if model_args.vocab_size is not None and model_args.vocab_size != vocab_size:
+        raise UserError(f"The tokenizer holds {vocab_size} entries but the recipe's vocab_size is "
                         f"{model_args.vocab_size}; train the tokenizer with --vocab_size {model_args.vocab_size} "
                         "or change vocab_size.")
     return GPT2Config(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size,
         n_positions=model_args.n_positions,
         n_embd=model_args.n_embd,
         n_layer=model_args.n_layer,
@@ -180,19 +157,17 @@ def build_config(model_args, tokenizer):
         resid_pdrop=model_args.dropout,
         embd_pdrop=model_args.dropout,
         attn_pdrop=model_args.dropout,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        unk_token_id=tokenizer.unk_token_id,
+        bos_token_id=SPECIAL_IDS["<s>"],
+        eos_token_id=SPECIAL_IDS["</s>"],
+        pad_token_id=SPECIAL_IDS["<pad>"],
+        unk_token_id=SPECIAL_IDS["<unk>"],
         tokenizer_class="BertGenerationTokenizer",
     )
 
 
-def generation_config(tokenizer):
-    # What the published model samples with: top-k 50 within nucleus 0.95.
-    return GenerationConfig(do_sample=True, top_k=50, top_p=0.95, max_new_tokens=100,
-                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                            pad_token_id=tokenizer.pad_token_id)
+def generation_config(config):
+    return GenerationConfig(**SAMPLING, max_new_tokens=100, bos_token_id=config.bos_token_id,
+                            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
 
 
 def flops_per_token(config):
@@ -212,25 +187,6 @@ def device_peak_flops():
 
 
 # --- training ---------------------------------------------------------------------------------
-
-def derive_batch(args, run_args):
-    """Per-device batch and accumulation from the recipe's global batch and the number of processes."""
-    world = args.world_size
-    if run_args.global_batch_size is None:
-        return
-    total = run_args.global_batch_size
-    most = args.per_device_train_batch_size
-    accumulation = max(1, math.ceil(total / (world * most)))
-    while accumulation <= total and total % (world * accumulation):
-        accumulation += 1
-    if total % (world * accumulation):
-        raise UserError(f"A global batch of {total} sequences cannot be split evenly over {world} processes; "
-                        "change --global_batch_size or the number of processes.")
-    args.per_device_train_batch_size = total // (world * accumulation)
-    args.gradient_accumulation_steps = accumulation
-    logger.info("Global batch %d sequences = %d processes x %d per device x %d accumulation steps.",
-                total, world, args.per_device_train_batch_size, accumulation)
-
 
 class NonFiniteLoss(UserError):
     pass
@@ -307,21 +263,81 @@ class PreemptionCallback(TrainerCallback):
         return control
 
 
-def last_complete_checkpoint(checkpoints_dir):
-    """The newest checkpoint-N holding trainer_state.json (Trainer writes it last, so a checkpoint
-    cut short by a kill lacks it and is skipped)."""
-    folder = Path(checkpoints_dir)
-    if not folder.is_dir():
-        return None
-    complete = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return str(max(complete, key=lambda p: int(p.name.split("-")[1]))) if complete else None
+def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=()):
+    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark)."""
+    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)
+    model.generation_config = generation_config(config)
+    tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+                       * config.n_positions)
+    return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     data_collator=default_data_collator, callbacks=list(callbacks), tokens_per_step=tokens_per_step,
+                     flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
 
 
-def remove_incomplete_checkpoints(checkpoints_dir):
-    for path in Path(checkpoints_dir).glob("checkpoint-*"):
-        if not (path / "trainer_state.json").is_file():
-            logger.warning("Removing %s: a checkpoint cut short (no trainer_state.json).", path)
-            shutil.rmtree(path, ignore_errors=True)
+def checkpoint_to_resume(args, vocab_size, tokenizer_dir):
+    """The last complete checkpoint of this run, after the main process removed any cut short."""
+    if args.process_index == 0:
+        remove_incomplete_checkpoints(args.output_dir)
+    PartialState().wait_for_everyone()
+    resume = last_complete_checkpoint(args.output_dir)
+    if resume:
+        saved = GPT2Config.from_pretrained(resume)
+        if saved.vocab_size != vocab_size:
+            raise UserError(f"{resume} was trained with a vocabulary of {saved.vocab_size}, but {tokenizer_dir}"
+                            f" holds {vocab_size} entries; point --tokenizer_dir at the run's tokenizer.")
+        logger.info("Resuming from %s", resume)
+    return resume
+
+
+def fit(trainer, resume):
+    """trainer.train(), stopping the process with a checkpoint (exit 143) when SIGTERM arrives."""
+    preemption = PreemptionCallback()
+    trainer.add_callback(preemption)
+    blocks_per_step = trainer.tokens_per_step // trainer.model.config.n_positions
+    logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
+                trainer.tokens_per_step, len(trainer.train_dataset) // blocks_per_step)
+    with preemption:
+        result = trainer.train(resume_from_checkpoint=resume)
+    if preemption.received:
+        # Each rank writes its own RNG state into the checkpoint; once one rank exits, torchrun
+        # stops the others with SIGTERM, which kills them outside training: all must finish writing first.
+        PartialState().wait_for_everyone()
+        logger.warning("Stopped by SIGTERM at step %d with a checkpoint saved; rerun the same command to resume.",
+                       trainer.state.global_step)
+        sys.exit(SIGTERM_EXIT_CODE)
+    return result
+
+
+# --- the model folder ---------------------------------------------------------------------------
+
+def run_info(model_args, run_args, args, token_counts):
+    """What the model card reports of this run: data, tokenizer, recipe, hardware."""
+    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
+    recipe.update(asdict(model_args), global_batch_size=args.per_device_train_batch_size
+                  * args.gradient_accumulation_steps * args.world_size,
+                  per_device_train_batch_size=args.per_device_train_batch_size,
+                  gradient_accumulation_steps=args.gradient_accumulation_steps)
+    devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
+               else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
+    return RunInfo(
+        data=Preparation.load(run_args.data_dir),
+        tokens=token_counts,
+        tokenizer=read_tokenizer_report(run_args.tokenizer_dir),
+        recipe=recipe,
+        hardware={"processes": args.world_size, "devices": devices},
+        versions={"torch": torch.__version__, "transformers": transformers.__version__},
+    )
+
+
+def export_model(trainer, model_args, run_args, token_counts, staging):
+    """Weights, configs, the tokenizer (its model_max_length the model's context) and run_info.json."""
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
+    trainer.save_model(str(staging))
+    load_tokenizer(run_args.tokenizer_dir, model_max_length=model_args.n_positions).save_pretrained(str(staging))
+    shutil.copy(Path(run_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
+    shutil.copy(Path(trainer.args.output_dir, TRAINER_STATE), staging / TRAINER_STATE)
+    run_info(model_args, run_args, trainer.args, token_counts).save(staging)
 
 
 def evaluate_final(model_dir, data_dir, split, batch_size):
@@ -333,138 +349,56 @@ def evaluate_final(model_dir, data_dir, split, batch_size):
     return metric.compute(predictions=list(texts), model_id=str(model_dir), batch_size=batch_size, device=device)
 
 
-def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=()):
-    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark)."""
-    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)
-    tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-                       * config.n_positions)
-    return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                     data_collator=default_data_collator, callbacks=list(callbacks), tokens_per_step=tokens_per_step,
-                     flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
+def evaluate_into(trainer, staging, run_args, token_counts):
+    """Score the exported model on the whole validation and test splits; results beside it."""
+    for split, prefix in RESULT_PREFIXES.items():
+        if token_counts[split]["articles"]:
+            scores = evaluate_final(staging, run_args.data_dir, split, run_args.final_eval_batch_size)
+            trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
+            logger.info("%s: %s", split, scores)
+    for name in RESULT_FILES:
+        if Path(trainer.args.output_dir, name).is_file():
+            shutil.copy(Path(trainer.args.output_dir, name), staging / name)
 
 
-def run_info(model_args, run_args, args, token_meta):
-    """What the model card reports of this run: data, tokenizer, recipe, hardware."""
-    def read(path):
-        return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+# --- the job --------------------------------------------------------------------------------------
 
-    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
-    recipe.update(asdict(model_args), global_batch_size=args.per_device_train_batch_size
-                  * args.gradient_accumulation_steps * args.world_size,
-                  per_device_train_batch_size=args.per_device_train_batch_size,
-                  gradient_accumulation_steps=args.gradient_accumulation_steps)
-    devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
-               else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
-    return {
-        "data": read(Path(run_args.data_dir, "preparation.json")),
-        "tokens": token_meta["splits"],
-        "tokenizer": read(Path(run_args.tokenizer_dir, "tokenizer_report.json")),
-        "recipe": recipe,
-        "hardware": {"processes": args.world_size, "devices": devices},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-    }
-
-
-def train(model_args, run_args, args, run_dir, callbacks=()):
-    model_dir = run_dir / "model"
-    if (model_dir / "all_results.json").is_file():
+def train(model_args, run_args, given, run, callbacks=()):
+    if is_finished_model(run.model):
         logger.info("%s already holds the trained model; reusing it (train again with another --output_dir, "
-                    "or delete %s).", model_dir, run_dir)
-        return model_dir
+                    "or delete %s).", run.model, run.root)
+        return run.model
     tokenizer = load_tokenizer(run_args.tokenizer_dir)
-    config = build_config(model_args, tokenizer)
-    derive_batch(args, run_args)
-    set_seed(args.seed)
+    config = build_config(model_args, len(tokenizer))
+    set_seed(given.seed)
 
-    with args.main_process_first(desc="tokenizing"):
-        cache, meta = prepare_tokens(run_args.data_dir, run_args.tokenizer_dir, tokenizer)
-    for split, counts in meta["splits"].items():
-        logger.info("%s: %d articles, %d tokens, %d characters", split, counts["articles"], counts["tokens"],
-                    counts["characters"])
-    block = model_args.n_positions
-    train_blocks = TokenBlocks(cache / "train.bin", block, meta["dtype"])
-    eval_blocks = TokenBlocks(cache / "validation.bin", block, meta["dtype"], run_args.max_eval_blocks)
-    if len(train_blocks) == 0:
-        raise UserError(f"The train split holds fewer than {block} tokens; prepare more articles.")
-    if len(eval_blocks) == 0 and args.eval_strategy != "no":
-        logger.warning("The validation split holds fewer than %d tokens: no evaluation during training.", block)
-        args.eval_strategy = "no"
+    with given.main_process_first(desc="tokenizing"):
+        cache, meta = prepare_tokens(run_args.data_dir, run_args.tokenizer_dir)
+    train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, run_args.max_eval_blocks)
+    args = training_arguments(given, run_args, run, evaluate=len(eval_blocks) > 0)
 
-    if args.process_index == 0:
-        remove_incomplete_checkpoints(args.output_dir)
-    if args.world_size > 1:
-        dist.barrier()
-    resume = last_complete_checkpoint(args.output_dir)
-    if resume:
-        saved = GPT2Config.from_pretrained(resume)
-        if saved.vocab_size != len(tokenizer):
-            raise UserError(f"{resume} was trained with a vocabulary of {saved.vocab_size}, but {run_args.tokenizer_dir}"
-                            f" holds {len(tokenizer)} entries; point --tokenizer_dir at the run's tokenizer.")
-        logger.info("Resuming from %s", resume)
-
-    preemption = PreemptionCallback()
+    resume = checkpoint_to_resume(args, len(tokenizer), run_args.tokenizer_dir)
     trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
-                           eval_blocks if len(eval_blocks) else None, [preemption, *callbacks])
-    trainer.model.generation_config = generation_config(tokenizer)
-    logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
-                trainer.tokens_per_step, len(train_blocks) // (trainer.tokens_per_step // block))
-
-    with preemption:
-        result = trainer.train(resume_from_checkpoint=resume)
-    if preemption.received:
-        if args.world_size > 1:
-            # Each rank writes its own RNG state into the checkpoint; once one rank exits, torchrun
-            # stops the others with SIGTERM, which kills them outside training: all must finish writing first.
-            dist.barrier()
-        logger.warning("Stopped by SIGTERM at step %d with a checkpoint saved; rerun the same command to resume.",
-                       trainer.state.global_step)
-        sys.exit(SIGTERM_EXIT_CODE)
-
-    metrics = dict(result.metrics, train_tokens=meta["splits"]["train"]["tokens"])
-    trainer.save_metrics("train", metrics)
+                           eval_blocks if len(eval_blocks) else None, callbacks)
+    result = fit(trainer, resume)
+    trainer.save_metrics("train", dict(result.metrics, train_tokens=meta["splits"]["train"]["tokens"]))
     trainer.save_state()
-    staging = run_dir / ".model.partial"
-    if args.process_index == 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        trainer.model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        shutil.copy(Path(run_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
-        shutil.copy(Path(args.output_dir, "trainer_state.json"), staging / "trainer_state.json")
-        (staging / RUN_INFO).write_text(json.dumps(run_info(model_args, run_args, args, meta), indent=2,
-                                                   ensure_ascii=False, default=str), encoding="utf-8")
-    if args.world_size > 1:
-        dist.barrier()
 
+    staging = run.root / ".model.partial"
     if args.process_index == 0:
-        for split in ("validation", "test"):
-            if meta["splits"][split]["articles"]:
-                scores = evaluate_final(staging, run_args.data_dir, split, run_args.final_eval_batch_size)
-                prefix = "eval" if split == "validation" else "test"
-                trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
-                logger.info("%s: %s", split, scores)
-        for name in ("train_results.json", "eval_results.json", "test_results.json", "all_results.json"):
-            if Path(args.output_dir, name).is_file():
-                shutil.copy(Path(args.output_dir, name), staging / name)
-        move_into_place(staging, model_dir)
-        logger.info("Wrote %s", model_dir)
-    return model_dir
+        export_model(trainer, model_args, run_args, meta["splits"], staging)
+    PartialState().wait_for_everyone()
+    if args.process_index == 0:
+        evaluate_into(trainer, staging, run_args, meta["splits"])
+        move_into_place(staging, run.model)
+        logger.info("Wrote %s", run.model)
+    return run.model
 
 
 def main(argv=None, callbacks=()):
     """Train as the command line says; `callbacks` are extra TrainerCallbacks (for tests and tools)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not (argv and argv[0].endswith(RECIPE_SUFFIXES)):
-        argv.insert(0, str(REFERENCE_RECIPE))
-    model_args, run_args, args = parse_args([ModelArguments, RunArguments, TrainingArguments], argv,
-                                            description=__doc__)
-    run_dir = Path(args.output_dir or DEFAULT_RUN_DIR)
-    args.output_dir = str(run_dir / "checkpoints")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # Trainer's TensorBoard callback reads it
-    if "tensorboard" in (args.report_to or []):
-        Path(os.environ["TENSORBOARD_LOGGING_DIR"]).mkdir(parents=True, exist_ok=True)
-    args.logging_nan_inf_filter = False  # a non-finite loss must stop the run, not be averaged away
-    return train(model_args, run_args, args, run_dir, callbacks)
+    model_args, run_args, given = parse_arguments(argv)
+    return train(model_args, run_args, given, RunFolder(given.output_dir or DEFAULT_RUN_DIR), callbacks)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-sys.path.insert(0, str(REPO / "tests"))
-from common import SHARED_DATA  # noqa: E402
-from dumps import split_pages, write_multistream  # noqa: E402
-from wikitext import residue_share, short_line_share  # noqa: E402
-
-DEFAULT_DUMP = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
+from gpt2ja.dump import split_pages, write_multistream  # noqa: E402
+from gpt2ja.settings import EXCERPT  # noqa: E402
+from gpt2ja.wikitext import residue_share, short_line_share  # noqa: E402
 
 
 def tree_pss_mib(root_pid):
@@ -124,7 +121,7 @@ def wikiextractor_lines(out_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dump", type=Path, default=DEFAULT_DUMP)
+    parser.add_argument("--dump", type=Path, default=EXCERPT)
     parser.add_argument("--num_proc", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is shown")
     parser.add_argument("--copies", type=int, default=8,

@@ -3,9 +3,9 @@
     python benchmarks/tokenizer_bench.py --tokenizer_dir runs/demo/tokenizer --data_dir runs/demo/data
 
 All encode the same articles of the train split, and the ids are checked
-against the slow tokenizer's. train.py's own path (tokenize_split: FastEncoder,
-</s> after each article, a flat uint16 file) is the figure that counts. Also
-shown: the `tokenizers` twin (tokenizer.json).
+against the slow tokenizer's. train.py's own path (gpt2ja.tokens.tokenize_split:
+FastEncoder, </s> after each article, a flat uint16 file) is the figure that
+counts. Also shown: the `tokenizers` twin (tokenizer.json).
 """
 
 import argparse
@@ -20,8 +20,8 @@ import datasets  # noqa: E402
 import numpy as np  # noqa: E402
 from transformers import PreTrainedTokenizerFast  # noqa: E402
 
-from tokenizer import FastEncoder, load_split, load_tokenizer  # noqa: E402
-from train import tokenize_split  # noqa: E402
+from gpt2ja.splits import load_split  # noqa: E402
+from gpt2ja.tokens import FastEncoder, load_tokenizer, tokenize_split  # noqa: E402
 
 
 def timed(function, repeat):

@@ -29,13 +29,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from transformers import (GPT2Config, GPT2LMHeadModel, TrainerCallback, TrainingArguments,  # noqa: E402
-                          get_scheduler, set_seed)
+from transformers import GPT2LMHeadModel, TrainerCallback, get_scheduler, set_seed  # noqa: E402
 
 import train  # noqa: E402
-from common import parse_args  # noqa: E402
-
-SPECIAL_IDS = {"bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0, "unk_token_id": 1}
+from gpt2ja.run_folder import RunFolder  # noqa: E402
+from gpt2ja.tokens import TokenBlocks  # noqa: E402
 
 
 class StepClock(TrainerCallback):
@@ -68,25 +66,18 @@ def step_seconds(ends, start, warmup):
 
 
 def recipe_args(recipe, steps, out_dir, extra=()):
-    model_args, run_args, args = parse_args(
-        [train.ModelArguments, train.RunArguments, TrainingArguments],
+    """The recipe's ModelArguments and the TrainingArguments train.py would build from it."""
+    model_args, run_args, given = train.parse_arguments(
         [recipe, "--output_dir", str(out_dir), "--max_steps", str(steps), "--eval_strategy", "no",
          "--save_strategy", "no", "--report_to", "none", "--logging_steps", "10", "--disable_tqdm", "true",
          "--dataloader_num_workers", "0", *extra])
-    train.derive_batch(args, run_args)
-    return model_args, args
+    return model_args, train.training_arguments(given, run_args, RunFolder(out_dir), evaluate=False)
 
 
 def synthetic_blocks(path, vocab, block, count, seed=0):
     tokens = np.random.default_rng(seed).integers(6, vocab, size=block * count, dtype=np.uint16)
     tokens.tofile(path)
-    return train.TokenBlocks(path, block, "uint16")
-
-
-def gpt2_config(model_args, vocab):
-    return GPT2Config(vocab_size=vocab, n_positions=model_args.n_positions, n_embd=model_args.n_embd,
-                      n_layer=model_args.n_layer, n_head=model_args.n_head, resid_pdrop=model_args.dropout,
-                      embd_pdrop=model_args.dropout, attn_pdrop=model_args.dropout, **SPECIAL_IDS)
+    return TokenBlocks(path, block, "uint16")
 
 
 def run_trainer(config, model_args, args, blocks):
@@ -131,7 +122,7 @@ def run_bare(config, model_args, args, initial, batches):
 def cpu_mode(cli):
     with tempfile.TemporaryDirectory() as tmp:
         model_args, args = recipe_args(cli.recipe, cli.steps, tmp)
-        config = gpt2_config(model_args, cli.vocab)
+        config = train.build_config(model_args, cli.vocab)
         blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         blocks = synthetic_blocks(Path(tmp, "train.bin"), cli.vocab, model_args.n_positions,
                                   blocks_per_step * cli.steps)
@@ -163,7 +154,7 @@ def gpu_mode(cli):
     for recipe in ("configs/reference.yaml", "configs/fast.yaml"):
         with tempfile.TemporaryDirectory() as tmp:
             model_args, args = recipe_args(recipe, cli.steps, tmp, ["--vocab_size", "32000"])
-            config = gpt2_config(model_args, 32000)
+            config = train.build_config(model_args, 32000)
             blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
             blocks = synthetic_blocks(Path(tmp, "train.bin"), 32000, model_args.n_positions,
                                       blocks_per_step * cli.steps)

@@ -6,10 +6,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import SHARED_DATA  # noqa: E402
-
-EXCERPT = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
-FIRST20 = SHARED_DATA / "jawiki-20220720-pages-articles-first20.xml.bz2"
+from gpt2ja.settings import EXCERPT, FIRST20  # noqa: E402
 
 
 def shared_file(path):

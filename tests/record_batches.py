@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
-from common import run_main  # noqa: E402
+from gpt2ja.cli import run_main  # noqa: E402
 
 
 class BatchRecorder(TrainerCallback):

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 from huggingface_hub import ModelCard
 
 import demo
+
+pytestmark = pytest.mark.slow  # each test runs the whole chain, training included
 
 EXPECTED_HUB_FILES = {"model.safetensors", "config.json", "generation_config.json", "spiece.model",
                       "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png"}
@@ -21,6 +24,7 @@ def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, c
     assert list((run_dir / "checkpoints").glob("checkpoint-6"))
     assert list((run_dir / "logs").iterdir())
     model_dir = run_dir / "model"
+    assert json.loads((model_dir / "tokenizer_config.json").read_text())["model_max_length"] == 128
     results = json.loads((model_dir / "all_results.json").read_text())
     assert results["train_loss"] > 0
     # 12 articles at 5% / 5%: one lands in test, none in validation, and the chain copes

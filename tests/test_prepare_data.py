@@ -11,9 +11,11 @@ import datasets
 import pytest
 
 import prepare_data
-from common import UserError
-from dumps import MARKUP_PAGES, split_pages, write_multistream, write_parts
-from wikitext import clean_wikitext, residue_share, short_line_share
+from dumps import MARKUP_PAGES, write_parts
+from gpt2ja.cli import UserError
+from gpt2ja.dump import iter_pages, split_pages, write_multistream
+from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS
+from gpt2ja.wikitext import article_text, residue_share, short_line_share
 
 REPO = prepare_data.Path(prepare_data.__file__).parent
 
@@ -31,61 +33,25 @@ def all_ids(dataset_dict):
     return sorted(i for split in dataset_dict.values() for i in split["id"])
 
 
-def page_text(page_id):
-    for page in prepare_data.iter_pages(str(MARKUP_PAGES)):
-        if page[0] == page_id:
-            return page[4]
-    raise KeyError(page_id)
-
-
-# --- cleaning ---------------------------------------------------------------------------------
-
-def test_markup_becomes_prose():
-    text = clean_wikitext(page_text("101"))
-    lines = text.split("\n")
-    assert lines[0] == "記号テスト（symbol test、記号（きごう））は、記号のテストである。仮名と約物を含む。"
-    assert "この段落は 実体参照とHTMLタグを含み、外部リンクとも含む。数式は消える。" in lines
-    assert "歴史の段落は、出典のない記述を含む文である。" in lines
-    # nowiki shows its content literally, as MediaWiki renders it
-    assert "表記[[リンクではない]]はそのまま残る文である。" in lines
-    assert len(lines) == 4
-
-
-@pytest.mark.parametrize("gone", [
-    "Infobox", "約物\n", "出典サイト名", "注釈の本文", "コメント", "NOTOC", "Sample", "画像", "E = mc",
-    "表の行", "出来事", "箇条書き", "番号付き", "定義", "ギャラリー", "Navbox", "Reflist",
-    "公式サイト", "きこうてすと", "Category", "Symbol test", "https", "&", "<", "'''", "脚注", "関連項目",
-    "歴史\n",
-])
-def test_markup_is_removed(gone):
-    assert gone not in clean_wikitext(page_text("101")) + "\n"
-
-
-def test_unbalanced_markup_leaves_no_residue():
-    text = clean_wikitext("本文の始まりである。{{未完の テンプレート|{{入れ子}}\n次の段落も本文である文章だ。}} 後ろ。\n"
-                          "閉じない&lt;ref&gt;脚注")
-    assert residue_share(text.split("\n")) == 0
-
-
 # --- selection, counts and quality on the fixtures and the real excerpt -----------------------
 
 def test_selection_keeps_articles_only(tmp_path):
     splits, stats = prepare(tmp_path, MARKUP_PAGES, validation_percent=0, test_percent=0)
     assert all_ids(splits) == ["101", "106"]
-    assert stats["dropped"] == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}
-    assert splits["train"].features == prepare_data.FEATURES
+    assert stats.dropped == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}
+    assert splits["train"].features == FEATURES
 
 
 def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
-    with caplog.at_level(logging.WARNING, logger="prepare_data"):
+    with caplog.at_level(logging.WARNING, logger="gpt2ja.dump"):
         splits, stats = prepare(tmp_path, excerpt)
     # 262 pages; 204 are namespace-0 articles that are not redirects. Of those, 6 are
     # disambiguation pages ({{aimai}}) and 1 holds nothing but lists and tables.
-    assert stats["pages_read"] == 262
-    assert stats["dropped"] == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 1}
-    assert stats["articles"] == 197 == sum(len(s) for s in splits.values())
-    assert {k: len(v) for k, v in splits.items()} == stats["splits"]
-    assert stats["characters"] == {k: sum(len(t) for t in v["text"]) for k, v in splits.items()}
+    assert stats.pages_read == 262
+    assert stats.dropped == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 1}
+    assert stats.articles == 197 == sum(len(s) for s in splits.values())
+    assert {k: len(v) for k, v in splits.items()} == stats.splits
+    assert stats.characters == {k: sum(len(t) for t in v["text"]) for k, v in splits.items()}
     cut_warnings = [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
     assert len(cut_warnings) == 1
     lines = [line for split in splits.values() for text in split["text"] for line in text.split("\n")]
@@ -96,33 +62,15 @@ def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
 
 
 def test_first20_excerpt(tmp_path, first20, caplog):
-    with caplog.at_level(logging.WARNING, logger="prepare_data"):
+    with caplog.at_level(logging.WARNING, logger="gpt2ja.dump"):
         splits, stats = prepare(tmp_path, first20)
-    assert stats["pages_read"] == 20
-    assert stats["dropped"]["not_article"] == 5 and stats["dropped"]["redirect"] == 2
-    assert stats["articles"] + stats["dropped"]["disambiguation"] + stats["dropped"]["empty"] == 13
+    assert stats.pages_read == 20
+    assert stats.dropped["not_article"] == 5 and stats.dropped["redirect"] == 2
+    assert stats.articles + stats.dropped["disambiguation"] + stats.dropped["empty"] == 13
     assert not [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
 
 
 # --- splits -----------------------------------------------------------------------------------
-
-def test_split_is_a_stable_hash_of_the_page_id():
-    ids = [str(i) for i in range(1, 2001)]
-    here = [prepare_data.split_of(i) for i in ids]
-    # another interpreter with another string-hash seed must agree (no use of hash())
-    code = ("import sys; sys.path.insert(0, %r); import prepare_data; "
-            "print(','.join(prepare_data.split_of(str(i)) for i in range(1, 2001)))" % str(REPO))
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip().split(",")
-    assert here == other
-
-
-def test_split_shares_follow_the_percentages():
-    ids = [str(i) for i in range(200_000)]
-    names = [prepare_data.split_of(i, validation_percent=1, test_percent=2) for i in ids]
-    assert abs(names.count("validation") / len(ids) - 0.01) < 0.001
-    assert abs(names.count("test") / len(ids) - 0.02) < 0.001
-
 
 def test_splits_are_disjoint_and_byte_identical_across_runs(tmp_path, excerpt):
     first, _ = prepare(tmp_path, excerpt, name="a", validation_percent=10, test_percent=10)
@@ -141,7 +89,7 @@ def test_splits_are_disjoint_and_byte_identical_across_runs(tmp_path, excerpt):
 def test_an_article_keeps_its_split_when_the_dump_changes(tmp_path, excerpt):
     full, _ = prepare(tmp_path, excerpt, name="full", validation_percent=10, test_percent=10)
     head, _ = prepare(tmp_path, excerpt, name="head", validation_percent=10, test_percent=10, max_articles=50)
-    for name in prepare_data.SPLITS:
+    for name in SPLITS:
         assert set(head[name]["id"]) <= set(full[name]["id"])
 
 
@@ -151,7 +99,7 @@ def test_every_dump_format_gives_the_same_articles(tmp_path):
     xml = MARKUP_PAGES.read_bytes()
     (tmp_path / "d.xml.bz2").write_bytes(bz2.compress(xml))
     (tmp_path / "d.xml.gz").write_bytes(gzip.compress(xml))
-    write_multistream(xml, tmp_path / "d-multistream.xml.bz2")
+    write_multistream(xml, tmp_path / "d-multistream.xml.bz2", pages_per_stream=2)
     parts = write_parts(xml, tmp_path)
     expected, _ = prepare(tmp_path, MARKUP_PAGES, name="xml")
     for name, dumps in [("bz2", [tmp_path / "d.xml.bz2"]), ("gz", [tmp_path / "d.xml.gz"]),
@@ -159,19 +107,8 @@ def test_every_dump_format_gives_the_same_articles(tmp_path):
                         ("parts", [tmp_path / "jawiki-20990101-pages-articles*.xml-p*.bz2"])]:
         got, stats = prepare(tmp_path, *dumps, name=name, num_proc=2)
         assert all_ids(got) == all_ids(expected), name
-        assert stats["dropped"] == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}, name
+        assert stats.dropped == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}, name
     assert len(parts) == 2
-
-
-def test_ranges_of_one_file_cover_every_page_once(tmp_path, excerpt):
-    xml = bz2.open(excerpt).read() + b"</mediawiki>\n"
-    for path in (write_multistream(xml, tmp_path / "m.xml.bz2", pages_per_stream=10), tmp_path / "p.xml"):
-        if path.suffix == ".xml":
-            path.write_bytes(xml)
-        ranges = prepare_data.plan_ranges(str(path), 4)
-        assert len(ranges) == 4
-        ids = [p[0] for start, end in ranges for p in prepare_data.iter_pages(str(path), start, end)]
-        assert len(ids) == 262 == len(set(ids))
 
 
 def test_num_proc_does_not_change_the_output(tmp_path, excerpt):
@@ -179,26 +116,38 @@ def test_num_proc_does_not_change_the_output(tmp_path, excerpt):
     multistream = write_multistream(xml, tmp_path / "jawiki-20220720-pages-articles-multistream.xml.bz2", 20)
     one, _ = prepare(tmp_path, multistream, name="one", num_proc=1)
     two, _ = prepare(tmp_path, multistream, name="two", num_proc=2)
-    for name in prepare_data.SPLITS:
+    for name in SPLITS:
         assert one[name]["id"] == two[name]["id"] and one[name]["text"] == two[name]["text"]
 
 
-def test_dump_url_is_built_from_date_and_mirror():
-    assert prepare_data.dump_url("20210301") == (
-        "https://dumps.wikimedia.org/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
-    assert prepare_data.dump_url("20210301", "https://mirror.example/dumps/") == (
-        "https://mirror.example/dumps/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
+def test_without_a_dump_the_date_names_the_url():
     args, = prepare_data.parse_args([prepare_data.PrepareArguments], ["--date", "20200101"])
     assert args.dump == [] and args.date == "20200101"
-    assert prepare_data.dump_date("/x/jawiki-20200101-pages-articles1.xml-p1p9.bz2") == "20200101"
 
 
 def test_max_articles_takes_the_head_of_the_dump(tmp_path, excerpt):
     splits, stats = prepare(tmp_path, excerpt, max_articles=20)
-    assert stats["articles"] == 20
-    full = [p for p in prepare_data.iter_pages(str(excerpt))
-            if prepare_data.article_text(*p)[0] is not None][:20]
-    assert all_ids(splits) == sorted(p[0] for p in full)
+    assert stats.articles == 20
+    full = [p for p in iter_pages(str(excerpt)) if article_text(p)[0] is not None][:20]
+    assert all_ids(splits) == sorted(p.id for p in full)
+
+
+def test_max_articles_keeps_the_first_articles_and_counts_whatever_num_proc(tmp_path, excerpt):
+    # Each process stops on its own after N articles; what is kept and counted must be the dump's first N.
+    xml = bz2.open(excerpt).read()
+    multistream = write_multistream(xml, tmp_path / "jawiki-20220720-pages-articles-multistream.xml.bz2", 20)
+    pages = list(iter_pages(str(multistream)))
+    kept = [i for i, page in enumerate(pages) if article_text(page)[0] is not None]
+    head = pages[:kept[19] + 1]  # every page up to the 20th article
+    records = {}
+    for num_proc in (1, 2, 4):
+        splits, stats = prepare(tmp_path, multistream, name=f"n{num_proc}", num_proc=num_proc, max_articles=20)
+        records[num_proc] = (tmp_path / f"n{num_proc}" / PREPARATION_FILE).read_text()
+        assert all_ids(splits) == sorted(pages[i].id for i in kept[:20])
+        assert stats.articles == 20 and stats.pages_read == len(head)
+        assert stats.pages_read == stats.articles + sum(stats.dropped.values())
+        assert stats.dropped["not_article"] == sum(1 for p in head if p.ns != 0)
+    assert records[1] == records[2] == records[4]
 
 
 def test_rerun_reuses_and_other_settings_refuse(tmp_path):
@@ -281,7 +230,7 @@ def run_cli(tmp_path, *argv):
 def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    stats = json.loads((tmp_path / "out" / prepare_data.STATS_FILE).read_text())
+    stats = json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())
     assert stats["pages_read"] == 20 and stats["articles"] == 12 and stats["dump_date"] == "20220720"
     assert list((tmp_path / "hf_home").rglob("*")), "the download went through the datasets cache"
 
@@ -290,7 +239,7 @@ def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--max_articles", "5",
                   "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    assert json.loads((tmp_path / "out" / prepare_data.STATS_FILE).read_text())["articles"] == 5
+    assert json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())["articles"] == 5
 
 
 def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):

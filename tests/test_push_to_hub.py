@@ -11,8 +11,12 @@ from huggingface_hub import ModelCard
 from transformers import pipeline, set_seed
 
 import push_to_hub
-from common import UserError
+from gpt2ja.cli import UserError
+from gpt2ja.settings import PROMPT, SAMPLING
 from hub_double import HubDouble
+
+# every test here stages or uploads a model that a session fixture trains
+pytestmark = pytest.mark.slow
 
 REPO = Path(push_to_hub.__file__).parent
 TOKEN = "hf_TestDoubleTokenThatMustNeverLeak0123456789"
@@ -63,6 +67,10 @@ def test_card_metadata_reads_back(staged, tiny_model):
     body = card.text
     assert f"{results['eval_loss']:.3f}" in body and f"{results['test_bits_per_character']:.3f}" in body
     assert "CC BY-SA 3.0" in body and "contributors" in body and "pipeline(" in body
+    # sampling and special ids as the model's own files say
+    assert f"top_k={SAMPLING['top_k']}, top_p={SAMPLING['top_p']}" in body
+    assert "`<pad>`=0, `<unk>`=1, `<s>`=2, `</s>`=3, `<cls>`=4, `<sep>`=5" in body
+    assert f'generator("{PROMPT}"' in body
     assert "![Training and validation loss](training_curve.png)" in body
     assert "/work/" not in body and str(REPO) not in body  # no local paths
 

@@ -10,8 +10,10 @@ from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedToken
 
 import prepare_data
 import tokenizer
-from common import UserError
 from dumps import MARKUP_PAGES
+from gpt2ja.cli import UserError
+from gpt2ja.settings import SPECIAL_IDS
+from gpt2ja.tokens import TOKENIZER_REPORT
 
 REPO = Path(tokenizer.__file__).parent
 
@@ -20,7 +22,7 @@ def test_folder_loads_as_bert_generation_with_the_published_layout(excerpt_token
     loaded = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
     assert type(loaded) is BertGenerationTokenizer
     assert len(loaded) == 8000
-    assert {t: loaded.convert_tokens_to_ids(t) for t in tokenizer.SPECIAL_IDS} == {
+    assert {t: loaded.convert_tokens_to_ids(t) for t in SPECIAL_IDS} == {
         "<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<cls>": 4, "<sep>": 5}
     assert (loaded.pad_token, loaded.unk_token, loaded.bos_token, loaded.eos_token, loaded.cls_token,
             loaded.sep_token) == ("<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>")
@@ -34,7 +36,7 @@ def test_encoding_adds_no_special_tokens_and_keeps_the_dummy_prefix(excerpt_toke
     ids = loaded("近年の機械学習は")["input_ids"]
     processor = spm.SentencePieceProcessor(model_file=str(excerpt_tokenizer / "spiece.model"))
     assert ids == processor.encode("近年の機械学習は")
-    assert not set(ids) & set(tokenizer.SPECIAL_IDS.values())
+    assert not set(ids) & set(SPECIAL_IDS.values())
     assert loaded.convert_ids_to_tokens(ids)[0].startswith("▁")
 
 
@@ -54,20 +56,12 @@ def test_fast_twin_gives_identical_ids_on_every_validation_line(excerpt_tokenize
     lines += ["", "  二つの  空白  ", "全角\u3000空白", "特別<s>トークン</s>を含む<sep>", "ＡＢＣ！😀𠮷"]
     assert len(lines) > 100
     assert [fast(line)["input_ids"] for line in lines] == [slow(line)["input_ids"] for line in lines]
-    report = json.loads((excerpt_tokenizer / tokenizer.REPORT_FILE).read_text())
+    report = json.loads((excerpt_tokenizer / TOKENIZER_REPORT).read_text())
     assert report["fast_slow_identical_lines"] == report["validation_lines"] > 100
     # on this small corpus, rare kanji beyond the 99.95% character coverage are <unk>
     assert 0 < report["unk_share"] < 0.01
     assert report["round_trip_changed_share"] < 0.3
     assert 0.3 < report["tokens_per_character"] < 1.0
-
-
-def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
-    slow = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
-    encoder = tokenizer.FastEncoder(excerpt_tokenizer)
-    texts = list(datasets.load_from_disk(str(excerpt_data))["train"]["text"][:60])
-    texts += ["本文に<s>と</s>が現れる。", "<unk>だけ", ""]
-    assert encoder(texts) == [slow(t)["input_ids"] for t in texts]
 
 
 def test_no_dummy_prefix_flag(excerpt_data, tmp_path):

@@ -1,15 +1,12 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import datasets
 import numpy as np
 import pytest
 import torch
@@ -18,8 +15,9 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments, pipeline, set_seed
 
 import train
-from common import UserError
-from tokenizer import FastEncoder
+from gpt2ja.cli import UserError
+from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
+from gpt2ja.settings import REFERENCE_RECIPE
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores
@@ -60,35 +58,12 @@ class Run:
             time.sleep(0.05)
 
 
-# --- data -------------------------------------------------------------------------------------
-
-def test_packing_puts_eos_between_articles_and_cuts_full_blocks(excerpt_data, excerpt_tokenizer, tmp_path):
-    articles = datasets.load_from_disk(str(excerpt_data))["validation"]
-    encoder = FastEncoder(excerpt_tokenizer)
-    eos = encoder.tokenizer.eos_token_id
-    counts = train.tokenize_split(articles, encoder, eos, tmp_path / "validation.bin", np.uint16)
-    tokens = np.fromfile(tmp_path / "validation.bin", dtype=np.uint16)
-    expected = [i for ids in encoder(list(articles["text"])) for i in ids + [eos]]
-    assert tokens.tolist() == expected
-    assert counts == {"articles": len(articles), "tokens": len(expected),
-                      "characters": sum(len(t) for t in articles["text"])}
-    assert int((tokens == eos).sum()) == len(articles)
-    blocks = train.TokenBlocks(tmp_path / "validation.bin", 128, "uint16")
-    assert len(blocks) == len(expected) // 128
-    assert blocks[1]["input_ids"].tolist() == expected[128:256]
-    assert torch.equal(blocks[1]["labels"][1:], blocks[1]["input_ids"][1:]) and blocks[1]["labels"][0] == -100
-    assert not list(tmp_path.glob("*.partial"))
-
-
-def test_token_ids_fit_uint16_for_32k_and_widen_beyond():
-    assert train.token_dtype(32000) is np.uint16 and train.token_dtype(70000) is np.uint32
-
+# --- arguments --------------------------------------------------------------------------------
 
 def test_reference_recipe_is_the_reference():
     recipe = yaml.safe_load((REPO / "configs" / "reference.yaml").read_text())
     assert recipe["bf16"] is True  # mixed precision on the GPU; this machine has no bf16 GPU, so off below
-    model_args, run_args, args = train.parse_args(
-        [train.ModelArguments, train.RunArguments, TrainingArguments], ["configs/reference.yaml", "--bf16", "false"])
+    model_args, run_args, args = train.parse_arguments(["--bf16", "false"])  # no recipe: the reference
     assert (model_args.n_positions, model_args.n_embd, model_args.n_head, model_args.n_layer) == (1024, 768, 12, 12)
     assert model_args.vocab_size == 32000
     assert args.num_train_epochs == 10
@@ -97,24 +72,34 @@ def test_reference_recipe_is_the_reference():
     assert args.learning_rate == 1e-4 and args.lr_scheduler_type == "linear"
     assert args.warmup_steps == 0 and recipe.get("warmup_ratio", 0) == 0
     assert args.max_grad_norm == 1.0
-    # and train.py with no recipe runs this one
-    assert train.REFERENCE_RECIPE == REPO / "configs" / "reference.yaml"
+    assert REFERENCE_RECIPE == REPO / "configs" / "reference.yaml"
 
 
 @pytest.mark.parametrize("world, most, total, expected", [
     (1, 2, 2, (2, 1)), (2, 2, 2, (1, 1)), (1, 8, 64, (8, 8)), (8, 16, 512, (16, 4)), (3, 4, 24, (4, 2)),
 ])
 def test_global_batch_is_split_over_processes(world, most, total, expected):
-    args = SimpleNamespace(world_size=world, per_device_train_batch_size=most, gradient_accumulation_steps=1)
-    train.derive_batch(args, SimpleNamespace(global_batch_size=total))
-    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == expected
-    assert world * args.per_device_train_batch_size * args.gradient_accumulation_steps == total
+    per_device, accumulation = train.split_global_batch(total, most, world)
+    assert (per_device, accumulation) == expected and per_device <= most
+    assert world * per_device * accumulation == total
 
 
 def test_a_global_batch_that_cannot_be_split_is_refused():
-    args = SimpleNamespace(world_size=8, per_device_train_batch_size=2, gradient_accumulation_steps=1)
     with pytest.raises(UserError, match="cannot be split evenly over 8 processes"):
-        train.derive_batch(args, SimpleNamespace(global_batch_size=2))
+        train.split_global_batch(2, 2, 8)
+
+
+def test_training_arguments_are_built_once_with_what_train_decides(tmp_path):
+    model_args, run_args, given = train.parse_arguments(["configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+                                                         "--per_device_train_batch_size", "4"])
+    run = RunFolder(given.output_dir)
+    args = train.training_arguments(given, run_args, run, evaluate=False)
+    assert isinstance(args, TrainingArguments) and args is not given
+    assert args.output_dir == str(tmp_path / "run" / "checkpoints")
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 4)  # global batch 16
+    assert args.eval_strategy == "no" and not args.logging_nan_inf_filter
+    assert train.training_arguments(given, run_args, run, evaluate=True).eval_strategy == "steps"
+    assert given.output_dir == str(tmp_path / "run") and given.per_device_train_batch_size == 4  # untouched
 
 
 def test_flops_per_token_counts_gpt2_small():
@@ -126,6 +111,7 @@ def test_flops_per_token_counts_gpt2_small():
 
 # --- training ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data, excerpt_tokenizer, tmp_path):
     model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run"))
     state = json.loads((model_dir / "trainer_state.json").read_text())
@@ -143,6 +129,8 @@ def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data
     config = json.loads((model_dir / "config.json").read_text())
     assert (config["bos_token_id"], config["eos_token_id"], config["pad_token_id"], config["unk_token_id"]) == (2, 3, 0, 1)
     assert config["tokenizer_class"] == "BertGenerationTokenizer" and config["use_cache"] is True
+    # the tokenizer saved with the model knows the model's context, not GPT-2 small's
+    assert json.loads((model_dir / "tokenizer_config.json").read_text())["model_max_length"] == 128
     generation = json.loads((model_dir / "generation_config.json").read_text())
     assert generation["do_sample"] and generation["top_k"] == 50 and generation["top_p"] == 0.95
     assert (tmp_path / "run" / "logs").is_dir() and list((tmp_path / "run" / "logs").iterdir())
@@ -153,6 +141,7 @@ def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data
     assert text.startswith("近年の機械学習は") and len(text) > len("近年の機械学習は")
 
 
+@pytest.mark.slow
 def test_final_metrics_match_the_trainers_eval_loss(excerpt_data, excerpt_tokenizer, tmp_path):
     model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "10"))
     state = json.loads((model_dir / "trainer_state.json").read_text())
@@ -162,6 +151,7 @@ def test_final_metrics_match_the_trainers_eval_loss(excerpt_data, excerpt_tokeni
     assert results["eval_loss"] == pytest.approx(trainer_loss, rel=0.02)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_bit_identical_weights(excerpt_data, excerpt_tokenizer, tmp_path):
     extra = ("--dropout", "0.1")  # dropout makes the restored RNG state matter
     straight = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "straight", *extra), tmp_path / "a.log")
@@ -183,6 +173,7 @@ def test_a_killed_run_resumes_to_bit_identical_weights(excerpt_data, excerpt_tok
     assert losses(tmp_path / "straight") == losses(tmp_path / "killed")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_tokenizer, tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")
     run = Run(argv, tmp_path / "a.log")
@@ -190,7 +181,7 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_t
     run.process.send_signal(signal.SIGTERM)
     assert run.wait(timeout=120) == train.SIGTERM_EXIT_CODE, run.output()
     assert "Traceback" not in run.output() and "Stopped by SIGTERM" in run.output()
-    checkpoint = train.last_complete_checkpoint(tmp_path / "run" / "checkpoints")
+    checkpoint = last_complete_checkpoint(tmp_path / "run" / "checkpoints")
     step = int(Path(checkpoint).name.split("-")[1])
     assert 5 <= step < 400
     finish = Run(argv[:-4] + ["--max_steps", str(step + 5)], tmp_path / "b.log")
@@ -200,6 +191,7 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_t
     assert state["global_step"] == step + 5
 
 
+@pytest.mark.slow
 def test_training_puts_the_sigterm_handler_back(excerpt_data, excerpt_tokenizer, tmp_path):
     # Left installed, the handler passes to worker pools forked later in the process (datasets' num_proc);
     # Pool.terminate() stops them with SIGTERM, they ignore it, and the pool waits forever (it hung CI).
@@ -208,6 +200,7 @@ def test_training_puts_the_sigterm_handler_back(excerpt_data, excerpt_tokenizer,
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.slow
 def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10")
     single = subprocess.run([sys.executable, "tests/record_batches.py", str(tmp_path / "rec1"), *argv], cwd=REPO,
@@ -235,6 +228,7 @@ def test_a_tokenizer_of_another_size_is_refused(excerpt_data, excerpt_tokenizer,
         train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--vocab_size", "32000"))
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(excerpt_data, excerpt_tokenizer, tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--learning_rate", "1e5", "--warmup_steps",
                     "0", "--max_grad_norm", "0", "--save_steps", "1", "--logging_steps", "1")
@@ -243,7 +237,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(excerpt_data
         train.main(argv)
     assert signal.getsignal(signal.SIGTERM) is handler_before  # put back on the way out of an error too
     step = int(raised.value.args[0].split(" at step ")[1].split(";")[0])
-    last = train.last_complete_checkpoint(tmp_path / "run" / "checkpoints")
+    last = last_complete_checkpoint(tmp_path / "run" / "checkpoints")
     assert last == str(tmp_path / "run" / "checkpoints" / f"checkpoint-{step - 1}")
     assert last in str(raised.value)
     assert not (tmp_path / "run" / "model").exists()
@@ -275,22 +269,6 @@ def test_fast_recipe_keeps_the_model_and_scales_the_batch():
     assert fast["attn_implementation"] == "sdpa" and fast["warmup_steps"] > 0
 
 
-def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
-    import logging
-    from tokenizer import load_tokenizer
-    tok = load_tokenizer(excerpt_tokenizer)
-    first, meta = train.prepare_tokens(excerpt_data, excerpt_tokenizer, tok)
-    stamp = (first / "train.bin").stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="train"):
-        again, meta_again = train.prepare_tokens(excerpt_data, excerpt_tokenizer, tok)
-    assert again == first and meta_again == meta and (first / "train.bin").stat().st_mtime_ns == stamp
-    assert "Reusing the token cache" in caplog.text
-    other = tmp_path / "tokenizer"
-    shutil.copytree(excerpt_tokenizer, other)
-    (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
-    assert train.token_cache_dir(excerpt_data, other) != first
-
-
 def children_of(pid):
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -302,6 +280,7 @@ def children_of(pid):
     return children
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excerpt_data, excerpt_tokenizer,
                                                                            tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")

@@ -245,6 +245,24 @@ def is_disambiguation(wikitext):
     return DISAMBIGUATION_TEMPLATES.search(wikitext) is not None
 
 
+# What becomes of a page: kept, or the reason it is dropped (the counts of preparation.json).
+OUTCOMES = ("kept", "not_article", "redirect", "disambiguation", "empty")
+
+
+def article_text(page):
+    """(the clean text of an article, "kept"), or (None, the reason the page is dropped)."""
+    if page.ns != 0:
+        return None, "not_article"
+    if page.is_redirect:
+        return None, "redirect"
+    if is_disambiguation(page.wikitext):
+        return None, "disambiguation"
+    text = clean_wikitext(page.wikitext)
+    if not text:
+        return None, "empty"
+    return text, "kept"
+
+
 def clean_wikitext(wikitext):
     """Return the article's prose, one paragraph a line, with no wiki markup left."""
     text = _COMMENT.sub("", wikitext)

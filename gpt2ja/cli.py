@@ -1,11 +1,9 @@
-"""What every script shares: argument parsing from a recipe plus overrides, the default run folders."""
+"""How every script reads its arguments and ends on a user's mistake: recipe + flags, one-sentence errors."""
 
 import argparse
 import dataclasses
 import json
 import logging
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,9 +11,6 @@ import datasets
 import yaml
 from transformers import HfArgumentParser
 
-REPO_ROOT = Path(__file__).resolve().parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "ja"
-DEFAULT_RUN_DIR = Path("runs") / "reference"
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -48,13 +43,6 @@ def parse_args(dataclass_types, argv=None, description=None):
         return parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # the dataclasses' own checks, e.g. TrainingArguments' bf16 on a machine without it
         raise UserError(f"{error} (from: {given})") from None
-
-
-def move_into_place(finished, target):
-    """Replace the folder `target` by `finished`: a later step never sees a half-written folder."""
-    if Path(target).exists():
-        shutil.rmtree(target)
-    os.replace(finished, target)
 
 
 def setup_logging():

@@ -1,0 +1,229 @@
+"""Reading a MediaWiki XML dump page by page, from any of the shapes Wikimedia publishes it in.
+
+A dump is one or more files (the parts of a multi-part dump), each `.xml`,
+`.xml.gz`, a single-stream `.xml.bz2` or a multistream `.xml.bz2` (independent
+bz2 streams of 100 pages), local or by URL. `plan_ranges` cuts one file into byte
+ranges that several processes can read at once; `iter_pages` reads one range as
+a stream, one page at a time, with flat memory.
+"""
+
+import bz2
+import gzip
+import io
+import logging
+import mmap
+import os
+import re
+import xml.etree.ElementTree as ET
+from glob import glob
+from typing import NamedTuple
+
+from .cli import UserError
+from .settings import DEFAULT_MIRROR, REFERENCE_DUMP_DATE
+
+logger = logging.getLogger(__name__)
+
+BZ2_STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # a bz2 stream header and its first block's magic
+SYNTHETIC_ROOT = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
+
+
+class DumpError(UserError):
+    """A dump that cannot be read: missing, empty, not a MediaWiki export, cut or corrupt."""
+
+
+class Page(NamedTuple):
+    id: str
+    ns: int
+    title: str
+    is_redirect: bool
+    wikitext: str
+
+
+def dump_url(date=REFERENCE_DUMP_DATE, mirror=DEFAULT_MIRROR):
+    # The multistream file holds the same pages as pages-articles.xml.bz2, in
+    # independent bz2 streams, so several processes can read it at once.
+    return f"{mirror.rstrip('/')}/jawiki/{date}/jawiki-{date}-pages-articles-multistream.xml.bz2"
+
+
+def dump_date(source):
+    match = re.search(r"jawiki-(\d{8})-", os.path.basename(source))
+    return match.group(1) if match else None
+
+
+def is_url(source):
+    return re.match(r"^[a-z][a-z0-9+.-]*://", source) is not None
+
+
+def _part_order(path):
+    # multi-part dumps: jawiki-DATE-pages-articles2.xml-p114795p390428.bz2 sorts by its first page id
+    match = re.search(r"-p(\d+)p\d+", os.path.basename(path))
+    return (int(match.group(1)) if match else -1, path)
+
+
+def expand_sources(sources):
+    """Local paths may be globs (the parts of a multi-part dump); URLs pass through."""
+    expanded = []
+    for source in sources:
+        if is_url(source) or not any(ch in source for ch in "*?["):
+            expanded.append(source)
+            continue
+        matches = sorted(glob(os.path.expanduser(source)), key=_part_order)
+        if not matches:
+            raise DumpError(f"No file matches {source}; check the path of the dump parts.")
+        expanded.extend(matches)
+    return expanded
+
+
+def check_exists(path):
+    if not os.path.isfile(path):
+        raise DumpError(f"Dump {path} does not exist; pass --dump with a jawiki pages-articles file or URL.")
+
+
+class _ByteRange(io.RawIOBase):
+    """The bytes [start, end) of a file, read as a stream."""
+
+    def __init__(self, path, start=0, end=None):
+        self._file = open(path, "rb")
+        self._file.seek(start)
+        self._left = None if end is None else end - start
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        size = len(buffer) if self._left is None else min(len(buffer), self._left)
+        data = self._file.read(size)
+        buffer[:len(data)] = data
+        if self._left is not None:
+            self._left -= len(data)
+        return len(data)
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
+def _compression(path):
+    with open(path, "rb") as probe:
+        magic = probe.read(3)
+    return "bz2" if magic == b"BZh" else "gzip" if magic[:2] == b"\x1f\x8b" else None
+
+
+def _open_xml(path, start=0, end=None):
+    """The XML bytes of [start, end) of a dump, decompressed on the fly, never to disk."""
+    if is_url(path):  # only with --max_articles: read the head of the remote dump as a stream
+        import fsspec
+        raw = fsspec.open(path, "rb").open()
+        return bz2.open(raw) if path.endswith(".bz2") else raw
+    compression = _compression(path)
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    raw = io.BufferedReader(_ByteRange(path, start, end), buffer_size=1 << 20)
+    return bz2.open(raw, "rb") if compression == "bz2" else raw
+
+
+def plan_ranges(path, num_ranges):
+    """Cut a dump into about num_ranges byte ranges that each start a bz2 stream or a <page>.
+
+    The multistream dumps (pages-articles-multistream.xml.bz2) and plain XML cut
+    anywhere; a single-stream bz2 or a gzip file is one range, read by one process.
+    """
+    if num_ranges <= 1 or is_url(path):
+        return [(0, None)]
+    compression = _compression(path)
+    if compression == "gzip":
+        return [(0, None)]
+    size = os.path.getsize(path)
+    marker = BZ2_STREAM_START if compression == "bz2" else re.compile(rb"<page>")
+    cuts = [0]
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for i in range(1, num_ranges):
+            found = marker.search(data, max(size * i // num_ranges, cuts[-1] + 1))
+            if found is None:
+                break
+            if found.start() > cuts[-1]:
+                cuts.append(found.start())
+    return list(zip(cuts, cuts[1:] + [None]))
+
+
+def _local_name(tag):
+    return tag.rsplit("}", 1)[-1]
+
+
+def iter_pages(path, start=0, end=None):
+    """Yield a Page for each page of a dump's byte range.
+
+    Memory stays flat: each page is freed once read. A dump cut after its last
+    </page> (no closing </mediawiki>) yields every page and logs a warning; one cut
+    inside a page, or a damaged compressed stream, raises DumpError.
+    """
+    if not is_url(path):
+        check_exists(path)
+    parser = ET.XMLPullParser(events=("start", "end"))
+    if start:
+        parser.feed(SYNTHETIC_ROOT)  # a range after the first lacks the <mediawiki> root
+    root = None
+    inside_page = False
+    pages = 0
+    last_id = None
+    stream = _open_xml(path, start, end)
+    try:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            parser.feed(chunk)
+            for event, element in parser.read_events():
+                name = _local_name(element.tag)
+                if root is None:
+                    if name != "mediawiki" or "mediawiki.org/xml/export" not in element.tag:
+                        raise DumpError(
+                            f"{path} is not a MediaWiki XML export (its root element is <{name}>); "
+                            "pass a jawiki pages-articles dump.")
+                    root = element
+                elif name == "page":
+                    inside_page = event == "start"
+                    if event == "end":
+                        pages += 1
+                        last_id = element.findtext("{*}id")
+                        yield Page(
+                            id=last_id,
+                            ns=int(element.findtext("{*}ns", "-1")),
+                            title=element.findtext("{*}title", ""),
+                            is_redirect=element.find("{*}redirect") is not None,
+                            wikitext=element.findtext("{*}revision/{*}text", "") or "",
+                        )
+                        root.clear()
+        parser.close()
+    except ET.ParseError as error:
+        if root is None:
+            raise DumpError(f"{path} is empty or not XML ({error}); pass a jawiki pages-articles dump.") from None
+        if inside_page or error.code != 3:  # 3: expat's "no element found", the end of a cut stream
+            raise DumpError(
+                f"{path} is cut or damaged inside a page after page id {last_id} ({error}); "
+                "download the dump again.") from None
+        if end is None:  # a range before the last one ends without </mediawiki> by design
+            logger.warning("%s ends after its last </page> without </mediawiki> (a cut dump); "
+                           "all %d complete pages of this part were read.", path, pages)
+    except (OSError, EOFError) as error:
+        raise DumpError(f"{path} is not a readable compressed dump ({error}); download it again.") from None
+    finally:
+        stream.close()
+
+
+# --- writing: the same pages in the multistream shape, for tests and benchmarks ---------------
+
+def split_pages(xml):
+    """(header, [page, ...], footer) of a MediaWiki export's bytes, byte-exact."""
+    starts = [m.start() for m in re.finditer(rb"  <page>", xml)]
+    end = xml.rindex(b"</page>") + len(b"</page>\n")
+    pages = [xml[a:b] for a, b in zip(starts, starts[1:] + [end])]
+    return xml[:starts[0]], pages, xml[end:]
+
+
+def write_multistream(xml, path, pages_per_stream=100):
+    """Compress as Wikimedia's pages-articles-multistream files are: the header, then each group
+    of pages, then the footer, each in a bz2 stream of its own (so plan_ranges can cut it)."""
+    header, pages, footer = split_pages(xml)
+    groups = [b"".join(pages[i:i + pages_per_stream]) for i in range(0, len(pages), pages_per_stream)]
+    with open(path, "wb") as out:
+        for part in [header, *groups, footer]:
+            out.write(bz2.compress(part))
+    return path

@@ -1,0 +1,61 @@
+"""gpt2ja.dump: reading a MediaWiki dump page by page, and writing the multistream shape."""
+
+import bz2
+
+from dumps import MARKUP_PAGES
+from gpt2ja.dump import (Page, dump_date, dump_url, expand_sources, iter_pages, plan_ranges, split_pages,
+                         write_multistream)
+
+
+def test_pages_come_as_named_records():
+    pages = list(iter_pages(str(MARKUP_PAGES)))
+    assert all(isinstance(p, Page) for p in pages)
+    first = pages[0]
+    assert (first.id, first.ns, first.is_redirect) == ("101", 0, False)
+    assert first.title and "'''" in first.wikitext
+    assert any(p.is_redirect for p in pages) and any(p.ns != 0 for p in pages)
+
+
+def test_ranges_of_one_file_cover_every_page_once(tmp_path, excerpt):
+    xml = bz2.open(excerpt).read() + b"</mediawiki>\n"
+    for path in (write_multistream(xml, tmp_path / "m.xml.bz2", pages_per_stream=10), tmp_path / "p.xml"):
+        if path.suffix == ".xml":
+            path.write_bytes(xml)
+        ranges = plan_ranges(str(path), 4)
+        assert len(ranges) == 4
+        ids = [p.id for start, end in ranges for p in iter_pages(str(path), start, end)]
+        assert len(ids) == 262 == len(set(ids))
+
+
+def test_a_single_stream_file_is_one_range(tmp_path):
+    path = tmp_path / "d.xml.bz2"
+    path.write_bytes(bz2.compress(MARKUP_PAGES.read_bytes()))
+    assert plan_ranges(str(path), 4) == [(0, None)]
+
+
+def test_multistream_holds_the_same_pages_in_streams_of_its_own(tmp_path):
+    xml = MARKUP_PAGES.read_bytes()
+    header, pages, footer = split_pages(xml)
+    assert header + b"".join(pages) + footer == xml
+    path = write_multistream(xml, tmp_path / "m.xml.bz2", pages_per_stream=2)
+    assert bz2.open(path).read() == xml
+    assert len(plan_ranges(str(path), len(pages))) > 1
+    assert [p.id for p in iter_pages(str(path))] == [p.id for p in iter_pages(str(MARKUP_PAGES))]
+
+
+def test_dump_url_and_date():
+    assert dump_url("20210301") == (
+        "https://dumps.wikimedia.org/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
+    assert dump_url("20210301", "https://mirror.example/dumps/") == (
+        "https://mirror.example/dumps/jawiki/20210301/jawiki-20210301-pages-articles-multistream.xml.bz2")
+    assert dump_date("/x/jawiki-20200101-pages-articles1.xml-p1p9.bz2") == "20200101"
+    assert dump_date("/x/dump.xml") is None
+
+
+def test_parts_of_a_dump_sort_by_their_first_page_id(tmp_path):
+    for name in ("jawiki-20990101-pages-articles10.xml-p900p1000.bz2",
+                 "jawiki-20990101-pages-articles2.xml-p11p200.bz2", "jawiki-20990101-pages-articles1.xml-p1p10.bz2"):
+        (tmp_path / name).write_bytes(b"")
+    parts = expand_sources([str(tmp_path / "jawiki-20990101-pages-articles*.bz2"), "https://x/y.bz2"])
+    assert [p.rsplit("-", 1)[-1] for p in parts[:3]] == ["p1p10.bz2", "p11p200.bz2", "p900p1000.bz2"]
+    assert parts[3] == "https://x/y.bz2"

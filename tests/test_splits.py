@@ -1,0 +1,65 @@
+"""gpt2ja.splits: split assignment, reading a prepared split, preparation.json."""
+
+import os
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from gpt2ja.cli import UserError
+from gpt2ja.splits import FEATURES, Preparation, count_characters, load_split, split_of
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_split_is_a_stable_hash_of_the_page_id():
+    ids = [str(i) for i in range(1, 2001)]
+    here = [split_of(i) for i in ids]
+    # another interpreter with another string-hash seed must agree (no use of hash())
+    code = ("import sys; sys.path.insert(0, %r); from gpt2ja.splits import split_of; "
+            "print(','.join(split_of(str(i)) for i in range(1, 2001)))" % REPO)
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip().split(",")
+    assert here == other
+
+
+def test_split_shares_follow_the_percentages():
+    ids = [str(i) for i in range(200_000)]
+    names = [split_of(i, validation_percent=1, test_percent=2) for i in ids]
+    assert abs(names.count("validation") / len(ids) - 0.01) < 0.001
+    assert abs(names.count("test") / len(ids) - 0.02) < 0.001
+
+
+def saved(tmp_path, texts_by_split):
+    data = datasets.DatasetDict({
+        name: datasets.Dataset.from_dict({"id": [str(i) for i in range(len(texts))], "title": ["t"] * len(texts),
+                                          "text": texts}, features=FEATURES)
+        for name, texts in texts_by_split.items()})
+    data.save_to_disk(str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_load_split_reads_and_refuses_what_is_not_there(tmp_path):
+    folder = saved(tmp_path, {"train": ["日本語の文。", "二つ目"], "validation": [], "test": ["試験"]})
+    assert load_split(folder, "train")["text"] == ["日本語の文。", "二つ目"]
+    assert len(load_split(folder, "validation", allow_empty=True)) == 0
+    with pytest.raises(UserError, match="validation split of .* is empty"):
+        load_split(folder, "validation")
+    with pytest.raises(UserError, match="holds no prepared data; run prepare_data.py"):
+        load_split(tmp_path / "nothing", "train")
+
+
+def test_characters_are_counted_batch_by_batch(tmp_path):
+    texts = ["日本語の文。" * (i % 7) for i in range(25_000)]  # more than one Arrow batch
+    folder = saved(tmp_path, {"train": texts})
+    assert count_characters(load_split(folder, "train")) == sum(len(t) for t in texts)
+
+
+def test_preparation_record_round_trips(tmp_path):
+    record = Preparation(settings={"sources": ["a.xml.bz2"], "max_articles": None}, dump_date="20210301",
+                         pages_read=10, dropped={"redirect": 2}, articles=8, splits={"train": 8},
+                         characters={"train": 100})
+    record.save(tmp_path)
+    assert Preparation.load(tmp_path) == record and record.sources == ["a.xml.bz2"]
+    assert Preparation.load(tmp_path / "absent") is None

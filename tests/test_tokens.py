@@ -1,0 +1,70 @@
+"""gpt2ja.tokens: the fast encoder, the token cache and its blocks."""
+
+import logging
+import shutil
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from gpt2ja.cli import UserError
+from gpt2ja.tokens import (FastEncoder, TokenBlocks, load_tokenizer, prepare_tokens, token_cache_dir, token_dtype,
+                           tokenize_split)
+
+
+def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
+    slow = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
+    encoder = FastEncoder(excerpt_tokenizer)
+    texts = list(datasets.load_from_disk(str(excerpt_data))["train"]["text"][:60])
+    texts += ["本文に<s>と</s>が現れる。", "<unk>だけ", ""]
+    assert encoder(texts) == [slow(t)["input_ids"] for t in texts]
+
+
+def test_packing_puts_eos_between_articles_and_cuts_full_blocks(excerpt_data, excerpt_tokenizer, tmp_path):
+    articles = datasets.load_from_disk(str(excerpt_data))["validation"]
+    encoder = FastEncoder(excerpt_tokenizer)
+    eos = encoder.tokenizer.eos_token_id
+    counts = tokenize_split(articles, encoder, eos, tmp_path / "validation.bin", np.uint16)
+    tokens = np.fromfile(tmp_path / "validation.bin", dtype=np.uint16)
+    expected = [i for ids in encoder(list(articles["text"])) for i in ids + [eos]]
+    assert tokens.tolist() == expected
+    assert counts == {"articles": len(articles), "tokens": len(expected),
+                      "characters": sum(len(t) for t in articles["text"])}
+    assert int((tokens == eos).sum()) == len(articles)
+    blocks = TokenBlocks(tmp_path / "validation.bin", 128, "uint16")
+    assert len(blocks) == len(expected) // 128
+    assert blocks[1]["input_ids"].tolist() == expected[128:256]
+    assert torch.equal(blocks[1]["labels"][1:], blocks[1]["input_ids"][1:]) and blocks[1]["labels"][0] == -100
+    assert len(TokenBlocks(tmp_path / "validation.bin", 128, "uint16", max_blocks=2)) == 2
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_an_empty_token_file_has_no_blocks(tmp_path):
+    (tmp_path / "empty.bin").write_bytes(b"")
+    assert len(TokenBlocks(tmp_path / "empty.bin", 128, "uint16")) == 0
+
+
+def test_token_ids_fit_uint16_for_32k_and_widen_beyond():
+    assert token_dtype(32000) is np.uint16 and token_dtype(70000) is np.uint32
+
+
+def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
+    first, meta = prepare_tokens(excerpt_data, excerpt_tokenizer)
+    assert set(meta["splits"]) == {"train", "validation", "test"} and meta["eos_token_id"] == 3
+    stamp = (first / "train.bin").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="gpt2ja.tokens"):
+        again, meta_again = prepare_tokens(excerpt_data, excerpt_tokenizer)
+    assert again == first and meta_again == meta and (first / "train.bin").stat().st_mtime_ns == stamp
+    assert "Reusing the token cache" in caplog.text
+    other = tmp_path / "tokenizer"
+    shutil.copytree(excerpt_tokenizer, other)
+    (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
+    assert token_cache_dir(excerpt_data, other) != first
+
+
+def test_load_tokenizer_names_the_missing_folder_and_takes_overrides(excerpt_tokenizer, tmp_path):
+    with pytest.raises(UserError, match="holds no tokenizer.*run tokenizer.py"):
+        load_tokenizer(tmp_path)
+    assert load_tokenizer(excerpt_tokenizer, model_max_length=128).model_max_length == 128
