@@ -2,6 +2,7 @@
 # and installs what it needs into it, so nothing needs installing by hand first.
 #   make demo   the whole chain, end to end, on a small real sample (CPU, minutes)
 #   make test   the test suite (what CI runs)
+#   make quick-test   the tests that train no model: a quick loop while working on the code
 
 PYTHON_BASE ?= python3
 VENV ?= .venv
@@ -9,13 +10,16 @@ TORCH ?= torch==2.13.0
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean-demo
+.PHONY: demo test quick-test setup clean-demo
 
 demo: $(STAMP)
 	$(PYTHON) demo.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
+
+quick-test: $(STAMP)
+	$(PYTHON) -m pytest -m "not slow"
 
 setup: $(STAMP)
 
