@@ -65,7 +65,7 @@ def main(argv=None):
     print("\n=== demo summary ===")
     print(f"data       {run.data}: {data.articles} articles of {data.pages_read} pages "
           f"(train {data.splits['train']}, validation {data.splits['validation']}, test {data.splits['test']})")
-    print(f"tokenizer  {run.tokenizer}: {args.vocab_size:,} pieces, "
+    print(f"tokenizer  {run.tokenizer}: {tokenizer_report['settings']['vocab_size']:,} pieces, "
           f"{tokenizer_report.get('tokens_per_character', float('nan')):.3f} tokens per character")
     print(f"checkpoints {run.checkpoints}, TensorBoard logs {run.logs}")
     print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")

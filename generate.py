@@ -5,12 +5,13 @@
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
 from transformers import pipeline, set_seed
 
-from gpt2ja.cli import parse_args, run_main
+from gpt2ja.cli import UserError, parse_args, run_main
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, PROMPT, SAMPLING
 
@@ -29,11 +30,38 @@ class GenerateArguments:
     temperature: Optional[float] = field(default=None, metadata={"help": "Default: the model's (1.0)."})
     seed: Optional[int] = field(default=None, metadata={"help": "Seed, for the same continuations every time."})
 
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or self.num_return_sequences < 1:
+            raise ValueError("--max_new_tokens and --num_return_sequences must be 1 or more")
+        if self.top_k is not None and self.top_k < 0:
+            raise ValueError(f"--top_k must be 0 (off) or more, not {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"--top_p must be in (0, 1], not {self.top_p}")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"--temperature must be more than 0, not {self.temperature}")
+
+
+def check_model(model):
+    """A local --model must be a model folder with its tokenizer, such as train.py's model/."""
+    folder = Path(model)
+    if not folder.exists():
+        return  # a Hub id, then
+    if not (folder / "config.json").is_file():
+        raise UserError(f"--model {model} holds no model (config.json); pass the model/ folder of a train.py run.")
+    if not (folder / "spiece.model").is_file():
+        raise UserError(f"--model {model} holds no tokenizer (spiece.model), as a Trainer checkpoint does not; "
+                        "pass the model/ folder of a train.py run.")
+
 
 def generate(args):
+    check_model(args.model)
     if args.seed is not None:
         set_seed(args.seed)
-    generator = pipeline("text-generation", model=args.model, device=0 if torch.cuda.is_available() else -1)
+    try:
+        generator = pipeline("text-generation", model=args.model, device=0 if torch.cuda.is_available() else -1)
+    except (OSError, ValueError) as error:  # a Hub id that does not exist, or no network to reach it
+        raise UserError(f"--model {args.model} is neither a folder here nor a model the Hub gave "
+                        f"({str(error).splitlines()[0]}); pass the model/ folder of a train.py run or a Hub id.") from None
     options = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature))
                if v is not None}
     outputs = generator(args.prompt, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,

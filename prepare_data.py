@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,10 +21,12 @@ from typing import Optional
 import datasets
 
 from gpt2ja.cli import UserError, parse_args, run_main
-from gpt2ja.dump import DumpError, dump_date, dump_url, expand_sources, is_url, check_exists, iter_pages, plan_ranges
-from gpt2ja.run_folder import RunFolder, move_into_place
+from gpt2ja.dump import (DumpError, check_exists, dump_date, dump_identity, dump_url, expand_sources, is_url,
+                         iter_pages, plan_ranges)
+from gpt2ja.fingerprints import content_fingerprint
+from gpt2ja.run_folder import RunFolder, holds_own_output, move_into_place, space_errors, writing
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
-from gpt2ja.splits import FEATURES, SPLITS, Preparation, count_characters, split_of
+from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS, Preparation, count_characters, split_of
 from gpt2ja.wikitext import OUTCOMES, article_text
 
 logger = logging.getLogger("prepare_data")
@@ -56,7 +57,16 @@ class PrepareArguments:
     validation_percent: float = field(default=1.0, metadata={"help": "Share of articles in validation."})
     test_percent: float = field(default=1.0, metadata={"help": "Share of articles in test."})
     overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Prepare again even if --output_dir already holds data prepared with other settings."})
+        "help": "Replace the data this step prepared earlier in --output_dir with other settings."})
+
+    def __post_init__(self):
+        if self.num_proc < 1:
+            raise ValueError(f"--num_proc must be 1 or more, not {self.num_proc}")
+        if self.max_articles is not None and self.max_articles < 1:
+            raise ValueError(f"--max_articles must be 1 or more, not {self.max_articles} (leave it out for all)")
+        if not (self.validation_percent >= 0 and self.test_percent >= 0
+                and self.validation_percent + self.test_percent < 100):
+            raise ValueError("--validation_percent and --test_percent must be 0 or more, and less than 100 together")
 
 
 # --- reading the dump: a datasets builder ----------------------------------------------------
@@ -145,7 +155,8 @@ def merge_counts(shard_stats, max_articles=None):
 
 
 def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
-    """Run the builder over the dump files; return (articles Dataset in dump order, page counts)."""
+    """Run the builder over the dump files; return (articles Dataset in dump order, or None where no page
+    is an article; page counts)."""
     stats_dir = Path(work_dir, "stats")
     stats_dir.mkdir(parents=True, exist_ok=True)
     builder = JaWikipedia(
@@ -162,16 +173,21 @@ def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
         builder.download_and_prepare(
             num_proc=num_proc if num_proc > 1 else None,
             download_config=datasets.DownloadConfig(cache_dir=datasets.config.DOWNLOADED_DATASETS_PATH))
+        articles = builder.as_dataset(split="articles")
     except datasets.exceptions.DatasetGenerationError as error:
+        # the reason is inside: a DumpError of ours, or the disk running out of space
         cause = error.__cause__ or error.__context__
-        while cause is not None and not isinstance(cause, UserError):
+        while cause is not None and not isinstance(cause, (UserError, OSError)):
             cause = cause.__cause__ or cause.__context__
         if cause is not None:
             raise cause from None
         raise
-    articles = builder.as_dataset(split="articles")
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):
+            raise
+        articles = None  # datasets refuses a split with no example: no page of the dump is an article
     counts = merge_counts([json.loads(p.read_text()) for p in sorted(stats_dir.glob("*.json"))], max_articles)
-    if max_articles and len(articles) > max_articles:
+    if articles is not None and max_articles and len(articles) > max_articles:
         articles = articles.select(range(max_articles))
     return articles, counts
 
@@ -191,34 +207,34 @@ def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=
 # --- the command --------------------------------------------------------------------------------
 
 def reusable(output_dir, settings, overwrite):
-    """The folder's record where it already holds these articles; refuse other settings unless asked."""
-    previous = Preparation.load(output_dir)
-    if previous is None or overwrite:
+    """The folder's record where it already holds these articles. Other output of this step needs
+    --overwrite_output_dir; a folder holding anything else is refused whatever the flags."""
+    if not holds_own_output(output_dir, PREPARATION_FILE):
         return None
-    if previous.settings == settings:
+    previous = Preparation.load(output_dir)
+    if overwrite:
+        return None
+    if previous is not None and previous.settings == settings:
         logger.info("%s already holds these articles; reusing it (pass --overwrite_output_dir to redo).",
                     output_dir)
         return previous
     raise UserError(f"{output_dir} holds data prepared with other settings; "
-                    "pass --overwrite_output_dir or another --output_dir.")
+                    "pass --overwrite_output_dir to replace it, or another --output_dir.")
 
 
 def prepare(args):
     """Write the DatasetDict to args.output_dir, atomically: a failed run leaves no output folder."""
     sources = expand_sources(args.dump or [dump_url(args.date, args.mirror)])
-    settings = {"sources": sources, "max_articles": args.max_articles,
+    settings = {"dumps": [dump_identity(source) for source in sources], "max_articles": args.max_articles,
                 "validation_percent": args.validation_percent, "test_percent": args.test_percent}
     output_dir = Path(args.output_dir)
     previous = reusable(output_dir, settings, args.overwrite_output_dir)
     if previous:
         return previous
-    if not 0 <= args.validation_percent + args.test_percent < 100:
-        raise UserError("--validation_percent plus --test_percent must be between 0 and 100.")
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}-", dir=output_dir.parent) as work_dir:
+    with writing(output_dir) as work_dir, space_errors(output_dir):
         articles, counts = build_articles(sources, args.num_proc, args.max_articles, work_dir)
-        if len(articles) == 0:
+        if articles is None or len(articles) == 0:
             raise UserError(f"{', '.join(sources)} holds no article (namespace 0, not a redirect); "
                             "pass a jawiki pages-articles dump.")
         splits = split_articles(articles, args.validation_percent, args.test_percent,
@@ -227,16 +243,18 @@ def prepare(args):
         splits.save_to_disk(str(staging))
         record = Preparation(
             settings=settings,
+            sources=sources,
             dump_date=next((d for d in map(dump_date, sources) if d), None),
             pages_read=sum(counts.values()),
             dropped={k: v for k, v in counts.items() if k != "kept"},
             articles=len(articles),
             splits={name: len(split) for name, split in splits.items()},
             characters={name: count_characters(split) for name, split in splits.items()},
+            fingerprint=content_fingerprint(splits),
         )
         record.save(staging)
         del articles, splits
-        move_into_place(staging, output_dir)
+        move_into_place(staging, output_dir, PREPARATION_FILE)
     logger.info("Wrote %s: %s articles (train %d, validation %d, test %d); dropped %s.", output_dir,
                 record.articles, *record.splits.values(), record.dropped)
     return record

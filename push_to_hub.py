@@ -11,6 +11,7 @@ login`) and is never printed or written.
 """
 
 import importlib
+import json
 import logging
 import math
 import shutil
@@ -24,7 +25,8 @@ from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
 
 from gpt2ja.cli import UserError, parse_args, run_main
 from gpt2ja.run_folder import (ALL_RESULTS, MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, RUN_FILES,
-                               TRAINER_STATE, RunFolder, RunInfo, move_into_place, read_json)
+                               TRAINER_STATE, RunFolder, RunInfo, holds_own_output, move_into_place, read_json,
+                               space_errors, writing)
 from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR, PROMPT, REPO_ROOT
 from gpt2ja.tokens import load_tokenizer
 
@@ -32,6 +34,7 @@ logger = logging.getLogger("push_to_hub")
 
 TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
 CURVE = "training_curve.png"
+STAGING_RECORD = ".staged_by_push_to_hub.json"
 
 
 @dataclass
@@ -42,12 +45,25 @@ class PushArguments:
         "help": f"USER/NAME on the Hub; default <logged-in user>/{DEFAULT_REPO_NAME}."})
     private: bool = field(default=False, metadata={"help": "Create the repo as private."})
     revision_tag: Optional[str] = field(default=None, metadata={
-        "help": "Tag the uploaded commit (the published model used tags such as 20210301.1.0)."})
+        "help": "Tag the uploaded commit (the published model used tags such as 20210301.1.0). A tag that "
+                "exists already is refused, unless --move_tag."})
+    move_tag: bool = field(default=False, metadata={
+        "help": "Move an existing --revision_tag to the uploaded commit."})
     dry_run: bool = field(default=False, metadata={"help": "Stage and check the folder; no network."})
     stage_dir: Optional[str] = field(default=None, metadata={
         "help": "Where the repo's files are staged (default: hub/ beside --model_dir)."})
     commit_message: Optional[str] = field(default=None, metadata={"help": "Default: names the run's results."})
     example_seed: int = field(default=42, metadata={"help": "Seed of the example output shown in the card."})
+
+    def __post_init__(self):
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
+        if self.repo_id is not None:
+            try:
+                validate_repo_id(self.repo_id)
+            except HFValidationError as error:
+                raise ValueError(f"--repo_id {self.repo_id!r} is not a Hub repo id such as USER/NAME: "
+                                 f"{str(error).splitlines()[0]}") from None
 
 
 def check_model_folder(model_dir):
@@ -62,6 +78,9 @@ def check_model_folder(model_dir):
     if not isinstance(tokenizer, BertGenerationTokenizer):
         raise UserError(f"The tokenizer in {model_dir} loads as {type(tokenizer).__name__}, not "
                         "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
+    if RunInfo.load(model_dir) is None:
+        raise UserError(f"{model_dir}/run_info.json was written by an older version of train.py; rerun train.py "
+                        "with --overwrite_output_dir to make a folder push_to_hub.py can describe.")
     config = AutoConfig.from_pretrained(model_dir)
     if config.vocab_size != len(tokenizer):
         raise UserError(f"{model_dir}: config.json has a vocabulary of {config.vocab_size} but the tokenizer holds "
@@ -151,19 +170,20 @@ def commit_message(model_dir):
 
 
 def stage(model_dir, stage_dir, repo_id, seed):
-    """Write exactly the repo's files to stage_dir (replacing what was there); return the card."""
+    """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else); return
+    the card. STAGING_RECORD marks the folder as this step's; it is not uploaded."""
     model_dir, stage_dir = Path(model_dir), Path(stage_dir)
+    holds_own_output(stage_dir, STAGING_RECORD, "--stage_dir")
     tokenizer, config = check_model_folder(model_dir)
-    partial = stage_dir.with_name(f".{stage_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
-        if (model_dir / name).is_file():
-            shutil.copy(model_dir / name, partial / name)
-    plot_curve(read_json(model_dir / TRAINER_STATE), partial / CURVE)
-    card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed)
-    card.save(partial / "README.md")
-    move_into_place(partial, stage_dir)
+    with writing(stage_dir) as partial, space_errors(stage_dir):
+        for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy(model_dir / name, partial / name)
+        plot_curve(read_json(model_dir / TRAINER_STATE), partial / CURVE)
+        card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed)
+        card.save(partial / "README.md")
+        (partial / STAGING_RECORD).write_text(json.dumps({"model_dir": str(model_dir), "repo_id": repo_id}))
+        move_into_place(partial, stage_dir, STAGING_RECORD)
     return card
 
 
@@ -205,15 +225,33 @@ def hub_api():
     return HfApi(token=token)
 
 
-def upload(api, stage_dir, repo_id, private, tag, message):
+def check_tag(api, repo_id, tag, move):
+    """Refuse, before any upload, a tag that exists already (a tag names one published model) unless asked to
+    move it; return whether it must be deleted first."""
+    with hub_errors(api, repo_id):
+        if not api.repo_exists(repo_id):
+            return False
+        existing = {ref.name: ref.target_commit for ref in api.list_repo_refs(repo_id).tags}
+    if tag not in existing:
+        return False
+    if not move:
+        raise UserError(f"The tag {tag} of {repo_id} already points at commit {existing[tag][:12]}; pass "
+                        "--move_tag to move it to this upload, or another --revision_tag.")
+    return True
+
+
+def upload(api, stage_dir, repo_id, private, tag, move_tag, message):
+    moving = check_tag(api, repo_id, tag, move_tag) if tag else False
     with hub_errors(api, repo_id):
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.upload_folder(folder_path=str(stage_dir), repo_id=repo_id, repo_type="model",
-                                   commit_message=message)
+                                   commit_message=message, ignore_patterns=[STAGING_RECORD])
+        if moving:
+            api.delete_tag(repo_id, tag=tag)
         if tag:
-            api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+            api.create_tag(repo_id, tag=tag, revision=commit.oid)
     logger.info("Uploaded %s to %s (commit %s)%s.", stage_dir, url, commit.oid,
-                f", tagged {tag}" if tag else "")
+                (f", tag {tag} moved to it" if moving else f", tagged {tag}") if tag else "")
     return commit
 
 
@@ -228,13 +266,13 @@ def push(args):
                 repo_id = f"{api.whoami()['name']}/{DEFAULT_REPO_NAME}"
             logger.info("No --repo_id: publishing to %s, under the logged-in user.", repo_id)
     stage(model_dir, stage_dir, repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.example_seed)
-    for path in sorted(stage_dir.iterdir()):
+    for path in sorted(p for p in stage_dir.iterdir() if p.name != STAGING_RECORD):
         logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
     if args.dry_run:
         logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
         return stage_dir, None
     message = args.commit_message or commit_message(model_dir)
-    return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, message)
+    return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
 
 
 def main(argv=None):

@@ -15,9 +15,8 @@ import logging
 import os
 import re
 import resource
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
 from gpt2ja.cli import UserError, parse_args, run_main
-from gpt2ja.run_folder import RunFolder, move_into_place
+from gpt2ja.fingerprints import data_fingerprint
+from gpt2ja.run_folder import RunFolder, holds_own_output, move_into_place, space_errors, writing
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
 from gpt2ja.splits import load_split
 from gpt2ja.tokens import TOKENIZER_REPORT, load_tokenizer, read_tokenizer_report
@@ -35,6 +35,10 @@ from gpt2ja.tokens import TOKENIZER_REPORT, load_tokenizer, read_tokenizer_repor
 logger = logging.getLogger("tokenizer")
 
 SENTENCE_BREAK = re.compile(r"(?<=。)|\n")
+NORMALIZATION_RULES = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")  # SentencePiece's built-in rules
+# Settings that change the tokenizer; num_threads and the folders do not.
+TRAINING_SETTINGS = ("vocab_size", "num_samples", "seed", "add_dummy_prefix", "character_coverage",
+                     "normalization_rule_name", "min_sentence_chars", "max_sentence_chars")
 
 
 @dataclass
@@ -61,7 +65,24 @@ class TokenizerArguments:
     max_sentence_chars: int = field(default=1000, metadata={
         "help": "Longer sentences are not sampled (SentencePiece skips those over 4,192 bytes anyway)."})
     num_threads: int = field(default=os.cpu_count() or 1, metadata={"help": "Threads of the trainer (all cores)."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing tokenizer folder."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace the tokenizer this step trained earlier in --output_dir with other settings."})
+
+    def __post_init__(self):
+        if self.vocab_size <= len(SPECIAL_IDS) + 1:
+            raise ValueError(f"--vocab_size must be more than the {len(SPECIAL_IDS) + 1} special and newline pieces, "
+                             f"not {self.vocab_size}")
+        if self.num_samples < 1:
+            raise ValueError(f"--num_samples must be 1 or more, not {self.num_samples}")
+        if not 0 < self.character_coverage <= 1:
+            raise ValueError(f"--character_coverage must be in (0, 1], not {self.character_coverage}")
+        if self.normalization_rule_name not in NORMALIZATION_RULES:
+            raise ValueError(f"--normalization_rule_name must be one of {', '.join(NORMALIZATION_RULES)}, "
+                             f"not {self.normalization_rule_name!r}")
+        if not 1 <= self.min_sentence_chars <= self.max_sentence_chars:
+            raise ValueError("--min_sentence_chars must be 1 or more and at most --max_sentence_chars")
+        if self.num_threads < 1:
+            raise ValueError(f"--num_threads must be 1 or more, not {self.num_threads}")
 
 
 def sentences_of(text, min_chars=1, max_chars=10**9):
@@ -196,16 +217,31 @@ def report(folder, validation):
     }
 
 
+def reusable(output_dir, settings, overwrite):
+    """The report of the tokenizer already in output_dir where it was trained with these settings on this data.
+    Another tokenizer of this step needs --overwrite_output_dir; a folder holding anything else is refused."""
+    if not holds_own_output(output_dir, TOKENIZER_REPORT) or overwrite:
+        return None
+    previous = read_tokenizer_report(output_dir)
+    if previous.get("settings") == settings:
+        logger.info("%s already holds this tokenizer; reusing it (pass --overwrite_output_dir to retrain).",
+                    output_dir)
+        return previous
+    raise UserError(f"{output_dir} holds a tokenizer trained with other settings or data; pass "
+                    "--overwrite_output_dir to replace it, or another --output_dir.")
+
+
 def train_tokenizer(args):
     output_dir = Path(args.output_dir)
-    if (output_dir / "spiece.model").exists() and not args.overwrite_output_dir:
-        logger.info("%s already holds a tokenizer; reusing it (pass --overwrite_output_dir to retrain).", output_dir)
-        return read_tokenizer_report(output_dir)
     train = load_split(args.data_dir, "train")
+    settings = {key: getattr(args, key) for key in TRAINING_SETTINGS}
+    settings["data"] = data_fingerprint(args.data_dir)
+    previous = reusable(output_dir, settings, args.overwrite_output_dir)
+    if previous:
+        return previous
     sentences, used = sample_sentences(train, args.num_samples, args.seed,
                                        args.min_sentence_chars, args.max_sentence_chars)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}-", dir=output_dir.parent) as work_dir:
+    with writing(output_dir) as work_dir, space_errors(output_dir):
         start = time.perf_counter()
         train_sentencepiece(sentences, Path(work_dir, "spiece.model"), args)
         seconds = time.perf_counter() - start
@@ -213,7 +249,7 @@ def train_tokenizer(args):
         tokenizer = export(Path(work_dir, "spiece.model"), staging)
         check_layout(tokenizer, args.vocab_size)
         figures = {
-            "settings": {k: v for k, v in asdict(args).items() if k not in ("output_dir", "overwrite_output_dir")},
+            "settings": settings,
             "sentences_trained_on": used,
             "training_seconds": round(seconds, 1),
             "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -222,7 +258,7 @@ def train_tokenizer(args):
         if len(validation):
             figures.update(report(staging, validation))
         (staging / TOKENIZER_REPORT).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-        move_into_place(staging, output_dir)
+        move_into_place(staging, output_dir, TOKENIZER_REPORT)
     logger.info("Wrote %s: %s", output_dir, json.dumps({k: v for k, v in figures.items() if k != "settings"}))
     return figures
 

@@ -12,6 +12,7 @@ resumes from the last complete checkpoint.
 """
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ import shutil
 import signal
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -31,8 +33,10 @@ from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Progres
                           TrainingArguments, default_data_collator, set_seed)
 
 from gpt2ja.cli import RECIPE_SUFFIXES, UserError, parse_args, run_main
-from gpt2ja.run_folder import (RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder, RunInfo, is_finished_model,
-                               last_complete_checkpoint, move_into_place, remove_incomplete_checkpoints)
+from gpt2ja.fingerprints import data_fingerprint, file_fingerprint
+from gpt2ja.run_folder import (RESULT_FILES, RESULT_PREFIXES, RUN_IDENTITY, RUN_INFO, TRAINER_STATE, RunFolder,
+                               RunInfo, holds_own_output, is_finished_model, last_complete_checkpoint,
+                               move_into_place, read_json, remove_incomplete_checkpoints, space_errors, writing)
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.splits import Preparation, load_split
 from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens, read_tokenizer_report
@@ -44,7 +48,6 @@ EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
 RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "optim",
                "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "bf16", "fp16",
                "torch_compile", "seed")
-SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM: what schedulers expect of a job stopped by its signal
 
 # Dense bf16 peak FLOP/s of one device, for MFU. Matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12,
@@ -67,6 +70,17 @@ class ModelArguments:
     attn_implementation: str = field(default="sdpa", metadata={
         "help": "eager, sdpa (PyTorch's fused attention, flash on a recent GPU) or flash_attention_2."})
 
+    def __post_init__(self):
+        for name in ("n_positions", "n_embd", "n_layer", "n_head"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be 1 or more, not {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"--n_embd {self.n_embd} must be a multiple of --n_head {self.n_head}")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise ValueError(f"--vocab_size must be 1 or more, not {self.vocab_size}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must be in [0, 1), not {self.dropout}")
+
 
 @dataclass
 class RunArguments:
@@ -81,6 +95,17 @@ class RunArguments:
         "help": "Blocks of validation used by the evaluations during training (all of them when unset); the "
                 "final evaluation always uses the whole validation and test splits."})
     final_eval_batch_size: int = field(default=8, metadata={"help": "Batch size of the final evaluation."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Start over: remove the checkpoints, logs and model that train.py wrote in --output_dir before. "
+                "Without it, a rerun resumes the same run and refuses a run folder of other settings."})
+
+    def __post_init__(self):
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise ValueError(f"--global_batch_size must be 1 or more, not {self.global_batch_size}")
+        if self.max_eval_blocks is not None and self.max_eval_blocks < 1:
+            raise ValueError(f"--max_eval_blocks must be 1 or more, not {self.max_eval_blocks}")
+        if self.final_eval_batch_size < 1:
+            raise ValueError(f"--final_eval_batch_size must be 1 or more, not {self.final_eval_batch_size}")
 
 
 def parse_arguments(argv=None):
@@ -88,7 +113,13 @@ def parse_arguments(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not (argv and argv[0].endswith(RECIPE_SUFFIXES)):
         argv.insert(0, str(REFERENCE_RECIPE))
-    return parse_args([ModelArguments, RunArguments, TrainingArguments], argv, description=__doc__)
+    model_args, run_args, given = parse_args([ModelArguments, RunArguments, TrainingArguments], argv,
+                                             description=__doc__)
+    if given.max_steps == 0 or given.max_steps < -1:
+        raise UserError(f"--max_steps must be 1 or more (or -1: the recipe's epochs), not {given.max_steps}.")
+    if given.num_train_epochs <= 0 and given.max_steps == -1:
+        raise UserError(f"--num_train_epochs must be more than 0, not {given.num_train_epochs}.")
+    return model_args, run_args, given
 
 
 def split_global_batch(global_batch_size, most_per_device, world_size):
@@ -193,7 +224,8 @@ class NonFiniteLoss(UserError):
 
 
 class LMTrainer(Trainer):
-    """Trainer that stops on a non-finite loss and logs tokens/s (and MFU on a known GPU)."""
+    """Trainer that stops on a non-finite loss and logs tokens/s (and MFU on a known GPU), and the training
+    time of the run so far, across resumes (`train_seconds`)."""
 
     def __init__(self, *args, tokens_per_step, flops_per_token, peak_flops, **kwargs):
         super().__init__(*args, **kwargs)
@@ -201,8 +233,11 @@ class LMTrainer(Trainer):
         self.flops_per_token = flops_per_token
         self.peak_flops = peak_flops
         self._speed_mark = None
+        self._session = None  # (start of this process's training, seconds of the sessions before it)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self._session is None:  # the state of a resumed run is restored by now
+            self._session = (time.perf_counter(), logged_seconds(self.state.log_history))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss):
             checkpoint = last_complete_checkpoint(self.args.output_dir)
@@ -225,29 +260,52 @@ class LMTrainer(Trainer):
                     logs["mfu"] = round(tokens_per_second * self.flops_per_token
                                         / (self.peak_flops * self.args.world_size), 4)
             self._speed_mark = (now, step)
+            if self._session is not None:
+                logs["train_seconds"] = round(self._session[1] + now - self._session[0], 2)
         super().log(logs, start_time)
 
 
-class PreemptionCallback(TrainerCallback):
-    """Inside `with`: on SIGTERM (a preempted job), save a checkpoint at the end of the current step and stop.
+def logged_seconds(log_history):
+    return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
 
-    Leaving the block puts the previous handler back: a process that goes on to fork workers (datasets'
+
+class RecordEveryCheckpoint(TrainerCallback):
+    """Log the loss at every checkpoint and checkpoint the last step, whatever the recipe's intervals: the
+    log history then covers every step exactly (train_loss over all steps, across resumes), and the final
+    weights are on disk before the export, so a kill during export or evaluation loses nothing."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+        if control.should_save:
+            control.should_log = True
+        return control
+
+
+class PreemptionCallback(TrainerCallback):
+    """Inside `with`: on SIGTERM (a preempted job) or SIGINT (Ctrl-C), save a checkpoint at the end of the
+    current step and stop; `received` is the signal's number.
+
+    Leaving the block puts the previous handlers back: a process that goes on to fork workers (datasets'
     num_proc pools stop theirs with SIGTERM) must not hand them a handler that ignores it, or the pool
     waits for them forever."""
 
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self):
-        self.received = False
-        self._previous_handler = None
+        self.received = 0
+        self._previous_handlers = {}
 
     def __enter__(self):
-        self._previous_handler = signal.signal(signal.SIGTERM, self._handle)
+        self._previous_handlers = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc_info):
-        signal.signal(signal.SIGTERM, self._previous_handler)
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
 
     def _handle(self, signum, frame):
-        self.received = True
+        self.received = max(self.received, signum)
 
     def on_step_end(self, args, state, control, **kwargs):
         stop = self.received
@@ -255,9 +313,9 @@ class PreemptionCallback(TrainerCallback):
             # every process must agree, or one would wait forever for the others at the next step
             flag = torch.tensor([float(stop)], device=args.device if dist.get_backend() == "nccl" else "cpu")
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
+            stop = int(flag.item())
         if stop:
-            self.received = True
+            self.received = stop
             control.should_save = True
             control.should_training_stop = True
         return control
@@ -274,70 +332,140 @@ def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=
                      flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
 
 
-def checkpoint_to_resume(args, vocab_size, tokenizer_dir):
-    """The last complete checkpoint of this run, after the main process removed any cut short."""
+def run_identity(model_args, run_args, args, config):
+    """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe.
+    A resume, a reuse of the finished model or a rerun compares it with the one recorded (as JSON holds it)."""
+    identity = {
+        "data": data_fingerprint(run_args.data_dir),
+        "tokenizer": file_fingerprint(Path(run_args.tokenizer_dir, "spiece.model")),
+        "config": {k: v for k, v in config.to_diff_dict().items() if k not in ("transformers_version", "use_cache")},
+        "recipe": recipe(model_args, args),
+    }
+    return json.loads(json.dumps(identity, default=str))
+
+
+def recipe(model_args, args):
+    """The settings that shape the training, whatever the number of processes (the global batch, not its split)."""
+    return {**{key: getattr(args, key) for key in RECIPE_KEYS}, **asdict(model_args),
+            "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            * args.world_size}
+
+
+def differences(recorded, current):
+    """What differs between two run identities, in words: "recipe (learning_rate 0.001 -> 0.0005)"."""
+    keys = sorted(set(recorded) | set(current))
+    changed = [k for k in keys if recorded.get(k) != current.get(k)]
+    details = []
+    for key in changed:
+        if isinstance(current.get(key), dict) and isinstance(recorded.get(key), dict):
+            inner = differences(recorded[key], current[key])
+            details.append(f"{key} ({inner})")
+        elif key in ("data", "tokenizer"):
+            details.append(f"the {key}")
+        else:
+            details.append(f"{key} {recorded.get(key)!r} -> {current.get(key)!r}")
+    return ", ".join(details)
+
+
+def start_over(run, args):
+    """--overwrite_output_dir: remove what train.py wrote in the run folder (and nothing else)."""
+    if args.process_index == 0:
+        holds_own_output(run.model, RUN_INFO)
+        for folder in (run.checkpoints, run.logs, run.model):
+            shutil.rmtree(folder, ignore_errors=True)
+        logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
+    PartialState().wait_for_everyone()
+
+
+def checkpoint_to_resume(args, identity):
+    """The last complete checkpoint of this run, after the main process removed any cut short; a checkpoint
+    of another run (other data, tokenizer, config or recipe) is refused. A fresh run records its identity."""
+    record = Path(args.output_dir, RUN_IDENTITY)
     if args.process_index == 0:
         remove_incomplete_checkpoints(args.output_dir)
     PartialState().wait_for_everyone()
     resume = last_complete_checkpoint(args.output_dir)
     if resume:
-        saved = GPT2Config.from_pretrained(resume)
-        if saved.vocab_size != vocab_size:
-            raise UserError(f"{resume} was trained with a vocabulary of {saved.vocab_size}, but {tokenizer_dir}"
-                            f" holds {vocab_size} entries; point --tokenizer_dir at the run's tokenizer.")
+        recorded = read_json(record) if record.is_file() else None
+        if recorded != identity:
+            changed = differences(recorded or {}, identity) if recorded else "no record of its run"
+            raise UserError(f"{resume} belongs to another run ({changed}); pass --overwrite_output_dir to start "
+                            "over, or another --output_dir.")
         logger.info("Resuming from %s", resume)
+    elif args.process_index == 0:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(identity, indent=2, default=str), encoding="utf-8")
     return resume
 
 
+def finished_training(checkpoint):
+    """Whether a checkpoint is the last step of its run (so a rerun goes straight to export)."""
+    if checkpoint is None:
+        return False
+    state = read_json(Path(checkpoint, TRAINER_STATE))
+    return state["global_step"] >= state["max_steps"] > 0
+
+
 def fit(trainer, resume):
-    """trainer.train(), stopping the process with a checkpoint (exit 143) when SIGTERM arrives."""
-    preemption = PreemptionCallback()
-    trainer.add_callback(preemption)
+    """trainer.train(); on SIGTERM or SIGINT, stop the process with a checkpoint (exit 128 + the signal)."""
+    preemption = next(c for c in trainer.callback_handler.callbacks if isinstance(c, PreemptionCallback))
     blocks_per_step = trainer.tokens_per_step // trainer.model.config.n_positions
     logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
                 trainer.tokens_per_step, len(trainer.train_dataset) // blocks_per_step)
     with preemption:
-        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.train(resume_from_checkpoint=resume)
     if preemption.received:
         # Each rank writes its own RNG state into the checkpoint; once one rank exits, torchrun
         # stops the others with SIGTERM, which kills them outside training: all must finish writing first.
         PartialState().wait_for_everyone()
-        logger.warning("Stopped by SIGTERM at step %d with a checkpoint saved; rerun the same command to resume.",
-                       trainer.state.global_step)
-        sys.exit(SIGTERM_EXIT_CODE)
-    return result
+        name = signal.Signals(preemption.received).name
+        logger.warning("Stopped by %s at step %d with a checkpoint saved; rerun the same command to resume.",
+                       name, trainer.state.global_step)
+        sys.exit(128 + preemption.received)
+
+
+def train_metrics(checkpoint, train_tokens):
+    """Loss and time of the whole run from the final checkpoint's log history, which covers every step
+    (RecordEveryCheckpoint), across every resume: the same figures as an uninterrupted run's."""
+    state = read_json(Path(checkpoint, TRAINER_STATE))
+    losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
+    total, previous = 0.0, 0
+    for step, loss in losses:
+        total += loss * (step - previous)
+        previous = step
+    steps = state["global_step"]
+    return {"train_loss": total / steps, "train_steps": steps, "epoch": state["epoch"],
+            "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}
 
 
 # --- the model folder ---------------------------------------------------------------------------
 
-def run_info(model_args, run_args, args, token_counts):
+def run_info(model_args, run_args, args, token_counts, identity):
     """What the model card reports of this run: data, tokenizer, recipe, hardware."""
-    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
-    recipe.update(asdict(model_args), global_batch_size=args.per_device_train_batch_size
-                  * args.gradient_accumulation_steps * args.world_size,
-                  per_device_train_batch_size=args.per_device_train_batch_size,
-                  gradient_accumulation_steps=args.gradient_accumulation_steps)
     devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
                else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
     return RunInfo(
         data=Preparation.load(run_args.data_dir),
         tokens=token_counts,
         tokenizer=read_tokenizer_report(run_args.tokenizer_dir),
-        recipe=recipe,
+        recipe={**recipe(model_args, args), "per_device_train_batch_size": args.per_device_train_batch_size,
+                "gradient_accumulation_steps": args.gradient_accumulation_steps},
         hardware={"processes": args.world_size, "devices": devices},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
+        identity=identity,
     )
 
 
-def export_model(trainer, model_args, run_args, token_counts, staging):
-    """Weights, configs, the tokenizer (its model_max_length the model's context) and run_info.json."""
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
-    trainer.save_model(str(staging))
+def export_model(checkpoint, model_args, run_args, info, staging):
+    """The final checkpoint's weights and configs, the tokenizer (its model_max_length the model's context)
+    and run_info.json: the same folder whether training just ended or ended before a kill."""
+    model = GPT2LMHeadModel.from_pretrained(checkpoint)
+    model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
+    model.save_pretrained(str(staging))
     load_tokenizer(run_args.tokenizer_dir, model_max_length=model_args.n_positions).save_pretrained(str(staging))
     shutil.copy(Path(run_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
-    shutil.copy(Path(trainer.args.output_dir, TRAINER_STATE), staging / TRAINER_STATE)
-    run_info(model_args, run_args, trainer.args, token_counts).save(staging)
+    shutil.copy(Path(checkpoint, TRAINER_STATE), staging / TRAINER_STATE)
+    info.save(staging)
 
 
 def evaluate_final(model_dir, data_dir, split, batch_size):
@@ -363,35 +491,54 @@ def evaluate_into(trainer, staging, run_args, token_counts):
 
 # --- the job --------------------------------------------------------------------------------------
 
+def reuse_finished(run, identity, overwrite):
+    """The finished model of this very run, to reuse; another run's needs --overwrite_output_dir."""
+    if not holds_own_output(run.model, RUN_INFO) or not is_finished_model(run.model) or overwrite:
+        return False
+    info = RunInfo.load(run.model)
+    if info is not None and info.identity == identity:
+        logger.info("%s already holds the model of this run; reusing it (pass --overwrite_output_dir to train "
+                    "again).", run.model)
+        return True
+    changed = differences(info.identity, identity) if info else "written by an older version"
+    raise UserError(f"{run.model} holds the model of another run ({changed}); pass --overwrite_output_dir to "
+                    "train again, or another --output_dir.")
+
+
 def train(model_args, run_args, given, run, callbacks=()):
-    if is_finished_model(run.model):
-        logger.info("%s already holds the trained model; reusing it (train again with another --output_dir, "
-                    "or delete %s).", run.model, run.root)
-        return run.model
     tokenizer = load_tokenizer(run_args.tokenizer_dir)
     config = build_config(model_args, len(tokenizer))
     set_seed(given.seed)
 
-    with given.main_process_first(desc="tokenizing"):
+    with given.main_process_first(local=False, desc="tokenizing"):
         cache, meta = prepare_tokens(run_args.data_dir, run_args.tokenizer_dir)
     train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, run_args.max_eval_blocks)
     args = training_arguments(given, run_args, run, evaluate=len(eval_blocks) > 0)
+    identity = run_identity(model_args, run_args, args, config)
+    if reuse_finished(run, identity, run_args.overwrite_output_dir):
+        return run.model
+    if run_args.overwrite_output_dir:
+        start_over(run, args)
 
-    resume = checkpoint_to_resume(args, len(tokenizer), run_args.tokenizer_dir)
-    trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
-                           eval_blocks if len(eval_blocks) else None, callbacks)
-    result = fit(trainer, resume)
-    trainer.save_metrics("train", dict(result.metrics, train_tokens=meta["splits"]["train"]["tokens"]))
-    trainer.save_state()
-
-    staging = run.root / ".model.partial"
-    if args.process_index == 0:
-        export_model(trainer, model_args, run_args, meta["splits"], staging)
+    # the main process holds the model folder's lock for the whole job: a second run on this folder is refused
+    with writing(run.model) if args.process_index == 0 else nullcontext() as staging, space_errors(run.root):
+        resume = checkpoint_to_resume(args, identity)
+        trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
+                               eval_blocks if len(eval_blocks) else None,
+                               [PreemptionCallback(), RecordEveryCheckpoint(), *callbacks])
+        if finished_training(resume):
+            logger.info("%s is the last step of this run: exporting it.", resume)
+        else:
+            fit(trainer, resume)
+        final = last_complete_checkpoint(args.output_dir)
+        trainer.save_metrics("train", train_metrics(final, meta["splits"]["train"]["tokens"]))
+        if args.process_index == 0:
+            export_model(final, model_args, run_args, run_info(model_args, run_args, args, meta["splits"], identity),
+                         staging)
+            evaluate_into(trainer, staging, run_args, meta["splits"])
+            move_into_place(staging, run.model, RUN_INFO)
+            logger.info("Wrote %s", run.model)
     PartialState().wait_for_everyone()
-    if args.process_index == 0:
-        evaluate_into(trainer, staging, run_args, meta["splits"])
-        move_into_place(staging, run.model)
-        logger.info("Wrote %s", run.model)
     return run.model
 
 

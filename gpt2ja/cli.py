@@ -32,8 +32,16 @@ def parse_args(dataclass_types, argv=None, description=None):
         recipe_path = Path(argv.pop(0))
         if not recipe_path.is_file():
             raise UserError(f"Recipe {recipe_path} does not exist; pass a YAML file from configs/.")
-        recipe = (json.loads if recipe_path.suffix == ".json" else yaml.safe_load)(
-            recipe_path.read_text(encoding="utf-8")) or {}
+        try:
+            recipe = (json.loads if recipe_path.suffix == ".json" else yaml.safe_load)(
+                recipe_path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, json.JSONDecodeError) as error:
+            where = str(error).strip().splitlines()
+            raise UserError(f"Recipe {recipe_path} is not valid {recipe_path.suffix[1:].upper()} "
+                            f"({' '.join(line.strip() for line in where[:3])}); fix it.") from None
+        if not isinstance(recipe, dict):
+            raise UserError(f"Recipe {recipe_path} must map settings to values (key: value), not hold a "
+                            f"{type(recipe).__name__}.")
         known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
         unknown = sorted(set(recipe) - known)
         if unknown:
@@ -53,10 +61,14 @@ def setup_logging():
 
 
 def run_main(main):
-    """Run a script's main(): a UserError ends with its message and exit status 1, no traceback."""
+    """Run a script's main(): a UserError ends with its message and exit status 1, Ctrl-C with exit
+    status 130; neither with a traceback. What the script was writing stays out of its output folder."""
     setup_logging()
     try:
         main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: Interrupted (Ctrl-C); rerun the same command to go on.", file=sys.stderr)
+        sys.exit(130)

@@ -19,6 +19,7 @@ from glob import glob
 from typing import NamedTuple
 
 from .cli import UserError
+from .fingerprints import file_fingerprint
 from .settings import DEFAULT_MIRROR, REFERENCE_DUMP_DATE
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,14 @@ def expand_sources(sources):
             raise DumpError(f"No file matches {source}; check the path of the dump parts.")
         expanded.extend(matches)
     return expanded
+
+
+def dump_identity(source):
+    """A dump by content: its file name and SHA-256 (so a moved or copied file is the same dump), or its URL."""
+    if is_url(source):
+        return {"url": source}
+    check_exists(source)
+    return {"name": os.path.basename(source), "sha256": file_fingerprint(source)}
 
 
 def check_exists(path):

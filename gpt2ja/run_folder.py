@@ -10,14 +10,18 @@
 """
 
 import dataclasses
+import errno
+import fcntl
 import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .cli import UserError
 from .splits import Preparation
 
 logger = logging.getLogger(__name__)
@@ -27,6 +31,7 @@ MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "sp
                "tokenizer_config.json", "tokenizer.json")
 OPTIONAL_MODEL_FILES = ("special_tokens_map.json",)
 RUN_INFO = "run_info.json"
+RUN_IDENTITY = "run_identity.json"  # in checkpoints/: what the run is made of, compared by a resume
 TRAINER_STATE = "trainer_state.json"
 ALL_RESULTS = "all_results.json"
 RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", ALL_RESULTS)
@@ -67,11 +72,108 @@ class RunFolder:
         return self.root / "hub"
 
 
-def move_into_place(finished, target):
-    """Replace the folder `target` by `finished`: a later step never sees a half-written folder."""
+def holds_own_output(folder, record, flag="--output_dir"):
+    """Whether `folder` holds this step's earlier output, known by the `record` file the step writes there.
+
+    An absent or empty folder is free. One that holds anything else (the current folder, a run folder,
+    another step's output, a user's files) is refused in one sentence: a step replaces only its own work.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    if not folder.is_dir():
+        raise UserError(f"{flag} {folder} is a file; pass a folder.")
+    if (folder / record).is_file():
+        return True
+    if any(folder.iterdir()):
+        raise UserError(f"{flag} {folder} holds files this step did not write (it has no {record}); a step replaces "
+                        "only its own output: pass a new or empty folder.")
+    return False
+
+
+def move_into_place(finished, target, record):
+    """Replace the folder `target` by `finished` (which holds `record`), so that a later step never sees a
+    half-written folder; `target` is replaced only if it is absent, empty, or this step's own output."""
+    holds_own_output(target, record)
     if Path(target).exists():
         shutil.rmtree(target)
     os.replace(finished, target)
+
+
+def _lock(lock_path, wait):
+    """An open file holding an exclusive flock on lock_path. The holder removes the file when done, so a
+    waiter that gets the lock of a file no longer at lock_path tries again with the new one."""
+    while True:
+        lock = open(lock_path, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            lock.close()
+            return None
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()
+
+
+@contextmanager
+def writing(target, wait=False):
+    """Hold the lock of the folder `target` and yield a fresh scratch folder beside it to build it in.
+
+    A second run on the same folder is refused in one sentence, or with wait=True (the processes of one
+    training run) waits its turn; the kernel drops the lock of a process that dies, so none is ever stale.
+    The scratch folder is removed at the end; one left by a killed run is removed by the next.
+    """
+    target = Path(target).resolve()  # "." has no name to put a lock beside
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    scratch = target.parent / f".{target.name}.partial"
+    lock = _lock(lock_path, wait)
+    if lock is None:
+        raise UserError(f"Another run is writing {target} (it holds {lock_path}); wait for it to finish, "
+                        "or pass another folder.")
+    try:
+        if scratch.exists():
+            logger.info("Removing %s, left by a run that was stopped.", scratch)
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.unlink(lock_path)
+        lock.close()
+
+
+def _is_out_of_space(error, folder):
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # tokenizers (Rust) say it in words; torch's checkpoint writer only says its stream failed
+    # ("iostream error", "unexpected pos"): then the disk being full is what tells
+    text = str(error)
+    return ("No space left on device" in text or "os error 28" in text
+            or (isinstance(error, (OSError, RuntimeError)) and _free_bytes(folder) < 2**20))
+
+
+def _free_bytes(folder):
+    folder = Path(folder)
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+@contextmanager
+def space_errors(folder, needed_bytes=None):
+    """Turn running out of disk space while writing `folder` into one sentence that names it."""
+    try:
+        yield
+    except Exception as error:
+        if not _is_out_of_space(error, folder):
+            raise
+        needed = f" it needs about {needed_bytes / 2**20:,.0f} MiB," if needed_bytes else ""
+        raise UserError(f"The disk ran out of space while writing {folder}:{needed} {_free_bytes(folder) / 2**20:,.0f} "
+                        "MiB are free; free some space or pass a folder on another disk, then rerun.") from None
 
 
 def read_json(path):
@@ -109,6 +211,7 @@ class RunInfo:
     recipe: dict  # the model's and the optimizer's settings, global batch included
     hardware: dict  # {"processes": N, "devices": [name, ...]}
     versions: dict  # {"torch": ..., "transformers": ...}
+    identity: dict  # fingerprints of data and tokenizer, the model config and the recipe (run_identity.json)
 
     @property
     def dump_date(self):
@@ -124,6 +227,10 @@ class RunInfo:
 
     @classmethod
     def load(cls, model_dir):
-        fields = read_json(Path(model_dir, RUN_INFO))
+        """The run_info.json of a model folder, or None where it has none (or one of an older shape)."""
+        path = Path(model_dir, RUN_INFO)
+        fields = read_json(path) if path.is_file() else {}
+        if set(fields) != {f.name for f in dataclasses.fields(cls)}:
+            return None
         fields["data"] = Preparation(**fields["data"]) if fields.get("data") else None
         return cls(**fields)

@@ -56,17 +56,15 @@ def count_characters(dataset):
 class Preparation:
     """preparation.json: the settings a data folder was prepared with and its counts."""
 
-    settings: dict  # sources, max_articles, validation_percent, test_percent
+    settings: dict  # the dumps by content, max_articles, validation_percent, test_percent
+    sources: list  # the dump files or URLs as given
     dump_date: Optional[str]
     pages_read: int
     dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept")
     articles: int
     splits: dict  # split -> articles
     characters: dict  # split -> characters
-
-    @property
-    def sources(self):
-        return self.settings.get("sources", [])
+    fingerprint: str  # content_fingerprint of the splits
 
     def save(self, folder):
         Path(folder, PREPARATION_FILE).write_text(
@@ -74,8 +72,11 @@ class Preparation:
 
     @classmethod
     def load(cls, folder):
-        """The record of a data folder, or None where it has none."""
+        """The record of a data folder, or None where it has none (or one of an older shape)."""
         path = Path(folder, PREPARATION_FILE)
         if not path.is_file():
             return None
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        if set(fields) != {f.name for f in dataclasses.fields(cls)}:
+            return None
+        return cls(**fields)

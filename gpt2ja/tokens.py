@@ -22,12 +22,15 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from .cli import UserError
+from .fingerprints import data_fingerprint, file_fingerprint
+from .run_folder import move_into_place, writing
 from .splits import SPLITS, load_split
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_REPORT = "tokenizer_report.json"
 TOKEN_CACHE = "token_cache"
+TOKEN_META = "meta.json"
 
 
 def load_tokenizer(folder, **overrides):
@@ -90,37 +93,38 @@ def tokenize_split(dataset, encoder, eos_id, path, dtype):
 
 
 def token_cache_dir(data_dir, tokenizer_dir):
-    """A cache folder keyed by the prepared data and the tokenizer model."""
-    key = hashlib.sha256()
-    for path in sorted(Path(data_dir).rglob("*")):
-        if TOKEN_CACHE in path.relative_to(data_dir).parts:
-            continue  # the cache itself must not change its key
-        if path.is_file() and path.suffix in (".arrow", ".json"):
-            stat = path.stat()
-            key.update(f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    key.update(Path(tokenizer_dir, "spiece.model").read_bytes())
-    return Path(data_dir) / TOKEN_CACHE / key.hexdigest()[:16]
+    """A cache folder keyed by the content of the prepared data and of the tokenizer model."""
+    key = hashlib.sha256(f"{data_fingerprint(data_dir)}:{file_fingerprint(Path(tokenizer_dir, 'spiece.model'))}"
+                         .encode()).hexdigest()
+    return Path(data_dir) / TOKEN_CACHE / key[:16]
+
+
+def read_token_meta(cache):
+    path = Path(cache, TOKEN_META)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def prepare_tokens(data_dir, tokenizer_dir):
     """Tokenize train / validation / test once; return (cache folder, meta). A rerun reads the cache.
 
-    meta: {"dtype", "eos_token_id", "splits": {split: {"articles", "tokens", "characters"}}}.
+    meta: {"dtype", "eos_token_id", "splits": {split: {"articles", "tokens", "characters"}}}. Processes
+    that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it.
     """
     cache = token_cache_dir(data_dir, tokenizer_dir)
-    meta_path = cache / "meta.json"
-    if meta_path.is_file():
-        logger.info("Reusing the token cache %s", cache)
-        return cache, json.loads(meta_path.read_text())
-    cache.mkdir(parents=True, exist_ok=True)
-    encoder = FastEncoder(tokenizer_dir)
-    eos = encoder.tokenizer.eos_token_id
-    dtype = token_dtype(len(encoder.tokenizer))
-    meta = {"dtype": np.dtype(dtype).name, "eos_token_id": eos, "splits": {}}
-    for split in SPLITS:
-        articles = load_split(data_dir, split, allow_empty=split != "train")
-        meta["splits"][split] = tokenize_split(articles, encoder, eos, cache / f"{split}.bin", dtype)
-    meta_path.write_text(json.dumps(meta, indent=2))
+    with writing(cache, wait=True) as scratch:
+        meta = read_token_meta(cache)
+        if meta is not None:
+            logger.info("Reusing the token cache %s", cache)
+            return cache, meta
+        encoder = FastEncoder(tokenizer_dir)
+        eos = encoder.tokenizer.eos_token_id
+        dtype = token_dtype(len(encoder.tokenizer))
+        meta = {"dtype": np.dtype(dtype).name, "eos_token_id": eos, "splits": {}}
+        for split in SPLITS:
+            articles = load_split(data_dir, split, allow_empty=split != "train")
+            meta["splits"][split] = tokenize_split(articles, encoder, eos, scratch / f"{split}.bin", dtype)
+        (scratch / TOKEN_META).write_text(json.dumps(meta, indent=2))
+        move_into_place(scratch, cache, TOKEN_META)
     return cache, meta
 
 

@@ -1,3 +1,4 @@
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,3 +72,16 @@ def mirror(tmp_path, first20):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A small tmpfs: a disk that fills up (needs root; skipped where mount is not allowed)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    size = getattr(request, "param", "1m")
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True)
+    if out.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({out.stderr.decode().strip()}): needs root")
+    yield mount_point
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)  # lazy: a library may still hold a file there

@@ -9,6 +9,8 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     LFS upload       PUT  /lfs-upload/{oid}        (the href the batch answer points to)
     commit           POST /api/models/{repo}/commit/{revision}
     tag              POST /api/models/{repo}/tag/{revision}
+    tag deletion     DELETE /api/models/{repo}/tag/{tag}
+    refs             GET  /api/models/{repo}/refs
     repo info        GET  /api/models/{repo}
 
 Every request must carry the expected bearer token. `fail_commits` makes the commit
@@ -63,6 +65,8 @@ class HubDouble:
                 self.send_header("Content-Length", str(len(data)))
                 if status >= 400:
                     self.send_header("X-Error-Message", (payload or {}).get("error", "error"))
+                if (payload or {}).get("error") == "Repository not found":
+                    self.send_header("X-Error-Code", "RepoNotFound")  # as the Hub marks it
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -78,6 +82,14 @@ class HubDouble:
                     return
                 if self.path.startswith("/api/whoami-v2"):
                     return self._send(200, {"name": hub.user, "type": "user", "auth": {"type": "access_token"}})
+                match = re.match(r"^/api/models/([^/]+/[^/?]+)/refs", self.path)
+                if match and match.group(1) in hub.repos:
+                    repo = hub.repos[match.group(1)]
+                    tags = [{"name": name, "ref": f"refs/tags/{name}", "targetCommit": commit}
+                            for name, commit in repo["tags"].items()]
+                    main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": repo["commits"][-1]}
+                            ] if repo["commits"] else []
+                    return self._send(200, {"branches": main, "converts": [], "tags": tags})
                 match = re.match(r"^/api/models/([^/]+/[^/?]+)", self.path)
                 if match and match.group(1) in hub.repos:
                     repo = hub.repos[match.group(1)]
@@ -85,6 +97,16 @@ class HubDouble:
                     return self._send(200, {"id": match.group(1), "sha": sha, "private": repo["private"],
                                             "siblings": [{"rfilename": p} for p in repo["files"]]})
                 self._send(404, {"error": "Repository not found"})
+
+            def do_DELETE(self):
+                hub.requests.append(("DELETE", self.path, b""))
+                if not self._authorized():
+                    return
+                match = re.match(r"^/api/models/([^/]+/[^/]+)/tag/([^/?]+)$", self.path)
+                if match and match.group(2) in hub.repos.get(match.group(1), {}).get("tags", {}):
+                    del hub.repos[match.group(1)]["tags"][match.group(2)]
+                    return self._send(200, {})
+                self._send(404, {"error": "Tag not found"})
 
             def do_PUT(self):
                 body = self._body()

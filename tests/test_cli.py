@@ -28,15 +28,26 @@ def test_the_recipe_gives_defaults_and_flags_override_them(tmp_path):
     assert parse_args([Example], [])[0].size == 1
 
 
-@pytest.mark.parametrize("recipe, message", [
-    (None, "does not exist"),
-    ("size: 5\nsise: 6\n", r"unknown keys \['sise'\]"),
+@pytest.mark.parametrize("name, recipe, message", [
+    ("r.yaml", None, "does not exist"),
+    ("r.yaml", "size: 5\nsise: 6\n", r"unknown keys \['sise'\]"),
+    ("r.yaml", "size: [5\nname: x\n", r"r.yaml is not valid YAML \(.*line"),
+    ("r.json", '{"size": 5,}', r"r.json is not valid JSON \(.*line 1"),
+    ("r.yaml", "- size\n- 5\n", "must map settings to values"),
 ])
-def test_bad_recipes_are_one_sentence(tmp_path, recipe, message):
+def test_bad_recipes_are_one_sentence(tmp_path, name, recipe, message):
     if recipe is not None:
-        (tmp_path / "r.yaml").write_text(recipe)
+        (tmp_path / name).write_text(recipe)
     with pytest.raises(UserError, match=message):
-        parse_args([Example], [str(tmp_path / "r.yaml")])
+        parse_args([Example], [str(tmp_path / name)])
+
+
+def test_ctrl_c_ends_in_one_line_and_exit_130():
+    code = ("import sys; sys.path.insert(0, '.'); from gpt2ja.cli import run_main\n"
+            "def main(): raise KeyboardInterrupt\n"
+            "run_main(main)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 130 and "Traceback" not in out.stderr and out.stderr.startswith("error: Interrupted")
 
 
 def test_run_main_ends_a_user_error_in_one_line_and_exit_1():

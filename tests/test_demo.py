@@ -1,11 +1,13 @@
 """The README's demo path, end to end, on the 20-page excerpt with the tiniest settings."""
 
 import json
+import shutil
 
 import pytest
 from huggingface_hub import ModelCard
 
 import demo
+from gpt2ja.cli import UserError
 
 pytestmark = pytest.mark.slow  # each test runs the whole chain, training included
 
@@ -29,7 +31,7 @@ def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, c
     assert results["train_loss"] > 0
     # 12 articles at 5% / 5%: one lands in test, none in validation, and the chain copes
     assert "test_bits_per_character" in results and "eval_loss" not in results
-    assert {p.name for p in (run_dir / "hub").iterdir()} == EXPECTED_HUB_FILES
+    assert {p.name for p in (run_dir / "hub").iterdir() if not p.name.startswith(".")} == EXPECTED_HUB_FILES
     assert ModelCard.load(run_dir / "hub" / "README.md").data.license == "cc-by-sa-3.0"
     assert len(first["samples"]) == 3 and all(s.startswith("近年の機械学習は") for s in first["samples"])
     summary = capsys.readouterr().out.split("=== demo summary ===")[1]
@@ -42,6 +44,18 @@ def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, c
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == stamp
     assert second["samples"] == first["samples"]
 
+    # a run folder moved elsewhere, with a copy of its dump, is the same run: nothing is redone
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(run_dir, moved / "demo")
+    shutil.copy(first20, moved / first20.name)
+    stamp = (moved / "demo" / "model" / "model.safetensors").stat().st_mtime_ns
+    third = demo.main(["--run_dir", str(moved / "demo"), "--dump", str(moved / first20.name), *argv[4:]])
+    assert (moved / "demo" / "model" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert third["samples"] == first["samples"]
+
+    with pytest.raises(UserError, match="trained with other settings or data"):  # not a silent 4,000 of 8,000
+        demo.main(argv[:4] + ["--vocab_size", "4000", *argv[6:]])
+
 
 def test_without_the_excerpt_the_demo_streams_the_latest_dump(mirror, tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "EXCERPT", tmp_path / "absent.xml.bz2")
@@ -50,6 +64,6 @@ def test_without_the_excerpt_the_demo_streams_the_latest_dump(mirror, tmp_path, 
     result = demo.main(["--run_dir", str(run_dir), "--mirror", mirror, "--max_articles", "10",
                         "--vocab_size", "3000", "--max_steps", "4"])
     data = json.loads((run_dir / "data" / "preparation.json").read_text())
-    assert data["articles"] == 10 and data["settings"]["sources"][0].startswith(mirror)
-    assert data["settings"]["sources"][0].endswith("/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2")
+    assert data["articles"] == 10 and data["sources"][0].startswith(mirror)
+    assert data["sources"][0].endswith("/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2")
     assert (result["stage_dir"] / "README.md").is_file()

@@ -1,13 +1,18 @@
 """generate.py: continuations of a prompt from a model folder."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import generate
 from gpt2ja.settings import PROMPT
 
-pytestmark = pytest.mark.slow  # uses the session's trained tiny model
+REPO = Path(generate.__file__).parent
 
 
+@pytest.mark.slow  # uses the session's trained tiny model
 def test_samples_continue_the_prompt_and_a_seed_repeats_them(tiny_model, capsys):
     argv = ["--model", str(tiny_model), "--num_return_sequences", "2", "--seed", "0", "--max_new_tokens", "8"]
     first = generate.main(argv)
@@ -16,6 +21,7 @@ def test_samples_continue_the_prompt_and_a_seed_repeats_them(tiny_model, capsys)
     assert generate.main(argv) == first
 
 
+@pytest.mark.slow
 def test_options_reach_the_sampler(tiny_model):
     greedy = generate.main(["--model", str(tiny_model), "--no_do_sample", "--max_new_tokens", "8"])
     # top-k 1 keeps only the most likely token: sampling becomes greedy decoding, whatever the seed
@@ -25,3 +31,29 @@ def test_options_reach_the_sampler(tiny_model):
     other = generate.main(["--model", str(tiny_model), "--prompt", "日本の首都は", "--no_do_sample",
                            "--max_new_tokens", "8"])
     assert other[0].startswith("日本の首都は")
+
+
+def one_sentence(*argv):
+    out = subprocess.run([sys.executable, "generate.py", *argv], cwd=REPO, capture_output=True, text=True,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    return out.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_model_is_one_sentence(excerpt_tokenizer, tmp_path):
+    assert "holds no model (config.json)" in one_sentence("--model", str(excerpt_tokenizer))
+    checkpoint = tmp_path / "checkpoint-10"  # what a Trainer checkpoint holds: weights and config, no tokenizer
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"model_type": "gpt2"}')
+    assert "holds no tokenizer (spiece.model)" in one_sentence("--model", str(checkpoint))
+    assert "neither a folder here nor a model the Hub gave" in one_sentence("--model", str(tmp_path / "absent"))
+    assert "neither a folder here nor a model the Hub gave" in one_sentence("--model", "nobody/no-such-model")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_new_tokens", "-1"], "--max_new_tokens and --num_return_sequences must be 1 or more"),
+    (["--top_p", "1.5"], "--top_p must be in"),
+    (["--temperature", "0"], "--temperature must be more than 0"),
+])
+def test_out_of_range_values_are_one_sentence(flags, message):
+    assert message in one_sentence(*flags)

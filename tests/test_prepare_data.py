@@ -249,3 +249,84 @@ def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):
     assert "jawiki-20010101-pages-articles-multistream.xml.bz2" in error
     assert "--mirror" in error and "--dump" in error
     assert not (tmp_path / "out").exists()
+
+
+# --- never losing a user's work ----------------------------------------------------------------
+
+@pytest.mark.parametrize("what", ["a run folder", "the current folder", "a tokenizer folder"])
+def test_an_output_dir_holding_anything_else_is_refused_and_kept(tmp_path, monkeypatch, what):
+    folder = tmp_path / "target"
+    folder.mkdir()
+    keep = {"a run folder": folder / "data" / "dataset_dict.json", "the current folder": folder / "notes.txt",
+            "a tokenizer folder": folder / "tokenizer_report.json"}[what]
+    keep.parent.mkdir(exist_ok=True)
+    keep.write_text("keep me")
+    monkeypatch.chdir(folder)
+    output_dir = "." if what == "the current folder" else str(folder)
+    for flags in ([], ["--overwrite_output_dir"]):
+        with pytest.raises(UserError, match="holds files this step did not write"):
+            prepare_data.main(["--dump", str(MARKUP_PAGES), "--output_dir", output_dir, "--num_proc", "1", *flags])
+        assert keep.read_text() == "keep me"
+
+
+def test_a_moved_or_copied_dump_is_the_same_dump(tmp_path):
+    for place in ("a", "b"):
+        (tmp_path / place).mkdir()
+        (tmp_path / place / "jawiki-20990101-pages-articles.xml").write_bytes(MARKUP_PAGES.read_bytes())
+    prepare(tmp_path, tmp_path / "a" / "jawiki-20990101-pages-articles.xml")
+    stamp = (tmp_path / "out" / "dataset_dict.json").stat().st_mtime_ns
+    _, stats = prepare(tmp_path, tmp_path / "b" / "jawiki-20990101-pages-articles.xml")  # reused, not refused
+    assert (tmp_path / "out" / "dataset_dict.json").stat().st_mtime_ns == stamp
+    (tmp_path / "b" / "jawiki-20990101-pages-articles.xml").write_bytes(MARKUP_PAGES.read_bytes() + b"\n")
+    with pytest.raises(UserError, match="other settings"):
+        prepare(tmp_path, tmp_path / "b" / "jawiki-20990101-pages-articles.xml")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_articles", "0"], "--max_articles must be 1 or more"),
+    (["--num_proc", "0"], "--num_proc must be 1 or more"),
+    (["--validation_percent", "60", "--test_percent", "50"], "less than 100 together"),
+    (["--test_percent", "-1"], "must be 0 or more"),
+])
+def test_out_of_range_values_are_refused_before_any_work(tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        prepare_data.main(["--dump", str(MARKUP_PAGES), "--output_dir", str(tmp_path / "out"), *flags])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dump_with_no_article_is_one_sentence(tmp_path):
+    header, pages, footer = split_pages(MARKUP_PAGES.read_bytes())
+    (tmp_path / "no-articles.xml").write_bytes(header + b"".join(p for p in pages if b"<ns>0</ns>" not in p) + footer)
+    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "no-articles.xml"),
+                          "--output_dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "holds no article" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-articles.xml"]
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    from gpt2ja.run_folder import writing
+    with writing(tmp_path / "out"):  # as a run in another process holds it
+        with pytest.raises(UserError, match="Another run is writing"):
+            prepare(tmp_path, MARKUP_PAGES)
+
+
+def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt):
+    argv = [sys.executable, "prepare_data.py", "--dump", str(excerpt), "--output_dir", str(tmp_path / "out"),
+            "--num_proc", "1"]
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (tmp_path / ".out.partial").exists():
+        assert process.poll() is None
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "out").exists()
+    assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    _, straight = prepare(tmp_path / "straight", excerpt)
+    assert json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())["fingerprint"] == straight.fingerprint
+
+
+def test_out_of_space_names_the_folder_and_leaves_no_output(small_disk, excerpt):
+    with pytest.raises(UserError, match=r"ran out of space while writing .*disk/out.* MiB are free"):
+        prepare_data.main(["--dump", str(excerpt), "--output_dir", str(small_disk / "out"), "--num_proc", "1"])
+    assert list(small_disk.iterdir()) == []

@@ -33,7 +33,7 @@ def staged(tiny_model, tmp_path_factory):
 
 
 def test_dry_run_stages_exactly_the_repo_files(staged, tiny_model):
-    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES
+    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES | {push_to_hub.STAGING_RECORD}
     for name in EXPECTED_FILES - {"README.md", "training_curve.png"}:
         assert (staged / name).read_bytes() == (tiny_model / name).read_bytes()
     assert (staged / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -108,7 +108,8 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
                        "--revision_tag", "20220720.0.1", "--private")
         assert out.returncode == 0, out.stdout + out.stderr
         repo = hub.repos["tester/gpt2-small-ja-test"]
-        staged = {p.name: p.read_bytes() for p in (tmp_path / "stage").iterdir()}
+        staged = {p.name: p.read_bytes() for p in (tmp_path / "stage").iterdir()
+                  if p.name != push_to_hub.STAGING_RECORD}
         assert set(staged) == EXPECTED_FILES
         assert repo["files"] == staged  # byte for byte, nothing else
         assert repo["private"] is True and len(repo["commits"]) == 1
@@ -164,3 +165,44 @@ def test_unreachable_hub_fails_clearly(tiny_model, tmp_path):
     out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "Could not reach" in out.stderr and "rerun" in out.stderr
+
+
+# --- never losing a user's work, never publishing a wrong model --------------------------------
+
+@pytest.mark.parametrize("where", ["the run folder", "the model folder"])
+def test_a_stage_dir_holding_anything_else_is_refused_and_kept(tiny_model, tmp_path, where):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "model")
+    (run / "data").mkdir()
+    (run / "data" / "dataset_dict.json").write_text("keep me")
+    stage_dir = run if where == "the run folder" else run / "model"
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with pytest.raises(UserError, match="--stage_dir .* holds files this step did not write"):
+        push_to_hub.main(["--model_dir", str(run / "model"), "--dry_run", "--stage_dir", str(stage_dir)])
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_an_existing_tag_is_refused_before_any_upload_unless_moved(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1")
+        assert out.returncode == 0, out.stderr
+        repo = hub.repos["tester/m"]
+        first = repo["commits"][0]
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
+                       "--commit_message", "a second upload")
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert f"The tag v1 of tester/m already points at commit {first[:12]}; pass --move_tag" in out.stderr
+        assert repo["commits"] == [first] and repo["tags"] == {"v1": first}  # nothing uploaded, tag untouched
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
+                       "--move_tag", "--commit_message", "a second upload")
+        assert out.returncode == 0, out.stderr
+        assert len(repo["commits"]) == 2 and repo["tags"] == {"v1": repo["commits"][1]}
+        assert "tag v1 moved to it" in out.stderr
+
+
+@pytest.mark.parametrize("repo_id", ["no spaces/allowed here", "a/b/c", "user/two..dots"])
+def test_an_invalid_repo_id_is_refused_even_in_a_dry_run(tmp_path, repo_id):
+    out = subprocess.run([sys.executable, "push_to_hub.py", "--repo_id", repo_id, "--dry_run", "--model_dir",
+                          str(tmp_path / "model")], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: --repo_id {repo_id!r} is not a Hub repo id")

@@ -1,4 +1,6 @@
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +129,64 @@ def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
     with pytest.raises(UserError, match=r"holds \d+ distinct characters .* pass --vocab_size above \d+"):
         tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
                         "--vocab_size", "500"])
+
+
+# --- never losing a user's work ----------------------------------------------------------------
+
+def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_path):
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok")]
+    tokenizer.main([*argv, "--vocab_size", "3000"])
+    with pytest.raises(UserError, match="trained with other settings or data.*--overwrite_output_dir"):
+        tokenizer.main([*argv, "--vocab_size", "4000"])
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 3000
+    with pytest.raises(UserError, match="holds no prepared data"):  # the data is read before any reuse
+        tokenizer.main(["--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "tok")])
+    tokenizer.main([*argv, "--vocab_size", "4000", "--overwrite_output_dir"])
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 4000
+
+
+def test_a_run_folder_is_never_taken_for_the_tokenizer_folder(excerpt_data, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(excerpt_data, run / "data")
+    for flags in ([], ["--overwrite_output_dir"]):
+        with pytest.raises(UserError, match="holds files this step did not write"):
+            tokenizer.main(["--data_dir", str(run / "data"), "--output_dir", str(run), "--vocab_size", "3000",
+                            *flags])
+    assert sorted(p.name for p in run.iterdir()) == ["data"]
+    assert (run / "data" / "dataset_dict.json").is_file()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--vocab_size", "0"], "--vocab_size must be more than"),
+    (["--num_samples", "0"], "--num_samples must be 1 or more"),
+    (["--character_coverage", "2"], r"--character_coverage must be in \(0, 1\]"),
+    (["--normalization_rule_name", "bogus"], "--normalization_rule_name must be one of identity"),
+    (["--min_sentence_chars", "10", "--max_sentence_chars", "5"], "at most --max_sentence_chars"),
+])
+def test_out_of_range_values_are_one_sentence(tmp_path, flags, message):
+    out = subprocess.run([sys.executable, "tokenizer.py", "--data_dir", str(tmp_path / "data"), "--output_dir",
+                          str(tmp_path / "tok"), *flags], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert re.search(message, out.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("small_disk", ["100k"], indirect=True)
+def test_out_of_space_names_the_folder(excerpt_data, small_disk):
+    with pytest.raises(UserError, match=r"ran out of space while writing .*disk/tok"):
+        tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(small_disk / "tok"),
+                        "--vocab_size", "3000"])
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path):
+    argv = [sys.executable, "tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+            "--vocab_size", "8000"]
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (tmp_path / ".tok.partial").exists():
+        assert process.poll() is None
+    process.kill()  # while SentencePiece trains
+    process.wait()
+    assert not (tmp_path / "tok").exists()
+    assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+    assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()

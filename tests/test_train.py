@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,18 @@ def test_a_global_batch_that_cannot_be_split_is_refused():
         train.split_global_batch(2, 2, 8)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--max_steps", "0"], "--max_steps must be 1 or more"),
+    (["--max_steps", "-5"], "--max_steps must be 1 or more"),
+    (["--n_head", "5"], "must be a multiple of --n_head 5"),
+    (["--dropout", "1.5"], "--dropout must be in"),
+    (["--global_batch_size", "0"], "--global_batch_size must be 1 or more"),
+])
+def test_out_of_range_values_are_refused_at_parse_time(flags, message):
+    with pytest.raises(UserError, match=message):
+        train.parse_arguments(["configs/tiny.yaml", *flags])
+
+
 def test_training_arguments_are_built_once_with_what_train_decides(tmp_path):
     model_args, run_args, given = train.parse_arguments(["configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
                                                          "--per_device_train_batch_size", "4"])
@@ -151,44 +164,134 @@ def test_final_metrics_match_the_trainers_eval_loss(excerpt_data, excerpt_tokeni
     assert results["eval_loss"] == pytest.approx(trainer_loss, rel=0.02)
 
 
+def weights(run_dir):
+    return load_file(Path(run_dir) / "model" / "model.safetensors")
+
+
+def results(run_dir):
+    return json.loads((Path(run_dir) / "model" / "all_results.json").read_text())
+
+
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_bit_identical_weights(excerpt_data, excerpt_tokenizer, tmp_path):
+def test_a_run_killed_anywhere_then_rerun_ends_as_an_uninterrupted_run(excerpt_data, excerpt_tokenizer, tmp_path):
     extra = ("--dropout", "0.1")  # dropout makes the restored RNG state matter
     straight = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "straight", *extra), tmp_path / "a.log")
     assert straight.wait() == 0, straight.output()
+    expected = results(tmp_path / "straight")
+    assert expected["train_steps"] == 30 and expected["train_runtime"] > 0
 
-    killed = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "killed", *extra), tmp_path / "b.log")
-    checkpoint = tmp_path / "killed" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
-    killed.wait_until(checkpoint.exists)
-    killed.process.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert not (tmp_path / "killed" / "model").exists()
-    resumed = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "killed", *extra), tmp_path / "c.log")
-    assert resumed.wait() == 0, resumed.output()
-    assert "Resuming from" in resumed.output()
+    kill_points = {
+        "after a checkpoint": lambda run_dir: (run_dir / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists(),
+        "during the final evaluation": lambda run_dir: (run_dir / ".model.partial" / "model.safetensors").exists(),
+    }
+    for name, reached in kill_points.items():
+        run_dir = tmp_path / name.replace(" ", "-")
+        killed = Run(run_args(excerpt_data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}.log")
+        killed.wait_until(lambda: reached(run_dir))
+        killed.process.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert not (run_dir / "model").exists(), name
+        rerun = Run(run_args(excerpt_data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}-rerun.log")
+        assert rerun.wait() == 0, rerun.output()
+        if name == "after a checkpoint":
+            assert "Resuming from" in rerun.output()
+        else:  # no step trained again: the export starts over from the last checkpoint
+            assert "is the last step of this run" in rerun.output() and "left by a run that was stopped" in rerun.output()
 
-    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
-    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert losses(tmp_path / "straight") == losses(tmp_path / "killed")
+        a, b = weights(tmp_path / "straight"), weights(run_dir)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+        assert losses(tmp_path / "straight") == losses(run_dir), name
+        got = results(run_dir)
+        # every figure but the time, which counts the killed session up to its last checkpoint too
+        assert {k: v for k, v in got.items() if k != "train_runtime"} == {
+            k: v for k, v in expected.items() if k != "train_runtime"}, name
+        assert got["train_runtime"] > 0
+        assert json.loads((run_dir / "model" / "trainer_state.json").read_text())["global_step"] == 30
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(excerpt_data, excerpt_tokenizer, tmp_path):
-    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT (Ctrl-C)"])
+def test_a_signal_saves_a_checkpoint_and_the_same_command_finishes(excerpt_data, excerpt_tokenizer, tmp_path,
+                                                                  signal_number):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "40", "--save_steps", "1000")
     run = Run(argv, tmp_path / "a.log")
     run.wait_until(lambda: "'loss'" in run.output())  # a few steps in
-    run.process.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=120) == train.SIGTERM_EXIT_CODE, run.output()
-    assert "Traceback" not in run.output() and "Stopped by SIGTERM" in run.output()
+    run.process.send_signal(signal_number)
+    assert run.wait(timeout=120) == 128 + signal_number, run.output()
+    name = signal.Signals(signal_number).name
+    assert "Traceback" not in run.output() and f"Stopped by {name}" in run.output()
     checkpoint = last_complete_checkpoint(tmp_path / "run" / "checkpoints")
     step = int(Path(checkpoint).name.split("-")[1])
-    assert 5 <= step < 400
-    finish = Run(argv[:-4] + ["--max_steps", str(step + 5)], tmp_path / "b.log")
+    assert 5 <= step < 40
+    finish = Run(argv, tmp_path / "b.log")
     assert finish.wait() == 0, finish.output()
     assert f"Resuming from {checkpoint}" in finish.output()
     state = json.loads((tmp_path / "run" / "model" / "trainer_state.json").read_text())
-    assert state["global_step"] == step + 5
+    assert state["global_step"] == 40
+
+
+@pytest.mark.slow
+def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, excerpt_tokenizer, tmp_path):
+    import prepare_data
+    import tokenizer
+    run = tmp_path / "run"
+    base = run_args(excerpt_data, excerpt_tokenizer, run, "--max_steps", "2", "--save_steps", "1", "--eval_steps", "1")
+    train.main(base)
+    with pytest.raises(UserError, match=r"model of another run \(recipe \(learning_rate 0.001 -> 0.0005\)\).*"
+                                        "--overwrite_output_dir"):
+        train.main(base + ["--learning_rate", "5e-4"])
+    shutil.rmtree(run / "model")  # as a run killed after its last checkpoint leaves it
+
+    other_tokenizer = tmp_path / "tokenizer"  # the same size, other pieces
+    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(other_tokenizer), "--vocab_size", "8000",
+                    "--num_samples", "15000"])
+    other_data = tmp_path / "data"  # the same dump prepared again with other splits
+    prepare_data.main(["--dump", str(excerpt), "--output_dir", str(other_data), "--validation_percent", "6",
+                       "--test_percent", "5", "--num_proc", "1"])
+    for changed, what in [(["--learning_rate", "5e-4"], r"recipe \(learning_rate"), (["--n_layer", "3"], "config"),
+                          (["--tokenizer_dir", str(other_tokenizer)], "the tokenizer"),
+                          (["--data_dir", str(other_data)], "the data")]:
+        with pytest.raises(UserError, match=f"checkpoint-2 belongs to another run .*{what}"):
+            train.main(base + changed)
+    assert last_complete_checkpoint(run / "checkpoints").endswith("checkpoint-2")
+
+    train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir"])
+    identity = json.loads((run / "checkpoints" / "run_identity.json").read_text())
+    assert identity["recipe"]["learning_rate"] == 5e-4 and results(run)["train_steps"] == 2
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_run_folder_is_refused(excerpt_data, excerpt_tokenizer, tmp_path):
+    first = Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "200"), tmp_path / "a.log")
+    first.wait_until(lambda: "'loss'" in first.output())
+    try:
+        with pytest.raises(UserError, match="Another run is writing .*run/model"):
+            train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "200"))
+    finally:
+        first.process.kill()
+        first.wait()
+
+
+@pytest.mark.slow
+def test_runs_that_meet_at_a_fresh_token_cache_wait_for_each_other(excerpt_data, excerpt_tokenizer, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(excerpt_data, data, ignore=shutil.ignore_patterns("token_cache"))
+    runs = [Run(run_args(data, excerpt_tokenizer, tmp_path / f"run{i}", "--max_steps", "2"), tmp_path / f"{i}.log")
+            for i in range(2)]
+    assert [run.wait() for run in runs] == [0, 0], runs[0].output() + runs[1].output()
+    assert sum("Reusing the token cache" in run.output() for run in runs) == 1
+    assert len(list((data / "token_cache").iterdir())) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("small_disk", ["12m"], indirect=True)
+def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk):
+    out = subprocess.run([sys.executable, "train.py", *run_args(excerpt_data, excerpt_tokenizer, small_disk / "run",
+                                                               "--max_steps", "4", "--save_steps", "2")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ran out of space while writing" in errors[0], errors
 
 
 @pytest.mark.slow
@@ -307,3 +410,31 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excer
     checkpoints = list((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").is_file()
     assert {p.name for p in checkpoints[0].glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+
+
+@pytest.mark.slow
+def test_two_nodes_from_a_fresh_token_cache_train_like_one_process(excerpt_data, excerpt_tokenizer, tmp_path):
+    # Two "nodes" side by side on 127.0.0.1, one process each, sharing a filesystem as cluster nodes do:
+    # the token cache is written once (the other node waits for it), and the run matches one process.
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10"))
+    data = tmp_path / "data"
+    shutil.copytree(excerpt_data, data, ignore=shutil.ignore_patterns("token_cache"))
+    argv = run_args(data, excerpt_tokenizer, tmp_path / "two", "--max_steps", "10")
+    port = str(29500 + os.getpid() % 1000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = []
+    for rank in (0, 1):
+        log = open(tmp_path / f"node{rank}.log", "w")
+        nodes.append(subprocess.Popen(
+            [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", "accelerate_config.yaml",
+             "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+             "--main_process_port", port, "--num_processes", "2", "--mixed_precision", "no", "train.py", *argv],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env))
+    codes = [node.wait(timeout=600) for node in nodes]
+    outputs = [(tmp_path / f"node{rank}.log").read_text() for rank in (0, 1)]
+    assert codes == [0, 0], "\n".join(output[-3000:] for output in outputs)
+    assert len(list((data / "token_cache").iterdir())) == 1
+    assert sum("Reusing the token cache" in output for output in outputs) == 1
+    assert "Global batch 16 sequences = 2 processes x 8 per device" in outputs[0]
+    for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
+        assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
