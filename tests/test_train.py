@@ -180,20 +180,26 @@ def test_a_run_killed_anywhere_then_rerun_ends_as_an_uninterrupted_run(excerpt_d
     expected = results(tmp_path / "straight")
     assert expected["train_steps"] == 30 and expected["train_runtime"] > 0
 
+    fresh_data = tmp_path / "data"  # the same articles with no token cache yet
+    shutil.copytree(excerpt_data, fresh_data, ignore=shutil.ignore_patterns("token_cache"))
     kill_points = {
+        "while tokenizing": lambda run_dir: any((fresh_data / "token_cache").glob(".*.partial/train.partial")),
         "after a checkpoint": lambda run_dir: (run_dir / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists(),
         "during the final evaluation": lambda run_dir: (run_dir / ".model.partial" / "model.safetensors").exists(),
     }
     for name, reached in kill_points.items():
         run_dir = tmp_path / name.replace(" ", "-")
-        killed = Run(run_args(excerpt_data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}.log")
+        data = fresh_data if name == "while tokenizing" else excerpt_data
+        killed = Run(run_args(data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}.log")
         killed.wait_until(lambda: reached(run_dir))
         killed.process.send_signal(signal.SIGKILL)
         killed.wait()
         assert not (run_dir / "model").exists(), name
-        rerun = Run(run_args(excerpt_data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}-rerun.log")
+        rerun = Run(run_args(data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}-rerun.log")
         assert rerun.wait() == 0, rerun.output()
-        if name == "after a checkpoint":
+        if name == "while tokenizing":
+            assert "left by a run that was stopped" in rerun.output() and "Resuming" not in rerun.output()
+        elif name == "after a checkpoint":
             assert "Resuming from" in rerun.output()
         else:  # no step trained again: the export starts over from the last checkpoint
             assert "is the last step of this run" in rerun.output() and "left by a run that was stopped" in rerun.output()
