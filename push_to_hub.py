@@ -169,13 +169,13 @@ def commit_message(model_dir):
     return "Upload GPT-2 small Japanese" + (f" ({', '.join(scores)})" if scores else "")
 
 
-def stage(model_dir, stage_dir, repo_id, seed):
-    """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else); return
-    the card. STAGING_RECORD marks the folder as this step's; it is not uploaded."""
+def stage(model_dir, stage_dir, partial, repo_id, seed):
+    """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else), building
+    them in the scratch folder `partial`; return the card. STAGING_RECORD marks the folder as this step's; it
+    is not uploaded."""
     model_dir, stage_dir = Path(model_dir), Path(stage_dir)
-    holds_own_output(stage_dir, STAGING_RECORD, "--stage_dir")
     tokenizer, config = check_model_folder(model_dir)
-    with writing(stage_dir) as partial, space_errors(stage_dir):
+    with space_errors(stage_dir):
         for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
             if (model_dir / name).is_file():
                 shutil.copy(model_dir / name, partial / name)
@@ -265,14 +265,16 @@ def push(args):
             with hub_errors(api, "the logged-in user"):
                 repo_id = f"{api.whoami()['name']}/{DEFAULT_REPO_NAME}"
             logger.info("No --repo_id: publishing to %s, under the logged-in user.", repo_id)
-    stage(model_dir, stage_dir, repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.example_seed)
-    for path in sorted(p for p in stage_dir.iterdir() if p.name != STAGING_RECORD):
-        logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
-    if args.dry_run:
-        logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
-        return stage_dir, None
-    message = args.commit_message or commit_message(model_dir)
-    return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
+    holds_own_output(stage_dir, STAGING_RECORD, "--stage_dir")
+    with writing(stage_dir) as partial:  # held until the upload has read the folder
+        stage(model_dir, stage_dir, partial, repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.example_seed)
+        for path in sorted(p for p in stage_dir.iterdir() if p.name != STAGING_RECORD):
+            logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
+        if args.dry_run:
+            logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
+            return stage_dir, None
+        message = args.commit_message or commit_message(model_dir)
+        return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
 
 
 def main(argv=None):

@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -44,10 +44,12 @@ from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens, read_toke
 logger = logging.getLogger("train")
 
 EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
-# The TrainingArguments that make the recipe, recorded in run_info.json for the model card.
-RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "optim",
-               "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "bf16", "fp16",
-               "torch_compile", "seed")
+# The TrainingArguments that make the recipe, recorded in run_info.json for the model card and, but for the
+# ones that do not change the weights (IDENTITY_EXEMPT), compared when a run is resumed or reused.
+RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
+               "warmup_steps", "optim", "optim_args", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+               "max_grad_norm", "label_smoothing_factor", "bf16", "fp16", "torch_compile", "seed")
+IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size")  # speed, or already in the config
 
 # Dense bf16 peak FLOP/s of one device, for MFU. Matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12,
@@ -305,6 +307,9 @@ class PreemptionCallback(TrainerCallback):
             signal.signal(number, handler)
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.received == signal.SIGINT:  # a second Ctrl-C: a step may be stuck
+            signal.signal(signal.SIGINT, self._previous_handlers[signal.SIGINT])
+            raise KeyboardInterrupt
         self.received = max(self.received, signum)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -339,8 +344,10 @@ def run_identity(model_args, run_args, args, config):
         "data": data_fingerprint(run_args.data_dir),
         "tokenizer": file_fingerprint(Path(run_args.tokenizer_dir, "spiece.model")),
         "config": {k: v for k, v in config.to_diff_dict().items() if k not in ("transformers_version", "use_cache")},
-        "recipe": recipe(model_args, args),
+        "recipe": {k: v for k, v in recipe(model_args, args).items() if k not in IDENTITY_EXEMPT},
     }
+    if args.max_steps > 0:  # Trainer ignores the epochs then
+        del identity["recipe"]["num_train_epochs"]
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -367,14 +374,12 @@ def differences(recorded, current):
     return ", ".join(details)
 
 
-def start_over(run, args):
-    """--overwrite_output_dir: remove what train.py wrote in the run folder (and nothing else)."""
-    if args.process_index == 0:
-        holds_own_output(run.model, RUN_INFO)
-        for folder in (run.checkpoints, run.logs, run.model):
-            shutil.rmtree(folder, ignore_errors=True)
-        logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
-    PartialState().wait_for_everyone()
+def start_over(run):
+    """--overwrite_output_dir: remove what train.py wrote in the run folder, and nothing else (the main
+    process, holding the run's lock)."""
+    for folder in (run.checkpoints, run.logs, run.model):
+        shutil.rmtree(folder, ignore_errors=True)
+    logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
 
 
 def checkpoint_to_resume(args, identity):
@@ -459,6 +464,13 @@ def run_info(model_args, run_args, args, token_counts, identity):
 def export_model(checkpoint, model_args, run_args, info, staging):
     """The final checkpoint's weights and configs, the tokenizer (its model_max_length the model's context)
     and run_info.json: the same folder whether training just ended or ended before a kill."""
+    now = {"tokenizer": file_fingerprint(Path(run_args.tokenizer_dir, "spiece.model")),
+           "data": data_fingerprint(run_args.data_dir)}
+    replaced = [f"the {name}" for name, fingerprint in now.items() if fingerprint != info.identity[name]]
+    if replaced:
+        raise UserError(f"{' and '.join(replaced)} of this run changed while it trained (another step rewrote "
+                        f"{run_args.tokenizer_dir if 'the tokenizer' in replaced else run_args.data_dir}); the "
+                        "weights belong to the old one: put it back, or train again with --overwrite_output_dir.")
     model = GPT2LMHeadModel.from_pretrained(checkpoint)
     model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
     model.save_pretrained(str(staging))
@@ -491,9 +503,37 @@ def evaluate_into(trainer, staging, run_args, token_counts):
 
 # --- the job --------------------------------------------------------------------------------------
 
+def check_run_folder(run):
+    """train.py owns checkpoints/, logs/ and model/ of its run folder: refuse folders of those names that
+    hold anything else (a checkpoints/ of its own holds run_identity.json from its first step on)."""
+    holds_own_output(run.checkpoints, RUN_IDENTITY, "--output_dir")
+    holds_own_output(run.model, RUN_INFO, "--output_dir")
+    if run.logs.exists() and any(run.logs.iterdir()) and not (run.checkpoints / RUN_IDENTITY).is_file():
+        raise UserError(f"--output_dir {run.root} holds a logs/ folder that train.py did not write; pass a new "
+                        "or empty run folder.")
+
+
+@contextmanager
+def run_lock(run, args):
+    """The main process holds the model folder's lock for the whole job and yields its scratch folder; a
+    second run on this folder is refused in one sentence by every process, not by the main one alone."""
+    with ExitStack() as stack:
+        refusal, staging = [None], None
+        if args.process_index == 0:
+            try:
+                staging = stack.enter_context(writing(run.model))
+            except UserError as error:
+                refusal = [str(error)]
+        if args.world_size > 1:
+            dist.broadcast_object_list(refusal, src=0)
+        if refusal[0]:
+            raise UserError(refusal[0])
+        yield staging
+
+
 def reuse_finished(run, identity, overwrite):
     """The finished model of this very run, to reuse; another run's needs --overwrite_output_dir."""
-    if not holds_own_output(run.model, RUN_INFO) or not is_finished_model(run.model) or overwrite:
+    if not is_finished_model(run.model) or overwrite:
         return False
     info = RunInfo.load(run.model)
     if info is not None and info.identity == identity:
@@ -506,8 +546,11 @@ def reuse_finished(run, identity, overwrite):
 
 
 def train(model_args, run_args, given, run, callbacks=()):
+    check_run_folder(run)
     tokenizer = load_tokenizer(run_args.tokenizer_dir)
     config = build_config(model_args, len(tokenizer))
+    if run_args.global_batch_size is not None:  # refuse a batch that cannot be split before any work
+        split_global_batch(run_args.global_batch_size, given.per_device_train_batch_size, given.world_size)
     set_seed(given.seed)
 
     with given.main_process_first(local=False, desc="tokenizing"):
@@ -515,13 +558,12 @@ def train(model_args, run_args, given, run, callbacks=()):
     train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, run_args.max_eval_blocks)
     args = training_arguments(given, run_args, run, evaluate=len(eval_blocks) > 0)
     identity = run_identity(model_args, run_args, args, config)
-    if reuse_finished(run, identity, run_args.overwrite_output_dir):
-        return run.model
-    if run_args.overwrite_output_dir:
-        start_over(run, args)
 
-    # the main process holds the model folder's lock for the whole job: a second run on this folder is refused
-    with writing(run.model) if args.process_index == 0 else nullcontext() as staging, space_errors(run.root):
+    with run_lock(run, args) as staging, space_errors(run.root):
+        if reuse_finished(run, identity, run_args.overwrite_output_dir):
+            return run.model
+        if run_args.overwrite_output_dir and args.process_index == 0:
+            start_over(run)
         resume = checkpoint_to_resume(args, identity)
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,

@@ -49,7 +49,8 @@ def parse_args(dataclass_types, argv=None, description=None):
         parser.set_defaults(**recipe)
     try:
         return parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:  # the dataclasses' own checks, e.g. TrainingArguments' bf16 on a machine without it
+    except (ValueError, TypeError) as error:  # the dataclasses' own checks (TypeError: a recipe's null or list
+        # where a number belongs), e.g. TrainingArguments' bf16 on a machine without it
         raise UserError(f"{error} (from: {given})") from None
 
 

@@ -76,9 +76,10 @@ def expand_sources(sources):
 
 
 def dump_identity(source):
-    """A dump by content: its file name and SHA-256 (so a moved or copied file is the same dump), or its URL."""
+    """A local dump by content: its file name and SHA-256, so a moved or copied file is the same dump. A dump
+    by URL by its file name (jawiki-DATE-...), so the same dump from another mirror is the same too."""
     if is_url(source):
-        return {"url": source}
+        return {"name": source.rstrip("/").rsplit("/", 1)[-1]}
     check_exists(source)
     return {"name": os.path.basename(source), "sha256": file_fingerprint(source)}
 

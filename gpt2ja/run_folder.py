@@ -93,11 +93,16 @@ def holds_own_output(folder, record, flag="--output_dir"):
 
 def move_into_place(finished, target, record):
     """Replace the folder `target` by `finished` (which holds `record`), so that a later step never sees a
-    half-written folder; `target` is replaced only if it is absent, empty, or this step's own output."""
+    half-written folder; `target` is replaced only if it is absent, empty, or this step's own output. The old
+    output is renamed away before the new one takes its place, so a kill in between loses neither."""
+    target = Path(target).resolve()  # a symlinked output folder: replace what it points at
     holds_own_output(target, record)
-    if Path(target).exists():
-        shutil.rmtree(target)
+    old = target.parent / f".{target.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
     os.replace(finished, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _lock(lock_path, wait):
@@ -134,7 +139,12 @@ def writing(target, wait=False):
     if lock is None:
         raise UserError(f"Another run is writing {target} (it holds {lock_path}); wait for it to finish, "
                         "or pass another folder.")
+    old = target.parent / f".{target.name}.old"  # see move_into_place
     try:
+        if old.exists() and not target.exists():  # stopped between moving the old output away and the new in
+            os.replace(old, target)
+            logger.info("Put back %s, which a run stopped while replacing it had moved away.", target)
+        shutil.rmtree(old, ignore_errors=True)
         if scratch.exists():
             logger.info("Removing %s, left by a run that was stopped.", scratch)
             shutil.rmtree(scratch)
@@ -190,13 +200,14 @@ def last_complete_checkpoint(checkpoints_dir):
     folder = Path(checkpoints_dir)
     if not folder.is_dir():
         return None
-    complete = [p for p in folder.glob("checkpoint-*") if (p / TRAINER_STATE).is_file()]
+    complete = [p for p in folder.glob("checkpoint-*")
+                if p.name.split("-", 1)[1].isdigit() and (p / TRAINER_STATE).is_file()]
     return str(max(complete, key=lambda p: int(p.name.split("-")[1]))) if complete else None
 
 
 def remove_incomplete_checkpoints(checkpoints_dir):
     for path in Path(checkpoints_dir).glob("checkpoint-*"):
-        if not (path / TRAINER_STATE).is_file():
+        if path.name.split("-", 1)[1].isdigit() and not (path / TRAINER_STATE).is_file():
             logger.warning("Removing %s: a checkpoint cut short (no %s).", path, TRAINER_STATE)
             shutil.rmtree(path, ignore_errors=True)
 

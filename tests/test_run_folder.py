@@ -112,3 +112,28 @@ def test_run_info_round_trips_with_its_data_record(tmp_path):
     no_data = RunInfo(data=None, tokens={}, tokenizer=None, recipe={}, hardware={}, versions={}, identity={})
     no_data.save(tmp_path)
     assert RunInfo.load(tmp_path).dump_date is None and RunInfo.load(tmp_path).sources == []
+
+
+def test_a_run_stopped_while_replacing_its_output_loses_nothing(tmp_path):
+    # the state a kill between the two renames of move_into_place leaves: old output aside, new one in scratch
+    (tmp_path / ".out.old").mkdir()
+    (tmp_path / ".out.old" / "record.json").write_text("old")
+    (tmp_path / ".out.partial").mkdir()
+    with writing(tmp_path / "out"):
+        assert (tmp_path / "out" / "record.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_symlinked_output_folder_is_replaced_where_it_points(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    with writing(tmp_path / "out") as scratch:
+        (scratch / "record.json").write_text("new")
+        move_into_place(scratch, tmp_path / "out", "record.json")
+    assert (tmp_path / "elsewhere" / "record.json").read_text() == "new"
+
+
+def test_folders_that_only_look_like_checkpoints_are_left_alone(tmp_path):
+    (tmp_path / "checkpoint-best").mkdir()
+    (tmp_path / "checkpoint-best" / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) is None

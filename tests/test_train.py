@@ -332,6 +332,18 @@ def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, 
         assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
 
 
+@pytest.mark.parametrize("folder", ["checkpoints", "logs", "model"])
+def test_a_run_folder_whose_subfolders_train_did_not_write_is_refused(excerpt_data, excerpt_tokenizer, tmp_path,
+                                                                     folder):
+    (tmp_path / "run" / folder).mkdir(parents=True)
+    (tmp_path / "run" / folder / "notes.txt").write_text("keep me")
+    for flags in ([], ["--overwrite_output_dir"]):
+        with pytest.raises(UserError, match="did not write"):
+            train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", *flags))
+        assert (tmp_path / "run" / folder / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [folder]
+
+
 def test_a_tokenizer_of_another_size_is_refused(excerpt_data, excerpt_tokenizer, tmp_path):
     with pytest.raises(UserError, match="holds 8000 entries but the recipe's vocab_size is 32000"):
         train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--vocab_size", "32000"))
