@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import datasets
 import pytest
@@ -317,6 +318,7 @@ def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerp
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not (tmp_path / ".out.partial").exists():
         assert process.poll() is None
+        time.sleep(0.01)
     process.kill()
     process.wait()
     assert not (tmp_path / "out").exists()

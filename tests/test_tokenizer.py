@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -186,6 +187,7 @@ def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_dat
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not (tmp_path / ".tok.partial").exists():
         assert process.poll() is None
+        time.sleep(0.01)
     process.kill()  # while SentencePiece trains
     process.wait()
     assert not (tmp_path / "tok").exists()
