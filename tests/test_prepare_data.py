@@ -6,13 +6,13 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import datasets
 import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, write_parts
+from processes import kill_when, run
 from gpt2ja.cli import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
 from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS
@@ -313,16 +313,10 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 
 def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt):
-    argv = [sys.executable, "prepare_data.py", "--dump", str(excerpt), "--output_dir", str(tmp_path / "out"),
-            "--num_proc", "1"]
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not (tmp_path / ".out.partial").exists():
-        assert process.poll() is None
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
+    argv = ["prepare_data.py", "--dump", str(excerpt), "--output_dir", str(tmp_path / "out"), "--num_proc", "1"]
+    kill_when(argv, (tmp_path / ".out.partial").exists)
     assert not (tmp_path / "out").exists()
-    assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == 0
+    assert run(argv).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     _, straight = prepare(tmp_path / "straight", excerpt)
     assert json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())["fingerprint"] == straight.fingerprint

@@ -2,7 +2,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import datasets
@@ -13,6 +12,7 @@ from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedToken
 import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
+from processes import kill_when, run
 from gpt2ja.cli import UserError
 from gpt2ja.settings import SPECIAL_IDS
 from gpt2ja.tokens import TOKENIZER_REPORT
@@ -182,15 +182,10 @@ def test_out_of_space_names_the_folder(excerpt_data, small_disk):
 
 @pytest.mark.slow  # trains another tokenizer
 def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path):
-    argv = [sys.executable, "tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+    argv = ["tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
             "--vocab_size", "8000"]
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not (tmp_path / ".tok.partial").exists():
-        assert process.poll() is None
-        time.sleep(0.01)
-    process.kill()  # while SentencePiece trains
-    process.wait()
+    kill_when(argv, (tmp_path / ".tok.partial").exists)  # while it samples or SentencePiece trains
     assert not (tmp_path / "tok").exists()
-    assert subprocess.run(argv, cwd=REPO, capture_output=True).returncode == 0
+    assert run(argv).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
     assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
