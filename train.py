@@ -33,7 +33,7 @@ from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Progres
                           TrainingArguments, default_data_collator, set_seed)
 
 from gpt2ja.cli import RECIPE_SUFFIXES, UserError, parse_args, run_main
-from gpt2ja.fingerprints import data_fingerprint, file_fingerprint
+from gpt2ja.fingerprints import input_fingerprints
 from gpt2ja.run_folder import (RESULT_FILES, RESULT_PREFIXES, RUN_IDENTITY, RUN_INFO, TRAINER_STATE, RunFolder,
                                RunInfo, holds_own_output, is_finished_model, last_complete_checkpoint,
                                move_into_place, read_json, remove_incomplete_checkpoints, space_errors, writing)
@@ -341,8 +341,7 @@ def run_identity(model_args, run_args, args, config):
     """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe.
     A resume, a reuse of the finished model or a rerun compares it with the one recorded (as JSON holds it)."""
     identity = {
-        "data": data_fingerprint(run_args.data_dir),
-        "tokenizer": file_fingerprint(Path(run_args.tokenizer_dir, "spiece.model")),
+        **input_fingerprints(run_args.data_dir, run_args.tokenizer_dir),
         "config": {k: v for k, v in config.to_diff_dict().items() if k not in ("transformers_version", "use_cache")},
         "recipe": {k: v for k, v in recipe(model_args, args).items() if k not in IDENTITY_EXEMPT},
     }
@@ -464,8 +463,7 @@ def run_info(model_args, run_args, args, token_counts, identity):
 def export_model(checkpoint, model_args, run_args, info, staging):
     """The final checkpoint's weights and configs, the tokenizer (its model_max_length the model's context)
     and run_info.json: the same folder whether training just ended or ended before a kill."""
-    now = {"tokenizer": file_fingerprint(Path(run_args.tokenizer_dir, "spiece.model")),
-           "data": data_fingerprint(run_args.data_dir)}
+    now = input_fingerprints(run_args.data_dir, run_args.tokenizer_dir)
     replaced = [f"the {name}" for name, fingerprint in now.items() if fingerprint != info.identity[name]]
     if replaced:
         raise UserError(f"{' and '.join(replaced)} of this run changed while it trained (another step rewrote "

@@ -56,3 +56,8 @@ def data_fingerprint(data_dir):
     if not Path(data_dir, "dataset_dict.json").is_file():
         raise UserError(f"{data_dir} holds no prepared data; run prepare_data.py --output_dir {data_dir} first.")
     return content_fingerprint(datasets.load_from_disk(str(data_dir)))
+
+
+def input_fingerprints(data_dir, tokenizer_dir):
+    """What a training run reads, by content: {"data": ..., "tokenizer": ...} (the SentencePiece model)."""
+    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model"))}

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from .cli import UserError
-from .fingerprints import data_fingerprint, file_fingerprint
+from .fingerprints import input_fingerprints
 from .run_folder import move_into_place, writing
 from .splits import SPLITS, load_split
 
@@ -94,8 +94,8 @@ def tokenize_split(dataset, encoder, eos_id, path, dtype):
 
 def token_cache_dir(data_dir, tokenizer_dir):
     """A cache folder keyed by the content of the prepared data and of the tokenizer model."""
-    key = hashlib.sha256(f"{data_fingerprint(data_dir)}:{file_fingerprint(Path(tokenizer_dir, 'spiece.model'))}"
-                         .encode()).hexdigest()
+    inputs = input_fingerprints(data_dir, tokenizer_dir)
+    key = hashlib.sha256(f"{inputs['data']}:{inputs['tokenizer']}".encode()).hexdigest()
     return Path(data_dir) / TOKEN_CACHE / key[:16]
 
 
