@@ -27,7 +27,7 @@ from gpt2ja.fingerprints import content_fingerprint
 from gpt2ja.run_folder import RunFolder, holds_own_output, move_into_place, space_errors, writing
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
 from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS, Preparation, count_characters, split_of
-from gpt2ja.wikitext import OUTCOMES, article_text
+from gpt2ja.wikitext import CLEANER_VERSION, OUTCOMES, article_text
 
 logger = logging.getLogger("prepare_data")
 
@@ -226,7 +226,8 @@ def prepare(args):
     """Write the DatasetDict to args.output_dir, atomically: a failed run leaves no output folder."""
     sources = expand_sources(args.dump or [dump_url(args.date, args.mirror)])
     settings = {"dumps": [dump_identity(source) for source in sources], "max_articles": args.max_articles,
-                "validation_percent": args.validation_percent, "test_percent": args.test_percent}
+                "validation_percent": args.validation_percent, "test_percent": args.test_percent,
+                "cleaner": CLEANER_VERSION}
     output_dir = Path(args.output_dir)
     previous = reusable(output_dir, settings, args.overwrite_output_dir)
     if previous:

@@ -56,7 +56,7 @@ def count_characters(dataset):
 class Preparation:
     """preparation.json: the settings a data folder was prepared with and its counts."""
 
-    settings: dict  # the dumps by content, max_articles, validation_percent, test_percent
+    settings: dict  # the dumps by content, max_articles, validation_percent, test_percent, cleaner
     sources: list  # the dump files or URLs as given
     dump_date: Optional[str]
     pages_read: int

@@ -3,8 +3,15 @@
 A regex pipeline in the spirit of wikiextractor (the tool most Japanese corpora
 were built with), so it runs at its speed, but it keeps the words that common
 inline templates carry ({{lang}}, {{仮リンク}}, {{読み仮名}}, ...) instead of
-leaving holes in sentences, and it drops what is not prose: headings, lists,
-tables, references, files, categories and the trailing reference sections.
+leaving holes in sentences, keeps the list and definition items that are
+sentences (gpt2ja.prose_items decides which), and drops what is not prose:
+headings, tables, references, files, categories, list items that are names or
+titles, editorial notes that send the reader elsewhere (「詳細は〜を参照。」) and
+the trailing reference sections.
+
+CLEANER_VERSION names what this module makes of a page; prepare_data.py records
+it, so that data prepared by another version is not taken for this one. Change
+it with any change to the output.
 
 Order matters: comments and tags that hide markup go first, then links and
 templates from the innermost out (so a template inside a link caption or a link
@@ -12,8 +19,12 @@ inside a template parameter is resolved before its container), then the
 line-based constructs, and HTML entities last.
 """
 
+import collections
 import html
 import re
+from typing import NamedTuple
+
+from .prose_items import HEADLESS_START, could_be_prose, is_prose_item, looks_like_title
 
 # Tags whose whole content is dropped: footnotes, formulas, code, galleries, maps.
 _DROPPED_TAGS = (
@@ -46,8 +57,16 @@ _LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
 # what is left of a table row or an infobox value ("国立", "（ポピュラー）", "面積：km2、").
 MIN_FRAGMENT_CHARS = 20
 SENTENCE_END = ("。", "．", "！", "？", "!", "?", "」", "』")
-# Nor is a short line that starts with a particle: its head was a formula or list that was cut out.
-HEADLESS_START = ("。", "、", "が", "を", "に", "は", "へ", "と", "など", "で", "も")
+
+_LIST_MARKERS = re.compile(r"[*#:;]+")
+
+# Editorial notes: a sentence whose verb is 参照 (see ...), a parenthesis that only points elsewhere.
+_SENTENCE_PIECE = re.compile(r"[^。．！？]*(?:[。．！？]+[」』）)]*|$)")
+_POINTER_SENTENCE = re.compile(
+    r"(?:参照(?:のこと|されたい|せよ|してください|して下さい)?|(?:詳細|詳しく)は.*へ)[）)]*[。．]?$"
+    r"|^[（(]?参照\s*[:：]")
+_POINTER_PARENTHESIS = re.compile(
+    r"\s*[（(](?:[^（）()]*参照(?:のこと|されたい)?|(?:参照|→)[^（）()]*)[）)]")
 
 FILE_NAMESPACES = {"file", "image", "media", "ファイル", "画像", "メディア"}
 CATEGORY_NAMESPACES = {"category", "カテゴリ"}
@@ -56,7 +75,7 @@ CATEGORY_NAMESPACES = {"category", "カテゴリ"}
 TRAILING_SECTIONS = {
     "脚注", "注釈", "出典", "参考文献", "参考資料", "関連項目", "外部リンク",
     "関連書籍", "関連文献", "参照", "注", "補注", "脚注・出典", "出典・脚注",
-    "脚注・参考文献", "注釈・出典", "関連人物", "外部サイト",
+    "脚注・参考文献", "注釈・出典", "外部サイト",
 }
 
 # Templates that mark a page as a disambiguation page (not prose: a list of links).
@@ -163,7 +182,7 @@ def _render_link(match):
     return target.lstrip(":").split("#", 1)[0] + trail
 
 
-def _replace_innermost(pattern, render, text):
+def replace_innermost(pattern, render, text):
     while True:
         text, count = pattern.subn(render, text)
         if not count:
@@ -203,19 +222,43 @@ def _is_table_line(line):
 
 
 def _clean_line(line):
-    line = _EMPTY_BRACKETS.sub("", line.replace("\u00a0", " "))
-    line = _LEADING_SEPARATOR.sub(r"\1", line)
-    line = _TRAILING_SEPARATOR.sub(r"\1", line)
-    line = _EMPTY_BRACKETS.sub("", line)
+    line = line.replace("\u00a0", " ")
+    if any(bracket in line for bracket in "（）()"):  # (most lines have none: this saves four passes)
+        line = _EMPTY_BRACKETS.sub("", line)
+        line = _LEADING_SEPARATOR.sub(r"\1", line)
+        line = _TRAILING_SEPARATOR.sub(r"\1", line)
+        line = _EMPTY_BRACKETS.sub("", line)
     return _SPACES.sub(" ", line).strip()
 
 
-def _prose_lines(text):
-    """Keep paragraph lines: drop headings, lists, tables and the trailing reference sections."""
+def _item_parts(markers, body):
+    """The texts of a list or definition line: a `;term : definition` line holds two."""
+    if markers.endswith(";") and ":" in body:
+        term, _, definition = body.partition(":")
+        return [term, definition]
+    return [body]
+
+
+class RenderedLine(NamedTuple):
+    markers: str  # "" for a paragraph; "*", "#:", ";" ... for a list or definition item
+    text: str  # without the markers
+    list_number: int  # which list of the article an item belongs to (items without a break between)
+
+
+def rendered_lines(text, every_item=True):
+    """The body lines of rendered markup, before the prose filter: headings, tables and the trailing
+    reference sections are gone. With every_item=False, an item that cannot be prose (see
+    prose_items.could_be_prose) keeps its text as it is, which saves the cleaner most of its work."""
     table_depth = 0
     skipping_section = False
+    list_number, in_list = 0, False
     for raw in text.split("\n"):
         line = raw.strip()
+        markers = _LIST_MARKERS.match(line)
+        markers = markers.group() if markers else ""
+        if markers and not in_list and not table_depth:
+            list_number += 1
+        in_list = bool(markers)
         if line.startswith("{|"):
             table_depth += 1
             continue
@@ -228,22 +271,61 @@ def _prose_lines(text):
             skipping_section = heading.group(2).strip() in TRAILING_SECTIONS or (
                 skipping_section and len(heading.group(1)) > 2)
             continue
-        if skipping_section or not line or line[0] in "*#:;" or _is_table_line(line):
+        if skipping_section or not line or _is_table_line(line) or line.startswith("----"):
             continue
-        if line.startswith("----"):
+        for part in _item_parts(markers, line[len(markers):]):
+            if markers and not every_item and not could_be_prose(part.strip()):
+                yield RenderedLine(markers, part.strip(), list_number)  # (counted among its list's items)
+                continue
+            part = _clean_line(drop_editorial_notes(html.unescape(part)))
+            if part and not part.startswith(("|", "!", "{", "}")):
+                yield RenderedLine(markers, part, list_number)
+
+
+def _is_paragraph(line):
+    return len(line) >= MIN_FRAGMENT_CHARS or (
+        line.endswith(SENTENCE_END) and not line.startswith(HEADLESS_START))
+
+
+def _prose_lines(text):
+    lines = list(rendered_lines(text, every_item=False))
+    is_prose = [bool(line.markers) and is_prose_item(line.text) for line in lines]
+    items, prose_items = collections.Counter(), collections.Counter()
+    for line, prose in zip(lines, is_prose):
+        if line.markers:
+            items[line.list_number, line.markers] += 1
+            prose_items[line.list_number, line.markers] += prose
+    for (markers, line, list_number), prose in zip(lines, is_prose):
+        if not markers:
+            if _is_paragraph(line):
+                yield line
             continue
-        line = _clean_line(html.unescape(line))
-        if not line or line.startswith(("|", "!", "{", "}")):
-            continue
-        if len(line) < MIN_FRAGMENT_CHARS and (
-                not line.endswith(SENTENCE_END) or line.startswith(HEADLESS_START)):
-            continue
-        yield line
+        # An item that could be a title, among items at its level that are mostly names, is one more
+        # name: 「なにかが闇で見ている」 in a list of works.
+        siblings = items[list_number, markers]
+        among_names = siblings >= 3 and 2 * prose_items[list_number, markers] < siblings
+        if prose and not (among_names and looks_like_title(line)):
+            yield line
+
+
+def drop_editorial_notes(line):
+    """The line without the notes that send the reader elsewhere (「詳細は〜を参照。」,
+    「〜はリンク先の各記事を参照。」, 「（〜も参照）」): they are not text of the article."""
+    if "参照" not in line and "へ" not in line and "→" not in line:
+        return line
+    line = _POINTER_PARENTHESIS.sub("", line)
+    return "".join(s for s in _SENTENCE_PIECE.findall(line) if not is_editorial_note(s))
+
+
+def is_editorial_note(sentence):
+    return _POINTER_SENTENCE.search(sentence.strip()) is not None
 
 
 def is_disambiguation(wikitext):
     return DISAMBIGUATION_TEMPLATES.search(wikitext) is not None
 
+
+CLEANER_VERSION = "2"  # 2: prose list items kept, editorial notes dropped
 
 # What becomes of a page: kept, or the reason it is dropped (the counts of preparation.json).
 OUTCOMES = ("kept", "not_article", "redirect", "disambiguation", "empty")
@@ -265,13 +347,18 @@ def article_text(page):
 
 def clean_wikitext(wikitext):
     """Return the article's prose, one paragraph a line, with no wiki markup left."""
+    return "\n".join(_prose_lines(render_markup(wikitext)))
+
+
+def render_markup(wikitext):
+    """Inline markup rendered (links, templates, tags, entities); the line structure is left as is."""
     text = _COMMENT.sub("", wikitext)
     text = _NOWIKI.sub(_escape_nowiki, text)
     text = _SELF_CLOSING_DROPPED.sub("", text)
     text = _PAIRED_DROPPED.sub("", text)
     text = _UNCLOSED_DROPPED.sub("", text)
-    text = _replace_innermost(_INNERMOST_LINK, _render_link, text)
-    text = _replace_innermost(_INNERMOST_TEMPLATE, _render_template, text)
+    text = replace_innermost(_INNERMOST_LINK, _render_link, text)
+    text = replace_innermost(_INNERMOST_TEMPLATE, _render_template, text)
     text = _drop_balanced(text, "{{", "}}")
     text = _EXTERNAL_LINK.sub(lambda m: m.group(1) or "", text)
     text = _BARE_URL.sub("", text)
@@ -279,8 +366,7 @@ def clean_wikitext(wikitext):
     text = _BROKEN_TAG.sub("", text)
     text = _BOLD_ITALIC.sub("", text)
     text = _BEHAVIOUR_SWITCH.sub("", text)
-    text = text.replace("[[", "").replace("]]", "")
-    return "\n".join(_prose_lines(text))
+    return text.replace("[[", "").replace("]]", "")
 
 
 # What must not survive cleaning; the share of output lines holding any of it is our residue figure.

@@ -38,7 +38,7 @@ def all_ids(dataset_dict):
 
 def test_selection_keeps_articles_only(tmp_path):
     splits, stats = prepare(tmp_path, MARKUP_PAGES, validation_percent=0, test_percent=0)
-    assert all_ids(splits) == ["101", "106"]
+    assert all_ids(splits) == ["101", "106", "107"]
     assert stats.dropped == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}
     assert splits["train"].features == FEATURES
 
@@ -47,10 +47,10 @@ def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
     with caplog.at_level(logging.WARNING, logger="gpt2ja.dump"):
         splits, stats = prepare(tmp_path, excerpt)
     # 262 pages; 204 are namespace-0 articles that are not redirects. Of those, 6 are
-    # disambiguation pages ({{aimai}}) and 1 holds nothing but lists and tables.
+    # disambiguation pages ({{aimai}}); the list of countries keeps the sentences of its legend.
     assert stats.pages_read == 262
-    assert stats.dropped == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 1}
-    assert stats.articles == 197 == sum(len(s) for s in splits.values())
+    assert stats.dropped == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 0}
+    assert stats.articles == 198 == sum(len(s) for s in splits.values())
     assert {k: len(v) for k, v in splits.items()} == stats.splits
     assert stats.characters == {k: sum(len(t) for t in v["text"]) for k, v in splits.items()}
     cut_warnings = [r for r in caplog.records if "without </mediawiki>" in r.getMessage()]
@@ -161,6 +161,13 @@ def test_rerun_reuses_and_other_settings_refuse(tmp_path):
         prepare(tmp_path, MARKUP_PAGES, validation_percent=5)
     prepare(tmp_path, MARKUP_PAGES, validation_percent=5, overwrite_output_dir="true")
     assert marker.stat().st_mtime_ns != before
+
+
+def test_data_cleaned_by_another_cleaner_version_is_not_reused(tmp_path, monkeypatch):
+    prepare(tmp_path, MARKUP_PAGES)
+    monkeypatch.setattr(prepare_data, "CLEANER_VERSION", "a later one")
+    with pytest.raises(UserError, match="other settings"):
+        prepare(tmp_path, MARKUP_PAGES)
 
 
 # --- errors -----------------------------------------------------------------------------------

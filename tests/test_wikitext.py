@@ -1,10 +1,16 @@
 """gpt2ja.wikitext: wiki markup to prose, and which pages are articles."""
 
+import hashlib
+
 import pytest
 
 from dumps import MARKUP_PAGES
 from gpt2ja.dump import Page, iter_pages
-from gpt2ja.wikitext import article_text, clean_wikitext, residue_share, short_line_share
+from gpt2ja.wikitext import (CLEANER_VERSION, article_text, clean_wikitext, drop_editorial_notes, residue_share,
+                             short_line_share)
+
+# What the cleaner makes of the fixture dump, by CLEANER_VERSION (see test_any_change_of_output_...).
+CLEANED_FIXTURE_SHA256 = {"2": "ff1571f9dcaf2f036aadc6d1ce74c489c4563806104c35ec75d0bfdc1aa51c76"}
 
 
 def page_text(page_id):
@@ -33,6 +39,40 @@ def test_markup_becomes_prose():
 ])
 def test_markup_is_removed(gone):
     assert gone not in clean_wikitext(page_text("101")) + "\n"
+
+
+def test_list_items_that_are_sentences_stay_as_paragraphs_and_names_go():
+    assert clean_wikitext(page_text("107")).split("\n") == [
+        "リストの記事は、本文の多くが箇条書きに書かれた記事である。",
+        "幼少期から絵を描くことが好きで、学校のノートにも漫画を描いていたという。",  # a bulleted anecdote
+        "1995年 - 『最初の作品』で新人賞を受賞。",  # a line of a chronology
+        "鼻や喉に炎症が起きる病気の総称である。",  # ;term / :definition, the term gone
+        "一行に書かれた定義も、文であれば本文として残る。",  # ;term : definition on one line
+        "その後、東京に移り住み、新しい雑誌で連載を始めた。",  # an indented paragraph, its pointer gone
+    ]
+    # gone: the editorial note, the list of works (「なにかが闇で見ている」 is a title among titles),
+    # and the sentence under 関連項目, a trailing section
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("詳細は著作権の準拠法を参照。", ""),
+    ("前の文である。イタリア語の日本語表記を参照。次の文も残る。", "前の文である。次の文も残る。"),
+    ("この海域は重要である（詳細は「ナトゥナ諸島」を参照）。", "この海域は重要である。"),
+    ("移民の多い郊外で治安が悪化した（→パリ症候群を参照のこと）。", "移民の多い郊外で治安が悪化した。"),
+    ("参照：音楽家、音楽家の一覧（クラシックを除く）", ""),
+    # 参照 as a word of the sentence, and a quoted pointer, stay
+    ("PHPでは、参照渡しを行うことができる。", "PHPでは、参照渡しを行うことができる。"),
+    ("「Xを参照。」と書かれていた。", "「Xを参照。」と書かれていた。"),
+])
+def test_editorial_notes_that_send_the_reader_elsewhere_are_dropped(line, kept):
+    assert drop_editorial_notes(line) == kept
+
+
+def test_any_change_of_output_comes_with_a_new_cleaner_version():
+    """prepare_data.py reuses a data folder only when CLEANER_VERSION is the one it was made with; a
+    change to what the cleaner writes must change the version too (and record the new digest here)."""
+    cleaned = "\n\n".join(clean_wikitext(page.wikitext) for page in iter_pages(str(MARKUP_PAGES)))
+    assert hashlib.sha256(cleaned.encode()).hexdigest() == CLEANED_FIXTURE_SHA256.get(CLEANER_VERSION)
 
 
 def test_unbalanced_markup_leaves_no_residue():

@@ -1,0 +1,138 @@
+"""Which list and definition items are prose: the decision gpt2ja.wikitext makes for each item.
+
+List and definition items ("*", "#", ":", ";") hold both names, titles and links (lists of works,
+members, related articles), which are dropped, and full sentences (anecdotes, history, symptoms,
+definitions, chronology), which are prose and kept. What an item is shows in its grammar: a sentence
+has a full stop after kana, or ends on a predicate: a verb, adjective or copula in kana (「路線がある」),
+or a verbal noun after a clause or a date (「1924年 - 市制施行」, 「眉山から送信」); a name or a title
+ends on a noun, on "!", or on a note of place, date or publisher. A parenthesis is read apart: a
+clause inside one (「サイレントヒル（…「静岡県」に由来している）」) makes the item prose.
+
+The rules were tuned by hand on labelled samples of the excerpt's items
+(benchmarks/data/list_items_dev*.tsv); benchmarks/prose_recall_bench.py measures them.
+"""
+
+import re
+
+MIN_ITEM_CHARS = 8
+MIN_CLAUSE_CHARS = 20  # a parenthesis this long that ends on a predicate is a clause of its own
+MAX_TITLE_CHARS = 25
+# A short line that starts with a particle lost its head (a formula or list that was cut out).
+HEADLESS_START = ("。", "、", "が", "を", "に", "は", "へ", "と", "など", "で", "も")
+HEADLESS_MAX_CHARS = 20
+
+_KANA_OR_QUOTE = re.compile(r"[\u3041-\u309f』」”\"]")
+_QUOTES = re.compile(r"[『「“\"]")
+_PARENTHESIS_MARK = re.compile(r"[（()）]")
+_QUOTED = re.compile(r"『[^『』]*』|「[^「」]*」|“[^“”]*”|\"[^\"]*\"")
+_TRAILING_PARENTHESES = re.compile(r"(?:\s*[（(](?:[^（）()]|[（(][^（）()]*[）)])*[）)])+$")
+# A full stop ends a sentence where kana other than the の of a noun phrase precedes it
+# (「インボイス制度の反対。」 is a noun phrase), or after a head it defines: 「ラッソーリニク - ピクルスのスープ。」.
+_SENTENCE_IN_ITEM = re.compile(r"[\u3041-\u306d\u306f-\u309f][^。．]*[。．]|^[^。．]{1,40}?(?: - |：)[^。．]*の[^。．]*[。．]")
+# a verb or adjective after its kanji stem (結ぶ, 向かう, 多い), or an auxiliary ending (〜している, 〜された)
+_KANA_PREDICATE = re.compile(
+    r"(?:[\u4e00-\u9fff々][\u3041-\u309f]{0,2}[るたすずうくぬぶむつぐい]|する|した|される|された|させる|いる|いた|"
+    r"ある|あった|ない|なる|なった|れる|れた|った|んだ|である|だった|です|ます|ました|という|ず|ぬ|あり|なし|"
+    r"[\u3041-\u309f]か[？?])$")
+_DATE = r"(?:\d{1,4}年|\d{1,2}月|明治|大正|昭和|平成|令和)"
+_DATE_HEAD = re.compile(rf"^{_DATE}|(?: - |：|: ){_DATE}")
+_HEAD = re.compile(rf" - | -|- |：|: |^{_DATE}")
+_PARENTHESIS = re.compile(r"[（(][^（）()]*[）)]")
+_PARENTHESIS_CONTENT = re.compile(r"[（(]([^（）()]*)[）)]")
+# a case particle, or a quoted title as the object (「アートにエールを！東京プロジェクト」選出), but not
+# one that heads the item, its subject: 『アリエスの乙女たち』1973連載
+_PARTICLE = re.compile(r"(?:を|に|で|が|は|へ|と|から|まで|より|(?<!^『)』)[^、をにでがはへと』]*$")
+# a subject marked by が or は after a noun, and what is said of it: 湖東地方が主産地, 掲載はない
+_SUBJECT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^をにでがはと、]{2,}$")
+_LAST_PARENTHESIS = re.compile(r"[（(]((?:[^（）()]|[（(][^（）()]*[）)])*)[）)]$")
+_ALTERNATIVES = re.compile(r"\s[/／]\s")
+# Verbal nouns that end a sentence in chronologies and short descriptions (体言止め).
+_VERBAL_NOUN_END = re.compile(
+    r"(?:開業|開通|開始|開館|開局|開校|開港|開設|開催|開発|開幕|閉幕|閉店|閉校|閉鎖|閉園|完成|竣工|着工|落成|"
+    r"施行|設立|設置|発足|発売|発表|発行|発生|発見|刊行|創刊|廃刊|廃止|廃線|移転|移行|移管|就任|退任|辞任|"
+    r"受賞|選出|連載|放送|放映|公開|上演|初演|出版|収録|掲載|制定|昇格|降格|合併|統合|編入|改称|改名|改組|"
+    r"誕生|死去|結成|解散|加盟|脱退|創建|創設|創業|建立|成立|勃発|終結|締結|調印|独立|焼失|落城|築城|延伸|"
+    r"全通|採用|導入|実施|運行|運航|営業|活動|出場|優勝|昇進|当選|担当|出演|監修|指定|登録|認定|分離|消滅|"
+    r"復活|再開|撤退|進出|参入|上陸|到着|送信|配信|予定|決定|参加|所属|在籍|卒業|入学|入社|退社|引退|"
+    r"移籍|デビュー|登場|再編|分割|譲渡|買収|上場|稼働|運用|竣功|完了|終了|中止|休止|復旧|被災|襲来|提携|"
+    r"突破|達成|記録|獲得|樹立|更新|公演|来日|訪問|完結|発効|批准|通過|可決|成功|失敗|"
+    r"必要|可能|不要|盛ん|閉山|開園|建設|再建|改築|移築|即位|退位|逝去|結婚|入団|退団|就職|退職|留学|帰国|"
+    r"来航|噴火|流行|逮捕|占領|陥落|併合|再置|認可|公布|改正|隣接|供給|接続|直結|経由|整備|入選|作画|主演|"
+    r"制作|製作|作曲|作詞|執筆|発掘|任命|創立|新設|併設|廃部|投下|[^\s、・]化)$")
+# verbal nouns that also end the names of companies
+_COMPANY_SUFFIXES = {"出版", "放送", "製作", "制作", "開発", "建設", "配信"}
+_PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
+# a word of kanji right after a case particle ends on its verb: 厳島神社に参拝, 太字で表記
+_PARTICLE_VERBAL_NOUN = re.compile(r"(?:を|へ|で|より|から|にて|に)[\u4e00-\u9fff]{2,4}$")
+_LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
+
+
+def is_prose_item(text):
+    """A list or definition item worth keeping: one or more full sentences, not a name, a title,
+    a link or a fragment ("1995年、連載を開始。" is; "『ドラゴンボール』（1984年 - 1995年）" is not)."""
+    if len(text) < MIN_ITEM_CHARS or (len(text) < HEADLESS_MAX_CHARS and text.startswith(HEADLESS_START)):
+        return False
+    if not could_be_prose(text):
+        return False
+    if text.startswith("「") and text.endswith("」"):
+        text = text[1:-1]  # a quoted statement, not a title
+    elif (text.endswith(("!", "！", "?", "？")) and not text.endswith(("か?", "か？"))
+          or len(_ALTERNATIVES.findall(text)) >= 2):
+        return False  # a title, or forms side by side: さくらのはながさく / サクラの花が咲く / 桜の花が咲く
+    quoted = _QUOTED.sub("『』", text) if _QUOTES.search(text) else text
+    plain = quoted.rstrip("。． ")
+    if not _PARENTHESIS_MARK.search(quoted):
+        body, note, parts = plain, "", [quoted]
+    else:
+        body = _TRAILING_PARENTHESES.sub("", plain).rstrip("。． ")
+        last = _LAST_PARENTHESIS.search(plain)
+        note = last.group(1) if last else ""
+        # the item's own words and each parenthesis apart: a sentence lies wholly in one of them
+        parts = [_without_parentheses(quoted), note, *_PARENTHESIS_CONTENT.findall(quoted)]
+    has_head = _HEAD.search(body) is not None
+    note_is_clause = bool(note) and bool(
+        _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _SUBJECT.search(note))
+    if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause:
+        # a short line before a note of place, date, author or publisher is the title of a work:
+        # 殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）, ボクはボク、…泳いでいる。（2018年）
+        return False
+    if any(_SENTENCE_IN_ITEM.search(part) for part in parts if part):
+        return True
+    if len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note) or _SUBJECT.search(note):
+        # サイレントヒル（厳密には舞台ではないが、町名が「静岡県」に由来している）, かがつう（金沢市が創業地）
+        # (a verbal noun alone is a data note: 熊本フェリー（2009年3月31日に廃止）)
+        return True
+    return _ends_on_predicate(body)
+
+
+def _ends_on_predicate(words):
+    if _KANA_PREDICATE.search(words):
+        return True
+    if _PARTICLE_VERBAL_NOUN.search(words):
+        return True
+    verbal_noun = _VERBAL_NOUN_END.search(words)
+    if verbal_noun is None or len(_LAST_CLAUSE.search(words).group()) <= len(verbal_noun.group()):
+        return False  # no verbal noun, or one alone in its clause: "3月 - 雛まつり、卒業" lists events
+    if verbal_noun.group() in _COMPANY_SUFFIXES:
+        # 「宙出版」「四国放送」 are names; 「〜で放送」「〜より出版」 are predicates
+        return _PARTICLE_BEFORE.search(words[:verbal_noun.start()]) is not None
+    return _DATE_HEAD.search(words) is not None or _PARTICLE.search(words) is not None
+
+
+def could_be_prose(text):
+    """False for most items, names without kana: every rule of is_prose_item needs kana, a quoted
+    title or a date (and so does the same text before its markup is rendered)."""
+    return _KANA_OR_QUOTE.search(text) is not None or _DATE_HEAD.search(text) is not None
+
+
+def looks_like_title(text):
+    """Short, without a head ("X - ", "X：", a date) and without a full stop: the shape of a title of a
+    work as much as of a sentence (「なにかが闇で見ている」); its list tells which."""
+    return len(text) < MAX_TITLE_CHARS and not _HEAD.search(text) and not text.endswith(("。", "．"))
+
+
+def _without_parentheses(text):
+    while True:
+        text, count = _PARENTHESIS.subn("", text)
+        if not count:
+            return text

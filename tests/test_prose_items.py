@@ -1,0 +1,50 @@
+"""gpt2ja.prose_items: which list and definition items are sentences (kept) and which are names (dropped).
+
+The cases are items of the real excerpt (benchmarks/data/list_items_*.tsv holds labelled samples)."""
+
+import pytest
+
+from gpt2ja.prose_items import is_prose_item, looks_like_title
+
+
+@pytest.mark.parametrize("item", [
+    "伊予灘では、漁船漁業が中心である。小魚中心。",  # sentences with full stops
+    "岩国寿司 - 岩国市などで作られる押し寿司の一種。",  # a definition after its head
+    "ラッソーリニク - ピクルスのスープ。",
+    "近江鉄道 - 県内の広範囲に路線がある",  # a verb, no full stop
+    "1991年（平成3年） - 東北新幹線 上野 - 東京駅間開業",  # a dated verbal noun
+    "デジタルテレビ放送 眉山から送信",  # a verbal noun after its clause
+    "1985年（昭和60年） - 「超機動員ヴァンダー」連載開始（- 1986年（昭和61年））。",
+    "サイレントヒル（厳密には舞台ではないが、タイトルおよび町名が「静岡県」に由来している）",  # a clause in a note
+    "かがつう（金沢市が創業地）",  # subject and predicate in a note
+    "「前提や形式もまた経験的に形成・獲得されたものではないのか？」",  # a quoted question
+])
+def test_items_that_are_sentences_are_prose(item):
+    assert is_prose_item(item)
+
+
+@pytest.mark.parametrize("item", [
+    "『ドラゴンボール』（1984年 - 1995年、週刊少年ジャンプ）",  # a work, its years and magazine
+    "古在由重著『マルクス主義の思想と方法』剄草書房、1964年。",  # a bibliographic entry
+    "高速自動車国道に並行する一般国道自動車専用道路",  # a noun phrase
+    "明通寺 - 本堂、三重塔",  # a name and its gloss
+    "農業生産額（2016年） - 629億円",  # a figure
+    "しゅごキャラエッグ!",  # a title ending on "!"
+    "殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）",  # a sentence-shaped title and its issue
+    "公益財団法人JKAのテレビコマーシャル（2022年5月） - イラスト描きおろし",
+    "インボイス制度の反対。",  # a noun phrase with a full stop
+    "3月 - 雛まつり、卒業",  # a verbal noun alone in its clause: a list of events
+    "せ〜ふくもの【絶版】 - 主婦と生活社（ミッシィコミックスDX）→宙出版（同）",  # 宙出版 is a publisher
+    "さくらのはながさく / サクラの花が咲く / 桜の花が咲く",  # forms side by side
+    "熊本港～本渡港（天草市）：熊本フェリー（2009年（平成21年）3月31日に廃止）",  # a name and a data note
+    "など。",  # too short to be a sentence
+])
+def test_names_titles_and_fragments_are_not(item):
+    assert not is_prose_item(item)
+
+
+def test_a_title_shape_is_short_headless_and_without_full_stop():
+    assert looks_like_title("なにかが闇で見ている")
+    assert not looks_like_title("1995年 - 『最初の作品』で新人賞を受賞")  # a dated entry
+    assert not looks_like_title("新潟駅を中心とした大都市近郊区間が設定されている。")
+    assert not looks_like_title("スクリーントーンは貼り始めるときりがなく時間がかかるため、ほとんど使わない")
