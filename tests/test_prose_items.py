@@ -2,9 +2,13 @@
 
 The cases are items of the real excerpt (benchmarks/data/list_items_*.tsv holds labelled samples)."""
 
+from pathlib import Path
+
 import pytest
 
 from gpt2ja.prose_items import is_prose_item, looks_like_title
+
+SAMPLES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").glob("list_items_seed*.tsv"))
 
 
 @pytest.mark.parametrize("item", [
@@ -48,3 +52,16 @@ def test_a_title_shape_is_short_headless_and_without_full_stop():
     assert not looks_like_title("1995年 - 『最初の作品』で新人賞を受賞")  # a dated entry
     assert not looks_like_title("新潟駅を中心とした大都市近郊区間が設定されている。")
     assert not looks_like_title("スクリーントーンは貼り始めるときりがなく時間がかかるため、ほとんど使わない")
+
+
+def test_the_labelled_samples_are_whole_and_draw_no_item_twice():
+    seen = set()
+    for path in SAMPLES:
+        rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()
+                if not line.startswith("#")]
+        assert rows[0] == ["label", "page_id", "markers", "text"], path.name
+        assert len(rows) == 601 and {row[0] for row in rows[1:]} == {"prose", "other"}, path.name
+        items = {(page_id, text) for _, page_id, _, text in rows[1:]}
+        assert not items & seen, path.name
+        seen |= items
+    assert len(SAMPLES) == 7
