@@ -37,8 +37,7 @@ _KANA_PREDICATE = re.compile(
 _DATE = r"(?:\d{1,4}年|\d{1,2}月|明治|大正|昭和|平成|令和)"
 _DATE_HEAD = re.compile(rf"^{_DATE}|(?: - |：|: ){_DATE}")
 _HEAD = re.compile(rf" - | -|- |：|: |^{_DATE}")
-_PARENTHESIS = re.compile(r"[（(][^（）()]*[）)]")
-_PARENTHESIS_CONTENT = re.compile(r"[（(]([^（）()]*)[）)]")
+_PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, and its content
 # a case particle, or a quoted title as the object (「アートにエールを！東京プロジェクト」選出), but not
 # one that heads the item, its subject: 『アリエスの乙女たち』1973連載
 _PARTICLE = re.compile(r"(?:を|に|で|が|は|へ|と|から|まで|より|(?<!^『)』)[^、をにでがはへと』]*$")
@@ -88,7 +87,7 @@ def is_prose_item(text):
         last = _LAST_PARENTHESIS.search(plain)
         note = last.group(1) if last else ""
         # the item's own words and each parenthesis apart: a sentence lies wholly in one of them
-        parts = [_without_parentheses(quoted), note, *_PARENTHESIS_CONTENT.findall(quoted)]
+        parts = [_without_parentheses(quoted), note, *_PARENTHESIS.findall(quoted)]
     has_head = _HEAD.search(body) is not None
     note_is_clause = bool(note) and bool(
         _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _SUBJECT.search(note))
