@@ -1,6 +1,6 @@
 """How much of the dump's prose prepare_data keeps, measured against wikiextractor and a labelled sample.
 
-    python benchmarks/prose_recall_bench.py [--dump FILE] [--sample benchmarks/data/list_items.tsv]
+    python benchmarks/prose_recall_bench.py [--dump FILE] [--sample FILE ...] [--errors]
 
 1. Against wikiextractor 3.1 (`--no-templates`, run in this process on the
    same pages, page by page; the extractor the reference model's data came
@@ -65,11 +65,11 @@ def wikiextractor_paragraphs(page):
 
 
 def prose_sentences(paragraph):
+    """(sentence, is an editorial note) of each prose sentence of a wikiextractor paragraph."""
     for sentence in re.findall(r"[^。]*。", paragraph):
         sentence = re.sub(r"\s", "", sentence)
-        if (len(sentence) >= MIN_SENTENCE_CHARS and not PLACEHOLDER.search(sentence)
-                and not is_editorial_note(sentence)):
-            yield sentence
+        if len(sentence) >= MIN_SENTENCE_CHARS and not PLACEHOLDER.search(sentence):
+            yield sentence, is_editorial_note(sentence)
 
 
 def is_kept(sentence, article):
@@ -77,15 +77,19 @@ def is_kept(sentence, article):
     return sentence[start:start + SLICE_CHARS] in article
 
 
-def compare_with_wikiextractor(articles):
+def compare_with_wikiextractor(articles, show_errors):
     counts = collections.Counter()
+    notes = []
     lost_by_article = collections.Counter()
     total_by_article = collections.Counter()
     for page, text in articles:
         flat = re.sub(r"\s", "", text)
         for indented, paragraph in wikiextractor_paragraphs(page):
             kind = "indented `:` lines" if indented else "paragraphs"
-            for sentence in prose_sentences(paragraph):
+            for sentence, is_note in prose_sentences(paragraph):
+                if is_note:
+                    notes.append(sentence)
+                    continue
                 kept = is_kept(sentence, flat)
                 counts[kind, kept] += 1
                 total_by_article[page.title] += 1
@@ -97,6 +101,10 @@ def compare_with_wikiextractor(articles):
     kept = sum(n for (_, k), n in counts.items() if k)
     total = sum(counts.values())
     print(f"  {'all':<22}{kept:>7,} of {total:>7,}  {100 * kept / max(total, 1):6.1f}%")
+    print(f"  (left out as editorial notes, which the cleaner drops: {len(notes)} sentences"
+          f"{', listed with --errors' if not show_errors else ''})")
+    for sentence in notes if show_errors else ():
+        print(f"    {sentence}")
     print("Articles that lose most:")
     for title, lost in lost_by_article.most_common(5):
         print(f"  {title}: {lost} of {total_by_article[title]} sentences")
@@ -187,7 +195,7 @@ def main():
     print(f"{args.dump.name}: {len(articles)} articles, {len(lines):,} lines, "
           f"{sum(map(len, lines)):,} characters kept")
     try:
-        compare_with_wikiextractor(articles)
+        compare_with_wikiextractor(articles, args.errors)
     except ImportError:
         print("wikiextractor: not installed (pip install wikiextractor) - no comparison")
     samples = [path for path in args.sample if path.is_file()]

@@ -9,7 +9,7 @@ ends on a noun, on "!", or on a note of place, date or publisher. A parenthesis 
 clause inside one (「サイレントヒル（…「静岡県」に由来している）」) makes the item prose.
 
 The rules were tuned by hand on labelled samples of the excerpt's items
-(benchmarks/data/list_items_dev*.tsv); benchmarks/prose_recall_bench.py measures them.
+(benchmarks/data/list_items_seed*.tsv); benchmarks/prose_recall_bench.py measures them.
 """
 
 import re
@@ -97,7 +97,7 @@ def is_prose_item(text):
         return False
     if any(_SENTENCE_IN_ITEM.search(part) for part in parts if part):
         return True
-    if len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note) or _SUBJECT.search(note):
+    if (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note)) or _SUBJECT.search(note):
         # サイレントヒル（厳密には舞台ではないが、町名が「静岡県」に由来している）, かがつう（金沢市が創業地）
         # (a verbal noun alone is a data note: 熊本フェリー（2009年3月31日に廃止）)
         return True

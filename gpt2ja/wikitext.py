@@ -59,14 +59,19 @@ MIN_FRAGMENT_CHARS = 20
 SENTENCE_END = ("。", "．", "！", "？", "!", "?", "」", "』")
 
 _LIST_MARKERS = re.compile(r"[*#:;]+")
+_TERM_COLON = re.compile(r"\s:\s?")
 
 # Editorial notes: a sentence whose verb is 参照 (see ...), a parenthesis that only points elsewhere.
 _SENTENCE_PIECE = re.compile(r"[^。．！？]*(?:[。．！？]+[」』）)]*|$)")
+# 「Xを参照。」「「X」も参照のこと。」「X（Y）参照。」「当該項参照のこと。」「参照：X」「詳細は該当ページへ。」,
+# but not 「…への参照。」
 _POINTER_SENTENCE = re.compile(
-    r"(?:参照(?:のこと|されたい|せよ|してください|して下さい)?|(?:詳細|詳しく)は.*へ)[）)]*[。．]?$"
-    r"|^[（(]?参照\s*[:：]")
+    r"(?:[をも」』）)]|項|節|記事|ページ|一覧)\s*(?:併せて)?参照(?:のこと|されたい|せよ|してください|して下さい)?[。．]?$"
+    r"|^[（(]?参照\s*[:：]|^(?:詳細|詳しく)は[^、。]*へ[。．]?$")
+# a parenthesis that holds nothing but a pointer: 「（詳細は「X」を参照）」「（→X）」「（参照：X）」;
+# one that holds a sentence too, or a word such as 参照カウント, stays
 _POINTER_PARENTHESIS = re.compile(
-    r"\s*[（(](?:[^（）()]*参照(?:のこと|されたい)?|(?:参照|→)[^（）()]*)[）)]")
+    r"\s*[（(](?:[^（）()。]*[をも」』]\s*参照(?:のこと|されたい)?|[^（）()。]*参照|(?:参照\s*[:：]|→)[^（）()。]*)[）)]")
 
 FILE_NAMESPACES = {"file", "image", "media", "ファイル", "画像", "メディア"}
 CATEGORY_NAMESPACES = {"category", "カテゴリ"}
@@ -182,7 +187,7 @@ def _render_link(match):
     return target.lstrip(":").split("#", 1)[0] + trail
 
 
-def replace_innermost(pattern, render, text):
+def _replace_innermost(pattern, render, text):
     while True:
         text, count = pattern.subn(render, text)
         if not count:
@@ -232,11 +237,13 @@ def _clean_line(line):
 
 
 def _item_parts(markers, body):
-    """The texts of a list or definition line: a `;term : definition` line holds two."""
+    """(markers, text) of the parts of a list or definition line: a `;term : definition` line holds
+    two, the definition marked as a `:` under its term (a colon with a space before it splits them
+    first, as in 「Re:ゼロから始める異世界生活 : 長月達平による…」)."""
     if markers.endswith(";") and ":" in body:
-        term, _, definition = body.partition(":")
-        return [term, definition]
-    return [body]
+        split = _TERM_COLON.search(body) or re.search(":", body)
+        return [(markers, body[:split.start()]), (markers + ":", body[split.end():])]
+    return [(markers, body)]
 
 
 class RenderedLine(NamedTuple):
@@ -247,8 +254,10 @@ class RenderedLine(NamedTuple):
 
 def rendered_lines(text, every_item=True):
     """The body lines of rendered markup, before the prose filter: headings, tables and the trailing
-    reference sections are gone. With every_item=False, an item that cannot be prose (see
-    prose_items.could_be_prose) keeps its text as it is, which saves the cleaner most of its work."""
+    reference sections are gone, entities resolved, editorial notes dropped, and a `;term : definition`
+    line is two lines. With every_item=False, an item that cannot be prose (prose_items.could_be_prose)
+    is left as written, not cleaned (which saves most of the work), and yielded even where cleaning
+    would leave nothing, so that it still counts among its list's items."""
     table_depth = 0
     skipping_section = False
     list_number, in_list = 0, False
@@ -273,13 +282,13 @@ def rendered_lines(text, every_item=True):
             continue
         if skipping_section or not line or _is_table_line(line) or line.startswith("----"):
             continue
-        for part in _item_parts(markers, line[len(markers):]):
-            if markers and not every_item and not could_be_prose(part.strip()):
-                yield RenderedLine(markers, part.strip(), list_number)  # (counted among its list's items)
+        for part_markers, part in _item_parts(markers, line[len(markers):]):
+            if part_markers and not every_item and not could_be_prose(part.strip()):
+                yield RenderedLine(part_markers, part.strip(), list_number)  # (counted among its list's items)
                 continue
             part = _clean_line(drop_editorial_notes(html.unescape(part)))
             if part and not part.startswith(("|", "!", "{", "}")):
-                yield RenderedLine(markers, part, list_number)
+                yield RenderedLine(part_markers, part, list_number)
 
 
 def _is_paragraph(line):
@@ -295,17 +304,18 @@ def _prose_lines(text):
         if line.markers:
             items[line.list_number, line.markers] += 1
             prose_items[line.list_number, line.markers] += prose
-    for (markers, line, list_number), prose in zip(lines, is_prose):
+    for (markers, text, list_number), prose in zip(lines, is_prose):
         if not markers:
-            if _is_paragraph(line):
-                yield line
+            if _is_paragraph(text):
+                yield text
             continue
-        # An item that could be a title, among items at its level that are mostly names, is one more
-        # name: 「なにかが闇で見ている」 in a list of works.
+        # The one rule that looks beyond the item: an item that could as well be a title, among items
+        # at its level that are mostly names, is taken for one more name (「なにかが闇で見ている」 in a
+        # list of works).
         siblings = items[list_number, markers]
         among_names = siblings >= 3 and 2 * prose_items[list_number, markers] < siblings
-        if prose and not (among_names and looks_like_title(line)):
-            yield line
+        if prose and not (among_names and looks_like_title(text)):
+            yield text
 
 
 def drop_editorial_notes(line):
@@ -351,14 +361,15 @@ def clean_wikitext(wikitext):
 
 
 def render_markup(wikitext):
-    """Inline markup rendered (links, templates, tags, entities); the line structure is left as is."""
+    """Inline markup rendered (links, templates, tags; entities are resolved line by line later);
+    the line structure is left as is."""
     text = _COMMENT.sub("", wikitext)
     text = _NOWIKI.sub(_escape_nowiki, text)
     text = _SELF_CLOSING_DROPPED.sub("", text)
     text = _PAIRED_DROPPED.sub("", text)
     text = _UNCLOSED_DROPPED.sub("", text)
-    text = replace_innermost(_INNERMOST_LINK, _render_link, text)
-    text = replace_innermost(_INNERMOST_TEMPLATE, _render_template, text)
+    text = _replace_innermost(_INNERMOST_LINK, _render_link, text)
+    text = _replace_innermost(_INNERMOST_TEMPLATE, _render_template, text)
     text = _drop_balanced(text, "{{", "}}")
     text = _EXTERNAL_LINK.sub(lambda m: m.group(1) or "", text)
     text = _BARE_URL.sub("", text)

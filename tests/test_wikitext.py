@@ -60,17 +60,42 @@ def test_list_items_that_are_sentences_stay_as_paragraphs_and_names_go():
     ("この海域は重要である（詳細は「ナトゥナ諸島」を参照）。", "この海域は重要である。"),
     ("移民の多い郊外で治安が悪化した（→パリ症候群を参照のこと）。", "移民の多い郊外で治安が悪化した。"),
     ("参照：音楽家、音楽家の一覧（クラシックを除く）", ""),
-    # 参照 as a word of the sentence, and a quoted pointer, stay
+    ("詳細は該当ページへ。", ""),
+    # 参照 as a word of the sentence, a quoted pointer, and a parenthesis that holds a sentence stay
     ("PHPでは、参照渡しを行うことができる。", "PHPでは、参照渡しを行うことができる。"),
     ("「Xを参照。」と書かれていた。", "「Xを参照。」と書かれていた。"),
+    ("この変数はオブジェクトへの参照。", "この変数はオブジェクトへの参照。"),
+    ("Perl（参照カウント方式のGCを持つ）は便利である。", "Perl（参照カウント方式のGCを持つ）は便利である。"),
+    ("大気は変わった（ただし、生物だけによるものではない。地球の大気も参照のこと）。",
+     "大気は変わった（ただし、生物だけによるものではない。地球の大気も参照のこと）。"),
+    ("詳細は不明だが、1945年に一家は満州へ。", "詳細は不明だが、1945年に一家は満州へ。"),
 ])
 def test_editorial_notes_that_send_the_reader_elsewhere_are_dropped(line, kept):
     assert drop_editorial_notes(line) == kept
 
 
+def test_a_definition_on_the_line_of_its_term_is_split_at_the_colon_that_separates_them():
+    text = clean_wikitext(";Re:ゼロから始める異世界生活 : 長月達平によるライトノベルで、アニメ化もされた。\n"
+                          ";比率1:2の長方形 : 白銀比と並んでよく知られる形である。\n"
+                          ";用語:定義の文であり、本文として残る。")
+    assert text.split("\n") == ["長月達平によるライトノベルで、アニメ化もされた。",
+                                 "白銀比と並んでよく知られる形である。", "定義の文であり、本文として残る。"]
+
+
+def test_a_short_sentence_is_dropped_among_names_only():
+    names = "* A社\n* B社\n* C社\n"
+    assert clean_wikitext(names + "* 本社は東京の港区に置かれている") == ""  # could be one more name
+    assert clean_wikitext("* A社\n* 本社は東京の港区に置かれている") == "本社は東京の港区に置かれている"  # too few
+    assert clean_wikitext(names + "* 本社は東京の港区に置かれている。") == "本社は東京の港区に置かれている。"
+    # terms do not count among the definitions: three of these four are sentences, and stay
+    definitions = "".join(f";{name}社 : 東京の港区に本社がある\n" for name in "ABC") + ";D社 : 港区\n"
+    assert clean_wikitext(definitions).split("\n") == ["東京の港区に本社がある"] * 3
+
+
 def test_any_change_of_output_comes_with_a_new_cleaner_version():
     """prepare_data.py reuses a data folder only when CLEANER_VERSION is the one it was made with; a
-    change to what the cleaner writes must change the version too (and record the new digest here)."""
+    change to what the cleaner writes must change the version too (and record the new digest here).
+    This catches the changes that show on the fixture pages, which hold a case of each rule."""
     cleaned = "\n\n".join(clean_wikitext(page.wikitext) for page in iter_pages(str(MARKUP_PAGES)))
     assert hashlib.sha256(cleaned.encode()).hexdigest() == CLEANED_FIXTURE_SHA256.get(CLEANER_VERSION)
 
