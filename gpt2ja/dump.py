@@ -25,6 +25,8 @@ from .settings import DEFAULT_MIRROR, REFERENCE_DUMP_DATE
 logger = logging.getLogger(__name__)
 
 BZ2_STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # a bz2 stream header and its first block's magic
+# Export schemas before 0.4 mark a redirect only in its text, and before 0.6 give no <ns>.
+REDIRECT_TEXT = re.compile(r"\s*#(?:REDIRECT|転送)\s*:?\s*\[\[", re.IGNORECASE)
 SYNTHETIC_ROOT = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
 
 
@@ -165,7 +167,10 @@ def iter_pages(path, start=0, end=None):
 
     Memory stays flat: each page is freed once read. A dump cut after its last
     </page> (no closing </mediawiki>) yields every page and logs a warning; one cut
-    inside a page, or a damaged compressed stream, raises DumpError.
+    inside a page, or a damaged compressed stream, raises DumpError. Every export
+    schema reads alike: a page without <ns> (schemas before 0.6) takes its namespace
+    from its title's prefix as <siteinfo> lists them, and a redirect is known by its
+    text as well as by <redirect/> (which schemas before 0.4 lack).
     """
     if not is_url(path):
         check_exists(path)
@@ -176,6 +181,7 @@ def iter_pages(path, start=0, end=None):
     inside_page = False
     pages = 0
     last_id = None
+    namespaces = None  # {prefix: key} from <siteinfo>, read where a page has no <ns>
     stream = _open_xml(path, start, end)
     try:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -188,17 +194,27 @@ def iter_pages(path, start=0, end=None):
                             f"{path} is not a MediaWiki XML export (its root element is <{name}>); "
                             "pass a jawiki pages-articles dump.")
                     root = element
+                elif name == "namespaces" and event == "end":
+                    namespaces = _namespace_keys(element)
                 elif name == "page":
                     inside_page = event == "start"
                     if event == "end":
                         pages += 1
                         last_id = element.findtext("{*}id")
+                        title = element.findtext("{*}title", "")
+                        wikitext = element.findtext("{*}revision/{*}text", "") or ""
+                        ns = element.findtext("{*}ns")
+                        if ns is None:
+                            if namespaces is None:
+                                namespaces = site_namespaces(path)
+                            ns = namespace_of(title, namespaces, path)
                         yield Page(
                             id=last_id,
-                            ns=int(element.findtext("{*}ns", "-1")),
-                            title=element.findtext("{*}title", ""),
-                            is_redirect=element.find("{*}redirect") is not None,
-                            wikitext=element.findtext("{*}revision/{*}text", "") or "",
+                            ns=int(ns),
+                            title=title,
+                            is_redirect=(element.find("{*}redirect") is not None
+                                         or REDIRECT_TEXT.match(wikitext) is not None),
+                            wikitext=wikitext,
                         )
                         root.clear()
         parser.close()
@@ -216,6 +232,47 @@ def iter_pages(path, start=0, end=None):
         raise DumpError(f"{path} is not a readable compressed dump ({error}); download it again.") from None
     finally:
         stream.close()
+
+
+def _namespace_keys(namespaces_element):
+    return {(ns.text or "").strip(): int(ns.get("key")) for ns in namespaces_element
+            if _local_name(ns.tag) == "namespace"}
+
+
+def site_namespaces(path):
+    """{prefix: key} of the namespaces the <siteinfo> at the head of a dump lists ({} if none)."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    stream = _open_xml(path)
+    try:
+        for chunk in iter(lambda: stream.read(1 << 16), b""):
+            parser.feed(chunk)
+            for event, element in parser.read_events():
+                name = _local_name(element.tag)
+                if name == "namespaces" and event == "end":
+                    return _namespace_keys(element)
+                if name == "page":
+                    return {}
+    except (ET.ParseError, OSError, EOFError):
+        pass  # iter_pages reports a damaged dump with the page it stopped at
+    finally:
+        stream.close()
+    return {}
+
+
+def namespace_of(title, namespaces, path):
+    """The namespace key of a title, by its prefix ("Wikipedia:…" -> 4; no known prefix -> 0)."""
+    if not namespaces:
+        raise DumpError(f"{path} gives its pages no <ns> and its <siteinfo> lists no namespaces, so "
+                        "articles cannot be told from other pages; pass a complete pages-articles dump.")
+    prefix, colon, _ = title.partition(":")
+    if not colon:
+        return 0
+    prefix = prefix.strip()
+    # MediaWiki folds the first letter's case and treats spaces and underscores alike
+    for name in (prefix, prefix[:1].upper() + prefix[1:], prefix.replace("_", " ")):
+        if name in namespaces:
+            return namespaces[name]
+    return 0
 
 
 # --- writing: the same pages in the multistream shape, for tests and benchmarks ---------------

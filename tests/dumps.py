@@ -8,6 +8,8 @@ from gpt2ja.dump import split_pages
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MARKUP_PAGES = FIXTURES / "markup-pages.xml"
+# The same pages in the export schema 0.3 (2008): no <ns>, no <redirect/>.
+MARKUP_PAGES_0_3 = FIXTURES / "markup-pages-0.3.xml"
 
 
 def write_parts(xml, directory, date="20990101", parts=2):

@@ -2,9 +2,11 @@
 
 import bz2
 
-from dumps import MARKUP_PAGES
-from gpt2ja.dump import (Page, dump_date, dump_url, expand_sources, iter_pages, plan_ranges, split_pages,
-                         write_multistream)
+import pytest
+
+from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3
+from gpt2ja.dump import (DumpError, Page, dump_date, dump_url, expand_sources, iter_pages, namespace_of,
+                         plan_ranges, split_pages, write_multistream)
 
 
 def test_pages_come_as_named_records():
@@ -59,3 +61,34 @@ def test_parts_of_a_dump_sort_by_their_first_page_id(tmp_path):
     parts = expand_sources([str(tmp_path / "jawiki-20990101-pages-articles*.bz2"), "https://x/y.bz2"])
     assert [p.rsplit("-", 1)[-1] for p in parts[:3]] == ["p1p10.bz2", "p11p200.bz2", "p900p1000.bz2"]
     assert parts[3] == "https://x/y.bz2"
+
+
+def test_an_old_schema_without_ns_or_redirect_reads_as_the_new_one():
+    old, new = list(iter_pages(str(MARKUP_PAGES_0_3))), list(iter_pages(str(MARKUP_PAGES)))
+    assert old == new
+    assert {(p.ns, p.is_redirect) for p in new} == {(0, False), (0, True), (1, False), (4, False)}
+
+
+def test_ranges_of_an_old_schema_find_the_namespaces_at_the_head_of_the_file(tmp_path):
+    path = write_multistream(MARKUP_PAGES_0_3.read_bytes(), tmp_path / "m.xml.bz2", pages_per_stream=2)
+    ranges = plan_ranges(str(path), 3)
+    assert len(ranges) == 3
+    pages = [p for start, end in ranges for p in iter_pages(str(path), start, end)]
+    assert pages == list(iter_pages(str(MARKUP_PAGES)))
+
+
+@pytest.mark.parametrize("title, key", [
+    ("記号テスト", 0), ("Wikipedia:テスト", 4), ("wikipedia:テスト", 4), ("ノート:記号", 1),
+    ("Help:目次", 12), ("Re:ゼロから始める異世界生活", 0),  # a colon that is not a namespace's
+])
+def test_a_title_prefix_names_its_namespace(title, key):
+    namespaces = {"ノート": 1, "Wikipedia": 4, "Help": 12}
+    assert namespace_of(title, namespaces, "dump.xml") == key
+
+
+def test_pages_without_ns_in_a_dump_that_lists_no_namespaces_are_refused(tmp_path):
+    xml = MARKUP_PAGES_0_3.read_text(encoding="utf-8")
+    start, end = xml.index("    <namespaces>"), xml.index("</namespaces>") + len("</namespaces>")
+    (tmp_path / "d.xml").write_text(xml[:start] + xml[end:], encoding="utf-8")
+    with pytest.raises(DumpError, match="no <ns>"):
+        list(iter_pages(str(tmp_path / "d.xml")))

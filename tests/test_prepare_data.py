@@ -11,7 +11,7 @@ import datasets
 import pytest
 
 import prepare_data
-from dumps import MARKUP_PAGES, write_parts
+from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
 from processes import kill_when, run
 from gpt2ja.cli import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
@@ -39,8 +39,15 @@ def all_ids(dataset_dict):
 def test_selection_keeps_articles_only(tmp_path):
     splits, stats = prepare(tmp_path, MARKUP_PAGES, validation_percent=0, test_percent=0)
     assert all_ids(splits) == ["101", "106", "107"]
-    assert stats.dropped == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}
+    assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1}
     assert splits["train"].features == FEATURES
+
+
+def test_a_dump_in_the_old_export_schema_gives_the_same_articles(tmp_path):
+    new, new_stats = prepare(tmp_path, MARKUP_PAGES, name="new")
+    old, old_stats = prepare(tmp_path, MARKUP_PAGES_0_3, name="old")
+    assert {k: v.to_dict() for k, v in old.items()} == {k: v.to_dict() for k, v in new.items()}
+    assert old_stats.dropped == new_stats.dropped
 
 
 def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
@@ -108,7 +115,7 @@ def test_every_dump_format_gives_the_same_articles(tmp_path):
                         ("parts", [tmp_path / "jawiki-20990101-pages-articles*.xml-p*.bz2"])]:
         got, stats = prepare(tmp_path, *dumps, name=name, num_proc=2)
         assert all_ids(got) == all_ids(expected), name
-        assert stats.dropped == {"not_article": 1, "redirect": 1, "disambiguation": 1, "empty": 1}, name
+        assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1}, name
     assert len(parts) == 2
 
 
