@@ -138,14 +138,14 @@ def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
 @pytest.mark.slow  # trains another tokenizer
 def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_path):
     argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok")]
-    tokenizer.main([*argv, "--vocab_size", "3000"])
+    tokenizer.main([*argv, "--vocab_size", "4000"])
     with pytest.raises(UserError, match="trained with other settings or data.*--overwrite_output_dir"):
-        tokenizer.main([*argv, "--vocab_size", "4000"])
-    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 3000
+        tokenizer.main([*argv, "--vocab_size", "5000"])
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 4000
     with pytest.raises(UserError, match="holds no prepared data"):  # the data is read before any reuse
         tokenizer.main(["--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "tok")])
-    tokenizer.main([*argv, "--vocab_size", "4000", "--overwrite_output_dir"])
-    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 4000
+    tokenizer.main([*argv, "--vocab_size", "5000", "--overwrite_output_dir"])
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 5000
 
 
 def test_a_run_folder_is_never_taken_for_the_tokenizer_folder(excerpt_data, tmp_path):
@@ -176,7 +176,7 @@ def test_out_of_range_values_are_refused_before_any_work(tmp_path, flags, messag
 def test_out_of_space_names_the_folder(excerpt_data, small_disk):
     with pytest.raises(UserError, match=r"ran out of space while writing .*disk/tok"):
         tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(small_disk / "tok"),
-                        "--vocab_size", "3000"])
+                        "--vocab_size", "4000"])
     assert list(small_disk.iterdir()) == []
 
 
