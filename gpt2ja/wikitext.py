@@ -321,7 +321,7 @@ def _prose_lines(text):
 def drop_editorial_notes(line):
     """The line without the notes that send the reader elsewhere (「詳細は〜を参照。」,
     「〜はリンク先の各記事を参照。」, 「（〜も参照）」): they are not text of the article."""
-    if "参照" not in line and "へ" not in line and "→" not in line:
+    if "参照" not in line and "→" not in line and "詳" not in line:  # (what every note holds)
         return line
     line = _POINTER_PARENTHESIS.sub("", line)
     return "".join(s for s in _SENTENCE_PIECE.findall(line) if not is_editorial_note(s))
