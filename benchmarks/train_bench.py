@@ -1,9 +1,8 @@
 """Throughput of train.py's Trainer path against a bare PyTorch step on the same batches.
 
-    python benchmarks/train_bench.py                          # CPU: configs/tiny.yaml, Trainer vs bare step
-    python benchmarks/train_bench.py --gpu                    # GPU: GPT-2 small, reference vs fast recipe
+    python benchmarks/train_bench.py                          # configs/tiny.yaml, Trainer vs bare step
 
-CPU mode: the Trainer of train.py (LMTrainer, with its callbacks, dataloader over
+The Trainer of train.py (LMTrainer, with its callbacks, dataloader over
 a token file, logging) trains --steps steps of the recipe on synthetic tokens
 while a hook records every batch it sees; then a bare loop (forward, backward,
 clip, AdamW, scheduler) trains a model with the same initial weights on exactly
@@ -11,9 +10,7 @@ those batches. Both print tokens/s over the steps after --warmup; the overhead
 is how much slower the Trainer path is. Both also print their losses' largest
 difference: zero shows the two really trained on the same batches.
 
-GPU mode: GPT-2 small (124M) on synthetic tokens with configs/reference.yaml and
-configs/fast.yaml through the same Trainer path, printing tokens/s and MFU
-(6N + 12·L·d·T FLOPs per token against the device's dense bf16 peak).
+GPT-2 small's speed on a GPU, under both GPU recipes: benchmarks/gpu_check.py.
 """
 
 import argparse
@@ -37,13 +34,17 @@ from gpt2ja.tokens import TokenBlocks  # noqa: E402
 
 
 class StepClock(TrainerCallback):
-    """Times each optimizer step and keeps every micro-batch the model trains on."""
+    """Times each optimizer step and keeps every micro-batch the model trains on (unless keep_batches is
+    False: on a GPU, where they would fill its memory)."""
 
-    def __init__(self):
+    def __init__(self, keep_batches=True):
         self.ends, self.batches, self.losses = [], [], []
         self.start = None
+        self.keep_batches = keep_batches
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not self.keep_batches:
+            return
         model.register_forward_pre_hook(
             lambda module, positional, keywords: self.batches.append(
                 (keywords["input_ids"].detach().cpu().clone(), keywords["labels"].detach().cpu().clone()))
@@ -146,44 +147,15 @@ def cpu_mode(cli):
               f"the Trainer path costs {100 * (bare / trainer - 1):+.1f}% over the bare step")
 
 
-def gpu_mode(cli):
-    if not torch.cuda.is_available():
-        sys.exit("error: --gpu needs a CUDA device.")
-    print(f"device: {torch.cuda.get_device_name()}, peak bf16 {train.device_peak_flops() or 0:.3g} FLOP/s")
-    print(f"{'recipe':<26}{'tokens/step':>12}{'s/step':>9}{'tokens/s':>11}{'MFU':>7}{'peak GiB':>10}")
-    for recipe in ("configs/reference.yaml", "configs/fast.yaml"):
-        with tempfile.TemporaryDirectory() as tmp:
-            model_args, args = recipe_args(recipe, cli.steps, tmp, ["--vocab_size", "32000"])
-            config = train.build_config(model_args, 32000)
-            blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-            blocks = synthetic_blocks(Path(tmp, "train.bin"), 32000, model_args.n_positions,
-                                      blocks_per_step * cli.steps)
-            torch.cuda.reset_peak_memory_stats()
-            set_seed(args.seed)
-            clock = StepClock()
-            trainer = train.make_trainer(config, model_args.attn_implementation, args, blocks)
-            trainer.add_callback(clock)
-            clock.on_train_begin = lambda *a, **k: None  # keep no batches on the GPU: timing only
-            trainer.train()
-            seconds = step_seconds(clock.ends, clock.start, cli.warmup)
-            tokens_per_second = trainer.tokens_per_step / seconds
-            mfu = tokens_per_second * train.flops_per_token(config) / (train.device_peak_flops() or float("nan"))
-            print(f"{Path(recipe).stem:<26}{trainer.tokens_per_step:>12}{seconds:>9.4f}{tokens_per_second:>11.0f}"
-                  f"{mfu:>7.1%}{torch.cuda.max_memory_allocated() / 2**30:>10.1f}")
-            del trainer
-            torch.cuda.empty_cache()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpu", action="store_true", help="GPT-2 small on a GPU: reference vs fast recipe")
-    parser.add_argument("--recipe", default="configs/tiny.yaml", help="CPU mode: the recipe to time")
-    parser.add_argument("--vocab", type=int, default=8000, help="CPU mode: vocabulary of the synthetic tokens")
+    parser.add_argument("--recipe", default="configs/tiny.yaml", help="the recipe to time")
+    parser.add_argument("--vocab", type=int, default=8000, help="vocabulary of the synthetic tokens")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the timing")
-    parser.add_argument("--repeat", type=int, default=3, help="CPU mode: Trainer/bare pairs; medians are compared")
+    parser.add_argument("--repeat", type=int, default=3, help="Trainer/bare pairs; medians are compared")
     cli = parser.parse_args()
-    (gpu_mode if cli.gpu else cpu_mode)(cli)
+    cpu_mode(cli)
 
 
 if __name__ == "__main__":
