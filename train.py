@@ -326,6 +326,19 @@ class PreemptionCallback(TrainerCallback):
         return control
 
 
+class SignalAtStep(TrainerCallback):
+    """Sends this process a signal (SIGTERM) as step `step` begins, as a scheduler preempting the job would:
+    PreemptionCallback then stops the run with checkpoint-`step`, whatever the order of the callbacks. The
+    preemption drill of benchmarks/gpu_check.py and of the tests."""
+
+    def __init__(self, step, signum=signal.SIGTERM):
+        self.step, self.signum = step, signum
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step - 1:
+            os.kill(os.getpid(), self.signum)
+
+
 def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=()):
     """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark)."""
     model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)

@@ -10,10 +10,12 @@ so the check runs on a GPU machine with no network. It needs torch with CUDA,
 transformers, accelerate, datasets and sentencepiece (requirements.txt), and
 runs in three parts:
 
-1. speed: GPT-2 small (32,000-entry vocabulary, random tokens) under
-   configs/reference.yaml and configs/fast.yaml through train.py's Trainer:
-   tokens/s, MFU and peak GPU memory over the steps after the first, and the
-   first step apart (it holds torch.compile's warm-up).
+1. speed: GPT-2 small (32,000-entry vocabulary, random tokens, no dataloader
+   workers) under configs/reference.yaml and configs/fast.yaml through
+   train.py's Trainer: the median step time after the first step, its tokens/s
+   and MFU, the first step apart (it holds torch.compile's warm-up), and peak
+   GPU memory, allocated by tensors and reserved by PyTorch's allocator (add
+   about 0.5 GiB for the CUDA context to know the card a recipe needs).
 2. training: the fast recipe's flags (torch.compile, bf16, TF32, fused AdamW,
    its cosine schedule, dataloader workers) for 200 steps on the given tokens,
    at a global batch of 16 blocks of 1,024 tokens (the demo's excerpt holds
@@ -29,6 +31,7 @@ TF32 (GPU-only) and torch.compile (over a minute a process on a small CPU).
 """
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -43,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import transformers  # noqa: E402
-from transformers import GPT2LMHeadModel, TrainerCallback, pipeline, set_seed  # noqa: E402
+from transformers import GPT2LMHeadModel, pipeline, set_seed  # noqa: E402
 
 import train  # noqa: E402
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint, read_json  # noqa: E402
@@ -79,7 +82,9 @@ def measure_speed(recipe, mode, work, variant=()):
     blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     blocks = synthetic_blocks(Path(work, "train.bin"), config.vocab_size, config.n_positions, blocks_per_step * steps)
     torch._dynamo.reset()  # a fresh compile for each run: one for another shape would be a dynamic-shape graph
-    if torch.cuda.is_available():
+    on_gpu = torch.cuda.is_available() and not args.use_cpu
+    if on_gpu:
+        gc.collect()  # the previous run's model, held in reference cycles, must not count in this one's peak
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     set_seed(args.seed)
@@ -88,28 +93,18 @@ def measure_speed(recipe, mode, work, variant=()):
     trainer.train()
     seconds = step_seconds(clock.ends, clock.start, warmup=1)
     tokens_per_second = trainer.tokens_per_step / seconds
-    peak = train.device_peak_flops()
+    peak = train.device_peak_flops() if on_gpu else None
     result = {"recipe": " ".join([recipe.name, *variant]), "tokens_per_step": trainer.tokens_per_step, "steps_timed": steps - 1,
-              "first_step_s": round(clock.ends[0] - clock.start, 2), "step_s": round(seconds, 4),
+              "first_step_s": round(clock.ends[0] - clock.start, 2), "median_step_s": round(seconds, 4),
               "tokens_per_s": round(tokens_per_second), "parameters": trainer.model.num_parameters(),
               "mfu": round(tokens_per_second * train.flops_per_token(config) / peak, 4) if peak else None,
-              "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+              "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu else None,
+              "reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if on_gpu else None}
     del trainer
     return result
 
 
 # --- 2. training, killed and resumed --------------------------------------------------------------
-
-class SigtermAt(TrainerCallback):
-    """Sends this process SIGTERM when step `step` ends, as a scheduler preempting the job would."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
 
 def training_run(cli, mode, output_dir, kill_at):
     """One process of the training part: train.py's Trainer, preemption handling and resume logic on the
@@ -133,7 +128,7 @@ def training_run(cli, mode, output_dir, kill_at):
     args = train.training_arguments(given, run_args, run, evaluate=len(eval_blocks) > 0)
     identity = {"config": config.to_diff_dict(), "recipe": train.recipe(model_args, args)}
     resume = train.checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
-    callbacks = [SigtermAt(kill_at)] if kill_at else []
+    callbacks = [train.SignalAtStep(kill_at)] if kill_at else []
     trainer = train.make_trainer(config, model_args.attn_implementation, args, train_blocks, eval_blocks,
                                  [*callbacks, train.PreemptionCallback(), train.RecordEveryCheckpoint()])
     print(f"resuming from {Path(resume).name}" if resume else "starting", flush=True)
@@ -212,19 +207,21 @@ def print_table(report):
     print(f"\nGPU check on {report['device']}: torch {report['versions']['torch']}, transformers "
           f"{report['versions']['transformers']}")
     print(f"{'recipe':<16}{'params':>8}{'tokens/step':>12}{'first step s':>14}{'s/step':>9}{'tokens/s':>11}"
-          f"{'MFU':>7}{'peak GiB':>10}")
+          f"{'MFU':>7}{'GiB allocated':>15}{'reserved':>10}")
     for row in report["speed"]:
         mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "-"
         peak = f"{row['peak_gib']:.1f}" if row["peak_gib"] is not None else "-"
+        reserved = f"{row['reserved_gib']:.1f}" if row["reserved_gib"] is not None else "-"
         print(f"{row['recipe']:<16}{row['parameters'] / 1e6:>7.1f}M{row['tokens_per_step']:>12,}"
-              f"{row['first_step_s']:>14.1f}{row['step_s']:>9.3f}{row['tokens_per_s']:>11,}{mfu:>7}{peak:>10}")
+              f"{row['first_step_s']:>14.1f}{row['median_step_s']:>9.3f}{row['tokens_per_s']:>11,}{mfu:>7}"
+              f"{peak:>15}{reserved:>10}")
     if "training" not in report:
         return
     training = report["training"]
     losses = training["train_loss"]
     if losses:
         picks = [losses[0], losses[len(losses) // 2], losses[-1]]
-        print(f"training, fast flags: train loss " + ", ".join(f"{loss:.2f} (step {step})" for step, loss in picks)
+        print("training, fast flags: train loss " + ", ".join(f"{loss:.2f} (step {step})" for step, loss in picks)
               + "; validation loss " + ", ".join(f"{loss:.2f} (step {step})" for step, loss in training["eval_loss"]))
     for number, process in enumerate(training["processes"], 1):
         print(f"  process {number}: {process['began']}, exit {process['exit']}, last checkpoint "
