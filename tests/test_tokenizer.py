@@ -85,12 +85,20 @@ def test_same_data_settings_and_seed_give_the_same_model(excerpt_data, excerpt_t
     assert (tmp_path / "again" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
 
 
+def test_a_sample_too_large_for_the_memory_gets_a_warning_with_the_num_samples_that_fits():
+    per_character = tokenizer.SENTENCEPIECE_BYTES_PER_CHARACTER
+    assert tokenizer.memory_warning(10_000_000, 600_000_000, per_character * 600_000_000) is None
+    assert tokenizer.memory_warning(10_000_000, 600_000_000, None) is None
+    warning = tokenizer.memory_warning(10_000_000, 600_000_000, per_character * 300_000_000)
+    assert "about 26.3 GiB for 10,000,000 sentences" in warning and "--num_samples 4,500,000 or fewer" in warning
+
+
 def test_sampling_is_uniform_seeded_and_from_train_only(excerpt_data):
     train = datasets.load_from_disk(str(excerpt_data))["train"]
-    every, total = tokenizer.sample_sentences(train, 10**9, 0, 5, 1000)
+    every, total, characters = tokenizer.sample_sentences(train, 10**9, 0, 5, 1000)
     every = list(every)
-    assert len(every) == total > 10000
-    first, n = tokenizer.sample_sentences(train, 1000, 1, 5, 1000)
+    assert len(every) == total > 10000 and characters == sum(len(s) for s in every)
+    first, n, _ = tokenizer.sample_sentences(train, 1000, 1, 5, 1000)
     first = list(first)
     second = list(tokenizer.sample_sentences(train, 1000, 1, 5, 1000)[0])
     other = list(tokenizer.sample_sentences(train, 1000, 2, 5, 1000)[0])
@@ -137,7 +145,7 @@ def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
 
 @pytest.mark.slow  # trains another tokenizer
 def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_path):
-    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok")]
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--num_samples", "15000"]
     tokenizer.main([*argv, "--vocab_size", "4000"])
     with pytest.raises(UserError, match="trained with other settings or data.*--overwrite_output_dir"):
         tokenizer.main([*argv, "--vocab_size", "5000"])
