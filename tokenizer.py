@@ -36,6 +36,10 @@ logger = logging.getLogger("tokenizer")
 
 SENTENCE_BREAK = re.compile(r"(?<=。)|\n")
 NORMALIZATION_RULES = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")  # SentencePiece's built-in rules
+# SentencePiece's unigram trainer holds its input many times over (the sentences, a suffix array, the candidate
+# pieces): 47 bytes a character of the sampled text, measured from 25,000 to 400,000 distinct sentences by
+# benchmarks/scale_bench.py (1,089 MiB above the imports for 400,000 sentences of 61 characters).
+SENTENCEPIECE_BYTES_PER_CHARACTER = 47
 # Settings that change the tokenizer; num_threads and the folders do not.
 TRAINING_SETTINGS = ("vocab_size", "num_samples", "seed", "add_dummy_prefix", "character_coverage",
                      "normalization_rule_name", "min_sentence_chars", "max_sentence_chars")
@@ -93,17 +97,21 @@ def sentences_of(text, min_chars=1, max_chars=10**9):
 
 
 def sample_sentences(train, num_samples, seed, min_chars, max_chars):
-    """Yield num_samples sentences drawn uniformly without replacement, in corpus order.
+    """(sentences, how many, about how many characters): num_samples sentences drawn uniformly without
+    replacement, yielded in corpus order.
 
     Two streaming passes: one counts each article's sentences, the other yields the
     sentences at sorted random positions. Only the positions are held in memory.
     """
     def count(batch):
-        return {"n": [sum(1 for _ in sentences_of(t, min_chars, max_chars)) for t in batch["text"]]}
+        lengths = [[len(s) for s in sentences_of(t, min_chars, max_chars)] for t in batch["text"]]
+        return {"n": [len(x) for x in lengths], "chars": [sum(x) for x in lengths]}
 
-    counts = np.array(train.map(count, batched=True, remove_columns=train.column_names, keep_in_memory=True,
-                                desc="Counting sentences")["n"], dtype=np.int64)
+    counted = train.map(count, batched=True, remove_columns=train.column_names, keep_in_memory=True,
+                        desc="Counting sentences")
+    counts = np.array(counted["n"], dtype=np.int64)
     total = int(counts.sum())
+    characters = int(np.sum(counted["chars"], dtype=np.int64))
     if total == 0:
         raise UserError("The train split holds no sentence within the length bounds; prepare more articles.")
     if total <= num_samples:
@@ -126,7 +134,29 @@ def sample_sentences(train, num_samples, seed, min_chars, max_chars):
                         yield sentence
                     position += 1
 
-    return generate(), min(total, num_samples)
+    used = min(total, num_samples)
+    return generate(), used, round(characters * used / total)
+
+
+def available_memory_bytes():
+    """MemAvailable of /proc/meminfo (Linux), or None where there is none."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def memory_warning(sentences, characters, available):
+    """A warning where SentencePiece will likely need more memory than is available, with the --num_samples
+    that fits; None where it fits (or nothing is known of the memory)."""
+    needed = SENTENCEPIECE_BYTES_PER_CHARACTER * characters
+    if available is None or needed <= available:
+        return None
+    fits = int(sentences * available / needed * 0.9)
+    return (f"SentencePiece will need about {needed / 2**30:.1f} GiB for {sentences:,} sentences ({characters:,} "
+            f"characters) and {available / 2**30:.1f} GiB is available; if it runs out of memory, pass "
+            f"--num_samples {fits:,} or fewer.")
 
 
 def train_sentencepiece(sentences, model_file, args):
@@ -239,8 +269,11 @@ def train_tokenizer(args):
     previous = reusable(output_dir, settings, args.overwrite_output_dir)
     if previous:
         return previous
-    sentences, used = sample_sentences(train, args.num_samples, args.seed,
-                                       args.min_sentence_chars, args.max_sentence_chars)
+    sentences, used, characters = sample_sentences(train, args.num_samples, args.seed,
+                                                   args.min_sentence_chars, args.max_sentence_chars)
+    warning = memory_warning(used, characters, available_memory_bytes())
+    if warning:
+        logger.warning(warning)
     with writing(output_dir) as work_dir, space_errors(output_dir):
         start = time.perf_counter()
         train_sentencepiece(sentences, Path(work_dir, "spiece.model"), args)

@@ -13,12 +13,10 @@ share of output lines holding {{ }} [[ ]] {| |} <ref &lt; &nbsp; or __.
 import argparse
 import bz2
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,50 +26,7 @@ sys.path.insert(0, str(REPO))
 from gpt2ja.dump import split_pages, write_multistream  # noqa: E402
 from gpt2ja.settings import EXCERPT  # noqa: E402
 from gpt2ja.wikitext import residue_share, short_line_share  # noqa: E402
-
-
-def tree_pss_mib(root_pid):
-    """Proportional memory (PSS: shared pages split among their users) of a process and all
-    its descendants, summed, from /proc; forked workers' shared pages are not counted twice."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, grew = {root_pid}, True
-    while grew:
-        new = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= new
-        grew = bool(new)
-    total_kib = 0
-    for pid in tree:
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        total_kib += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
-    return total_kib / 1024
-
-
-class PeakMemory(threading.Thread):
-    """Samples the summed memory of this process and its children every 100 ms.
-
-    (ru_maxrss cannot serve: Linux carries it over fork and exec, so a child
-    reports its parent's peak.)"""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak_mib, self._done = 0.0, threading.Event()
-
-    def run(self):
-        while not self._done.wait(0.1):
-            self.peak_mib = max(self.peak_mib, tree_pss_mib(os.getpid()))
-
-    def stop(self):
-        self._done.set()
-        self.join()
-        return self.peak_mib
+from process_memory import PeakMemory, tree_memory_mib  # noqa: E402
 
 
 def worker_clean(dump, num_proc):
@@ -86,7 +41,7 @@ def worker_clean(dump, num_proc):
         start = time.perf_counter()
         articles, _ = build_articles([dump], num_proc=num_proc, work_dir=work_dir)
         seconds = time.perf_counter() - start
-        peak = sampler.stop()
+        peak = sampler.stop()["total"]
         lines = [line for text in articles["text"] for line in text.split("\n")]
     print(json.dumps({"seconds": seconds, "articles": len(articles), "peak_rss_mib": peak,
                       "residue": residue_share(lines), "short": short_line_share(lines), "lines": len(lines)}))
@@ -103,7 +58,7 @@ def time_command(argv):
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     peak = 0.0
     while process.poll() is None:
-        peak = max(peak, tree_pss_mib(process.pid))
+        peak = max(peak, tree_memory_mib(process.pid)["total"])
         time.sleep(0.1)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, argv)
