@@ -35,6 +35,7 @@ import gc
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ import transformers  # noqa: E402
 from transformers import GPT2LMHeadModel, pipeline, set_seed  # noqa: E402
 
 import train  # noqa: E402
-from gpt2ja.run_folder import RunFolder, last_complete_checkpoint, read_json  # noqa: E402
+from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, read_json  # noqa: E402
 from gpt2ja.settings import REPO_ROOT  # noqa: E402
 from gpt2ja.tokens import TOKEN_META, TokenBlocks, load_tokenizer  # noqa: E402
 from train_bench import StepClock, recipe_args, step_seconds, synthetic_blocks  # noqa: E402
@@ -138,6 +139,7 @@ def training_run(cli, mode, output_dir, kill_at):
 def run_training(cli, mode, work):
     """Train until SIGTERM at kill_at, then rerun to the end; the losses and what each process did."""
     output_dir = Path(work, "run")
+    checkpoints = RunFolder(output_dir).checkpoints
     command = [sys.executable, __file__, "--training_run", "--token_dir", str(cli.token_dir),
                "--tokenizer_dir", str(cli.tokenizer_dir), *(["--cpu"] if cli.cpu else [])]
     processes = []
@@ -148,22 +150,18 @@ def run_training(cli, mode, work):
         said = [line for line in done.stdout.splitlines() if line.startswith(("starting", "resuming"))]
         processes.append({"exit": done.returncode, "seconds": round(time.perf_counter() - start, 1),
                           "began": said[0] if said else None,
-                          "last_checkpoint": Path(last_complete_checkpoint(run_checkpoints(output_dir)) or "-").name})
+                          "last_checkpoint": Path(last_complete_checkpoint(checkpoints) or "-").name})
         if done.returncode not in (0, 128 + signal.SIGTERM):
             sys.stderr.write(done.stdout[-4000:] + done.stderr[-8000:])
             break
-    final = last_complete_checkpoint(run_checkpoints(output_dir))
-    history = read_json(Path(final, "trainer_state.json"))["log_history"] if final else []
+    final = last_complete_checkpoint(checkpoints)
+    history = read_json(Path(final, TRAINER_STATE))["log_history"] if final else []
     train_losses = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
     eval_losses = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
     speeds = [entry["tokens_per_second"] for entry in history if "tokens_per_second" in entry]
     return {"steps": mode["train_steps"], "kill_at": mode["kill_at"], "processes": processes,
             "train_loss": train_losses, "eval_loss": eval_losses, "final_checkpoint": str(final) if final else None,
-            "tokens_per_s_median": sorted(speeds)[len(speeds) // 2] if speeds else None}
-
-
-def run_checkpoints(output_dir):
-    return RunFolder(output_dir).checkpoints
+            "tokens_per_s_median": statistics.median(speeds) if speeds else None}
 
 
 # --- 3. generation --------------------------------------------------------------------------------
@@ -266,7 +264,8 @@ def main():
         for number, (recipe, variant) in enumerate(runs):
             report["speed"].append(measure_speed(recipe, mode, Path(work, f"speed{number}"), variant))
             print(json.dumps(report["speed"][-1]), flush=True)
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         if not cli.speed_only:
             report["training"] = run_training(cli, mode, work)
             final = report["training"]["final_checkpoint"]
