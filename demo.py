@@ -15,7 +15,7 @@ import push_to_hub
 import tokenizer
 import train
 from gpt2ja.cli import run_main
-from gpt2ja.run_folder import ALL_RESULTS, RESULT_PREFIXES, RunFolder, read_json
+from gpt2ja.run_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES, RunFolder, read_json
 from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 
@@ -69,11 +69,11 @@ def main(argv=None):
           f"{tokenizer_report.get('tokens_per_character', float('nan')):.3f} tokens per character")
     print(f"checkpoints {run.checkpoints}, TensorBoard logs {run.logs}")
     print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")
-    for split, prefix in RESULT_PREFIXES.items():
+    for split, prefix in [*RESULT_PREFIXES.items(), ("坊っちゃん", OOD_PREFIX)]:
         if f"{prefix}_loss" in results:
             print(f"           {split:<10} loss {results[f'{prefix}_loss']:.3f}, perplexity "
                   f"{results[f'{prefix}_perplexity']:.1f}, bits per character "
-                  f"{results[f'{prefix}_bits_per_character']:.3f}")
+                  f"{results[f'{prefix}_bits_per_character']:.3f}, <unk> {results[f'{prefix}_unk_share']:.2%}")
     print(f"hub folder {stage_dir} (python push_to_hub.py --model_dir {model_dir} --repo_id USER/NAME uploads it)")
     print(f"generated from 「{PROMPT}」:")
     for text in samples:

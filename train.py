@@ -34,8 +34,8 @@ from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Progres
 
 from gpt2ja.cli import RECIPE_SUFFIXES, UserError, parse_args, run_main
 from gpt2ja.fingerprints import input_fingerprints
-from gpt2ja.run_folder import (RESULT_FILES, RESULT_PREFIXES, RUN_IDENTITY, RUN_INFO, TRAINER_STATE, RunFolder,
-                               RunInfo, holds_own_output, is_finished_model, last_complete_checkpoint,
+from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, RUN_IDENTITY, RUN_INFO, TRAINER_STATE,
+                               RunFolder, RunInfo, holds_own_output, is_finished_model, last_complete_checkpoint,
                                move_into_place, read_json, remove_incomplete_checkpoints, space_errors, writing)
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.splits import Preparation, load_split
@@ -44,6 +44,7 @@ from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens, read_toke
 logger = logging.getLogger("train")
 
 EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
+OUT_OF_DOMAIN_TEXT = REPO_ROOT / "metrics" / "out_of_domain" / "soseki_bocchan.txt"
 # The TrainingArguments that make the recipe, recorded in run_info.json for the model card and, but for the
 # ones that do not change the weights (IDENTITY_EXEMPT), compared when a run is resumed or reused.
 RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
@@ -97,6 +98,9 @@ class RunArguments:
         "help": "Blocks of validation used by the evaluations during training (all of them when unset); the "
                 "final evaluation always uses the whole validation and test splits."})
     final_eval_batch_size: int = field(default=8, metadata={"help": "Batch size of the final evaluation."})
+    out_of_domain_text: str = field(default=str(OUT_OF_DOMAIN_TEXT), metadata={
+        "help": "A UTF-8 text scored at the end beside the splits, as out-of-domain figures (ood_* in "
+                "all_results.json); by default a public-domain Soseki novel. Pass '' to skip it."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Start over: remove the checkpoints, logs and model that train.py wrote in --output_dir before. "
                 "Without it, a rerun resumes the same run and refuses a run folder of other settings."})
@@ -108,6 +112,8 @@ class RunArguments:
             raise ValueError(f"--max_eval_blocks must be 1 or more, not {self.max_eval_blocks}")
         if self.final_eval_batch_size < 1:
             raise ValueError(f"--final_eval_batch_size must be 1 or more, not {self.final_eval_batch_size}")
+        if self.out_of_domain_text and not Path(self.out_of_domain_text).is_file():
+            raise ValueError(f"--out_of_domain_text {self.out_of_domain_text} is not a file (pass '' to skip it)")
 
 
 def parse_arguments(argv=None):
@@ -491,22 +497,28 @@ def export_model(checkpoint, model_args, run_args, info, staging):
     info.save(staging)
 
 
-def evaluate_final(model_dir, data_dir, split, batch_size):
-    """Loss, perplexity and bits per character of the saved model on a whole split."""
+def evaluate_final(model_dir, texts, batch_size):
+    """Loss, perplexity, bits per character and <unk> share of the saved model on texts."""
     import evaluate
     metric = evaluate.load(str(EVAL_METRIC))
-    texts = load_split(data_dir, split)["text"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return metric.compute(predictions=list(texts), model_id=str(model_dir), batch_size=batch_size, device=device)
 
 
 def evaluate_into(trainer, staging, run_args, token_counts):
-    """Score the exported model on the whole validation and test splits; results beside it."""
+    """Score the exported model on the whole validation and test splits and on the out-of-domain text;
+    results beside it."""
     for split, prefix in RESULT_PREFIXES.items():
         if token_counts[split]["articles"]:
-            scores = evaluate_final(staging, run_args.data_dir, split, run_args.final_eval_batch_size)
+            texts = load_split(run_args.data_dir, split)["text"]
+            scores = evaluate_final(staging, texts, run_args.final_eval_batch_size)
             trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
             logger.info("%s: %s", split, scores)
+    if run_args.out_of_domain_text:
+        text = Path(run_args.out_of_domain_text).read_text(encoding="utf-8").replace("\r\n", "\n").strip()
+        scores = evaluate_final(staging, [text], run_args.final_eval_batch_size)
+        trainer.save_metrics(OOD_PREFIX, {f"{OOD_PREFIX}_{k}": v for k, v in scores.items()})
+        logger.info("out of domain (%s): %s", Path(run_args.out_of_domain_text).name, scores)
     for name in RESULT_FILES:
         if Path(trainer.args.output_dir, name).is_file():
             shutil.copy(Path(trainer.args.output_dir, name), staging / name)

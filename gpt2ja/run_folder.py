@@ -34,10 +34,11 @@ RUN_INFO = "run_info.json"
 RUN_IDENTITY = "run_identity.json"  # in checkpoints/: what the run is made of, compared by a resume
 TRAINER_STATE = "trainer_state.json"
 ALL_RESULTS = "all_results.json"
-RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", ALL_RESULTS)
+RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", "ood_results.json", ALL_RESULTS)
 RUN_FILES = (ALL_RESULTS, TRAINER_STATE, RUN_INFO)  # what the card is made of; not uploaded
 # The final evaluation's splits and the prefix of their figures in *_results.json (Trainer's names).
 RESULT_PREFIXES = {"validation": "eval", "test": "test"}
+OOD_PREFIX = "ood"  # the out-of-domain text's figures (train.py --out_of_domain_text)
 
 
 @dataclass(frozen=True)

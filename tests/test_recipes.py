@@ -17,7 +17,8 @@ RECIPES = sorted((REPO / "configs").glob("*.yaml"))
 # The model shrunk, the steps few; the rest of each recipe stays as it is, but for what needs a GPU (TF32).
 SHRUNK = ["--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--n_positions", "32", "--max_steps", "4",
           "--save_steps", "2", "--eval_steps", "2", "--logging_steps", "1", "--max_eval_blocks", "4",
-          "--global_batch_size", "4", "--per_device_train_batch_size", "2", "--use_cpu", "true", "--tf32", "false"]
+          "--global_batch_size", "4", "--per_device_train_batch_size", "2", "--use_cpu", "true", "--tf32", "false",
+          "--out_of_domain_text", ""]
 
 
 @pytest.mark.slow
