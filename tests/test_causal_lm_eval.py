@@ -53,8 +53,9 @@ def test_a_long_text_scores_every_token_once_with_the_windows_context(metric, ti
     by_stride = {stride: metric.compute(predictions=test_texts, model_id=str(tiny_model), device="cpu",
                                         stride=stride) for stride in (None, 64)}
     assert all(scores["tokens"] == tokens for scores in by_stride.values())
-    # more context for the first tokens of each window: the loss can only be near, here a little lower
-    assert by_stride[64]["loss"] < by_stride[None]["loss"] < by_stride[64]["loss"] * 1.01
+    # more context for the first tokens of each window changes the loss little (up or down, by the model)
+    assert by_stride[64]["loss"] != by_stride[None]["loss"]
+    assert by_stride[64]["loss"] == pytest.approx(by_stride[None]["loss"], rel=0.01)
 
 
 def test_the_order_of_the_texts_changes_no_figure(metric, tiny_model, test_texts):
