@@ -497,28 +497,22 @@ def export_model(checkpoint, model_args, run_args, info, staging):
     info.save(staging)
 
 
-def evaluate_final(model_dir, texts, batch_size):
-    """Loss, perplexity, bits per character and <unk> share of the saved model on texts."""
-    import evaluate
-    metric = evaluate.load(str(EVAL_METRIC))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return metric.compute(predictions=list(texts), model_id=str(model_dir), batch_size=batch_size, device=device)
-
-
 def evaluate_into(trainer, staging, run_args, token_counts):
-    """Score the exported model on the whole validation and test splits and on the out-of-domain text;
-    results beside it."""
-    for split, prefix in RESULT_PREFIXES.items():
-        if token_counts[split]["articles"]:
-            texts = load_split(run_args.data_dir, split)["text"]
-            scores = evaluate_final(staging, texts, run_args.final_eval_batch_size)
-            trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
-            logger.info("%s: %s", split, scores)
+    """Score the exported model on the whole validation and test splits and on the out-of-domain text (loss,
+    perplexity, bits per character, <unk> share); results beside it."""
+    import evaluate
+    scored = [(prefix, split, load_split(run_args.data_dir, split)["text"])
+              for split, prefix in RESULT_PREFIXES.items() if token_counts[split]["articles"]]
     if run_args.out_of_domain_text:
         text = Path(run_args.out_of_domain_text).read_text(encoding="utf-8").replace("\r\n", "\n").strip()
-        scores = evaluate_final(staging, [text], run_args.final_eval_batch_size)
-        trainer.save_metrics(OOD_PREFIX, {f"{OOD_PREFIX}_{k}": v for k, v in scores.items()})
-        logger.info("out of domain (%s): %s", Path(run_args.out_of_domain_text).name, scores)
+        scored.append((OOD_PREFIX, f"out of domain ({Path(run_args.out_of_domain_text).name})", [text]))
+    metric = evaluate.load(str(EVAL_METRIC))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for prefix, label, texts in scored:
+        scores = metric.compute(predictions=list(texts), model_id=str(staging),
+                                batch_size=run_args.final_eval_batch_size, device=device)
+        trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
+        logger.info("%s: %s", label, scores)
     for name in RESULT_FILES:
         if Path(trainer.args.output_dir, name).is_file():
             shutil.copy(Path(trainer.args.output_dir, name), staging / name)
