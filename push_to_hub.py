@@ -149,6 +149,7 @@ def render_card(model_dir, repo_id, tokenizer, config, example, seed):
         prompt=PROMPT, example_output=example, example_seed=seed, vocab_size=config.vocab_size,
         parameters=parameter_count(model_dir), recipe=info.recipe, data=info.data, dump_date=info.dump_date,
         sources=[Path(source).name for source in info.sources], sampling=sampling, special_ids=special_ids,
+        eos_id=tokenizer.eos_token_id,
         final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
         tokens=info.tokens, tokenizer=info.tokenizer, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",

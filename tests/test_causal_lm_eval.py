@@ -74,9 +74,10 @@ def test_bits_per_character_hardly_depend_on_the_window(metric, tiny_model, test
     ([], {}, "There is no text to score"),
     ([""], {}, "1 of the texts are empty"),
     (["", ""], {}, "2 of the texts are empty"),
-    (TEXTS, {"block_size": 1}, "block_size must be from 2 to the model's context"),
-    (TEXTS, {"block_size": 129}, r"block_size must be from 2 to the model's context \(128\)"),
-    (TEXTS, {"stride": 128}, "stride must be from 1 to block_size - 1"),
+    (TEXTS, {"block_size": 0}, "block_size must be from 1 to the model's context"),
+    (TEXTS, {"block_size": 129}, r"block_size must be from 1 to the model's context \(128\)"),
+    (TEXTS, {"stride": 129}, r"stride must be from 1 to block_size \(128\)"),
+    (TEXTS, {"block_size": 64, "stride": 0}, r"stride must be from 1 to block_size \(64\)"),
     (TEXTS, {"batch_size": 0}, "batch_size must be 1 or more"),
 ])
 def test_bad_input_is_one_sentence_not_a_number(metric, tiny_model, predictions, options, message):

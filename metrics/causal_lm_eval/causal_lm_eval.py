@@ -7,11 +7,13 @@ What is scored: every token of every text, each text on its own. A text is
 encoded (no special tokens added) and preceded by one end-of-sequence token, as
 an article follows an article boundary in training; its first token is
 predicted after that token alone, every later token after the tokens before it.
-A text longer than the window (block_size, by default the model's context) is
-scored in windows that start `stride` tokens apart, each scoring only the tokens
-the previous one did not, with the rest of the window as their context (the
-default stride, block_size - 1, gives lm-eval's loglikelihood_rolling windows; a
-smaller stride gives more context and costs more forward passes). So the total
+A text longer than the window (block_size tokens in a forward pass, by default
+the model's context) is scored in windows that start `stride` tokens apart, each
+scoring only the tokens the previous one did not, with the rest of the window as
+their context; the last window ends where the text ends and is full, its earlier
+tokens context only. The default stride, block_size, gives exactly lm-eval's
+loglikelihood_rolling windows (context_len 1); a smaller stride gives more
+context and costs more forward passes. So the total
 negative log-likelihood (NLL) is each text's own: it does not depend on the
 order of the texts, on their neighbours, or on where blocks happen to start.
 
@@ -36,8 +38,8 @@ Args:
     predictions (list of str): the texts to score, none empty.
     model_id (str): a model folder or Hub id loadable by AutoModelForCausalLM.
     batch_size (int): windows per forward pass. Default 8.
-    block_size (int): tokens per window, 2 to the model's context. Default: the model's context.
-    stride (int): tokens between window starts, 1 to block_size - 1. Default: block_size - 1.
+    block_size (int): tokens per forward pass, 1 to the model's context. Default: the model's context.
+    stride (int): tokens between window starts, 1 to block_size. Default: block_size.
     device (str): "cpu", "cuda", ... Default: cuda if available.
 Returns:
     loss, perplexity, bits_per_character, unk_share, tokens (scored), characters.
@@ -70,12 +72,12 @@ class CausalLmEval(evaluate.Metric):
             raise ValueError(f"{model_id} is not a causal language model with a tokenizer that transformers can "
                              f"load ({type(error).__name__}: {str(error).splitlines()[0]}).") from None
         context = model.config.max_position_embeddings
-        block_size = block_size or context
-        if not 2 <= block_size <= context:
-            raise ValueError(f"block_size must be from 2 to the model's context ({context}), not {block_size}.")
-        stride = stride or block_size - 1
-        if not 1 <= stride <= block_size - 1:
-            raise ValueError(f"stride must be from 1 to block_size - 1 ({block_size - 1}), not {stride}.")
+        block_size = context if block_size is None else block_size
+        if not 1 <= block_size <= context:
+            raise ValueError(f"block_size must be from 1 to the model's context ({context}), not {block_size}.")
+        stride = block_size if stride is None else stride
+        if not 1 <= stride <= block_size:
+            raise ValueError(f"stride must be from 1 to block_size ({block_size}), not {stride}.")
         if tokenizer.eos_token_id is None:
             raise ValueError(f"{model_id}'s tokenizer has no end-of-sequence token to start each text with.")
 
@@ -85,8 +87,11 @@ class CausalLmEval(evaluate.Metric):
             if len(ids) < 2:
                 raise ValueError(f"The text {text[:30]!r} encodes to no token; leave it out.")
             scored_to = 1  # position 0, the end-of-sequence token, is context only
-            for begin in range(0, len(ids) - 1, stride):
-                end = min(begin + block_size, len(ids))
+            for step_start in range(0, len(ids) - 1, stride):
+                # block_size tokens in, and the token the last of them predicts; the last window moves back
+                # to end where the text ends, with a full context
+                end = min(step_start + block_size + 1, len(ids))
+                begin = max(0, end - block_size - 1)
                 windows.append((tuple(ids[begin:end]), scored_to - begin))
                 scored_to = end
                 if end == len(ids):
@@ -103,7 +108,7 @@ class CausalLmEval(evaluate.Metric):
                 for row, (ids, first_scored) in enumerate(batch):
                     input_ids[row, :len(ids)] = torch.tensor(ids, device=device)
                     labels[row, first_scored:len(ids)] = input_ids[row, first_scored:len(ids)]
-                logits = model(input_ids).logits[:, :-1].float()
+                logits = model(input_ids[:, :-1]).logits.float()
                 nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="none",
                                                         ignore_index=-100)
                 nlls.extend(nll.sum(dim=1).double().tolist())
