@@ -3,11 +3,16 @@
     python push_to_hub.py                                             # runs/reference/model -> <you>/gpt2-small-ja
     python push_to_hub.py --model_dir runs/demo/model --repo_id USER/NAME [--private] [--revision_tag TAG]
     python push_to_hub.py --model_dir runs/demo/model --dry_run       # stage and check, no network
+    python push_to_hub.py ... --space_id USER/NAME                    # and a live demo: a Gradio Space
 
 The staged folder (default: hub/ beside the model folder) holds exactly what the
-repo needs: weights, configs, tokenizer files, the card (README.md) and the
-training curve. The token comes from HF_TOKEN or the stored login (`hf auth
-login`) and is never printed or written.
+repo needs: weights, configs, tokenizer files, the card (README.md), the
+training curve and the run's TensorBoard logs under runs/ (the Hub's "Training
+metrics" tab); the repo is made its mirror. With --space_id, the app in space/
+is staged too (default: space/ beside the model folder), with a README that
+names the model, and uploaded as a Gradio Space that the model card links to.
+The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
+printed or written.
 """
 
 import importlib
@@ -15,7 +20,7 @@ import json
 import logging
 import math
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -33,7 +38,11 @@ from gpt2ja.tokens import load_tokenizer
 logger = logging.getLogger("push_to_hub")
 
 TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
+SPACE_APP = REPO_ROOT / "space"
+SPACE_FILES = ("app.py", "requirements.txt")
+SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
 CURVE = "training_curve.png"
+TENSORBOARD_DIR = "runs"  # where the Hub looks for tfevents files
 STAGING_RECORD = ".staged_by_push_to_hub.json"
 
 
@@ -54,16 +63,41 @@ class PushArguments:
         "help": "Where the repo's files are staged (default: hub/ beside --model_dir)."})
     commit_message: Optional[str] = field(default=None, metadata={"help": "Default: names the run's results."})
     example_seed: int = field(default=42, metadata={"help": "Seed of the example output shown in the card."})
+    space_id: Optional[str] = field(default=None, metadata={
+        "help": "Also publish a live demo: the Gradio app of space/ as the Space USER/NAME (created if absent), "
+                "running this model; the Space names the model and the model card links the Space."})
+    space_hardware: Optional[str] = field(default=None, metadata={
+        "help": "Hardware of a Space created now: cpu-basic (the Hub's default, free, enough for GPT-2 small), "
+                "zero-a10g (ZeroGPU: the Hub lets PRO and Enterprise accounts host it), t4-small, ..."})
+    space_stage_dir: Optional[str] = field(default=None, metadata={
+        "help": "Where the Space's files are staged (default: space/ beside --model_dir)."})
 
     def __post_init__(self):
-        from huggingface_hub.errors import HFValidationError
-        from huggingface_hub.utils import validate_repo_id
-        if self.repo_id is not None:
-            try:
-                validate_repo_id(self.repo_id)
-            except HFValidationError as error:
-                raise ValueError(f"--repo_id {self.repo_id!r} is not a Hub repo id such as USER/NAME: "
-                                 f"{str(error).splitlines()[0]}") from None
+        from huggingface_hub import SpaceHardware
+        check_repo_id("--repo_id", self.repo_id)
+        check_repo_id("--space_id", self.space_id)
+        if self.space_hardware is not None:
+            if not self.space_id:
+                raise ValueError("--space_hardware needs --space_id: it is the hardware of that Space.")
+            known = [hardware.value for hardware in SpaceHardware]
+            if self.space_hardware not in known:
+                raise ValueError(f"--space_hardware {self.space_hardware!r} is not Space hardware the Hub knows: "
+                                 f"one of {', '.join(known)}.")
+
+
+def check_repo_id(flag, repo_id):
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    if repo_id is None:
+        return
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"{flag} {repo_id!r} is not a Hub repo id such as USER/NAME: "
+                         f"{str(error).splitlines()[0]}") from None
+    if "/" not in repo_id:
+        raise ValueError(f"{flag} {repo_id!r} is not a Hub repo id such as USER/NAME: it names no user or "
+                         "organization.")
 
 
 def check_model_folder(model_dir):
@@ -121,7 +155,7 @@ def describe_time(seconds):
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
-def render_card(model_dir, repo_id, tokenizer, config, example, seed):
+def render_card(model_dir, repo_id, tokenizer, config, example, seed, space_id=None):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     results = read_json(model_dir / ALL_RESULTS)
     state = read_json(model_dir / TRAINER_STATE)
@@ -154,6 +188,7 @@ def render_card(model_dir, repo_id, tokenizer, config, example, seed):
         tokens=info.tokens, tokenizer=info.tokenizer, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
         training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
+        space_id=space_id,
     )
 
 
@@ -170,7 +205,20 @@ def commit_message(model_dir):
     return "Upload GPT-2 small Japanese" + (f" ({', '.join(scores)})" if scores else "")
 
 
-def stage(model_dir, stage_dir, partial, repo_id, seed):
+def copy_tensorboard_logs(model_dir, target):
+    """The run's TensorBoard event files (logs/ of the run folder holding model_dir) under target/<run name>/,
+    as the Hub's Training metrics tab reads them; none if the model folder is not in a run folder."""
+    logs = RunFolder(model_dir.resolve().parent).logs
+    events = sorted(logs.rglob("events.out.tfevents.*")) if logs.is_dir() else []
+    if not events:
+        logger.warning("No TensorBoard logs in %s: the repo gets no Training metrics tab.", logs)
+    for path in events:
+        destination = target / logs.parent.name / path.relative_to(logs)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, destination)
+
+
+def stage(model_dir, stage_dir, partial, repo_id, seed, space_id=None):
     """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else), building
     them in the scratch folder `partial`; return the card. STAGING_RECORD marks the folder as this step's; it
     is not uploaded."""
@@ -181,11 +229,32 @@ def stage(model_dir, stage_dir, partial, repo_id, seed):
             if (model_dir / name).is_file():
                 shutil.copy(model_dir / name, partial / name)
         plot_curve(read_json(model_dir / TRAINER_STATE), partial / CURVE)
-        card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed)
+        copy_tensorboard_logs(model_dir, partial / TENSORBOARD_DIR)
+        card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed, space_id)
         card.save(partial / "README.md")
         (partial / STAGING_RECORD).write_text(json.dumps({"model_dir": str(model_dir), "repo_id": repo_id}))
         move_into_place(partial, stage_dir, STAGING_RECORD)
     return card
+
+
+def stage_space(stage_dir, partial, repo_id, space_id):
+    """Write the Space's files to stage_dir as stage() does: the app, its requirements, and a README whose
+    YAML makes it a Gradio Space that runs (and names) the model repo_id."""
+    from importlib.metadata import version
+
+    from huggingface_hub import SpaceCard, SpaceCardData
+    with space_errors(stage_dir):
+        for name in SPACE_FILES:
+            shutil.copy(SPACE_APP / name, partial / name)
+        data = SpaceCardData(title=space_id.split("/")[-1], sdk="gradio", sdk_version=version("gradio"),
+                             python_version=SPACE_PYTHON, app_file="app.py", license="cc-by-sa-3.0",
+                             models=[repo_id], tags=["japanese", "text-generation", "gpt2"],
+                             emoji="🗾", colorFrom="indigo", colorTo="gray", pinned=False,
+                             short_description="Continue Japanese text with a GPT-2 trained on Wikipedia")
+        body = (SPACE_APP / "README.md").read_text(encoding="utf-8")
+        SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(partial / "README.md")
+        (partial / STAGING_RECORD).write_text(json.dumps({"space_id": space_id, "repo_id": repo_id}))
+        move_into_place(partial, stage_dir, STAGING_RECORD)
 
 
 def network_errors():
@@ -245,8 +314,9 @@ def upload(api, stage_dir, repo_id, private, tag, move_tag, message):
     moving = check_tag(api, repo_id, tag, move_tag) if tag else False
     with hub_errors(api, repo_id):
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        # the repo mirrors the staged folder: what the staging no longer holds leaves the repo in the same commit
         commit = api.upload_folder(folder_path=str(stage_dir), repo_id=repo_id, repo_type="model",
-                                   commit_message=message, ignore_patterns=[STAGING_RECORD])
+                                   commit_message=message, ignore_patterns=[STAGING_RECORD], delete_patterns="*")
         if moving:
             api.delete_tag(repo_id, tag=tag)
         if tag:
@@ -256,9 +326,29 @@ def upload(api, stage_dir, repo_id, private, tag, move_tag, message):
     return commit
 
 
+def upload_space(api, stage_dir, space_id, repo_id, private, hardware):
+    with hub_errors(api, space_id):
+        url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", space_hardware=hardware,
+                              private=private, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(stage_dir), repo_id=space_id, repo_type="space",
+                                   commit_message=f"Live demo of {repo_id}", ignore_patterns=[STAGING_RECORD],
+                                   delete_patterns="*")
+    logger.info("Uploaded the demo %s to %s (commit %s).", stage_dir, url, commit.oid)
+    if private:
+        logger.warning("The model and the Space are private: give the Space an HF_TOKEN secret that can read %s.",
+                       repo_id)
+    return commit
+
+
+def log_staged(stage_dir):
+    for path in sorted(p for p in stage_dir.rglob("*") if p.is_file() and p.name != STAGING_RECORD):
+        logger.info("staged %-40s %12s bytes", path.relative_to(stage_dir), f"{path.stat().st_size:,}")
+
+
 def push(args):
     model_dir = Path(args.model_dir)
     stage_dir = Path(args.stage_dir) if args.stage_dir else model_dir.parent / "hub"
+    space_stage_dir = Path(args.space_stage_dir) if args.space_stage_dir else model_dir.parent / "space"
     api, repo_id = None, args.repo_id
     if not args.dry_run:
         api = hub_api()
@@ -266,16 +356,26 @@ def push(args):
             with hub_errors(api, "the logged-in user"):
                 repo_id = f"{api.whoami()['name']}/{DEFAULT_REPO_NAME}"
             logger.info("No --repo_id: publishing to %s, under the logged-in user.", repo_id)
+    repo_id = repo_id or f"<user>/{DEFAULT_REPO_NAME}"
     holds_own_output(stage_dir, STAGING_RECORD, "--stage_dir")
-    with writing(stage_dir) as partial:  # held until the upload has read the folder
-        stage(model_dir, stage_dir, partial, repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.example_seed)
-        for path in sorted(p for p in stage_dir.iterdir() if p.name != STAGING_RECORD):
-            logger.info("staged %-24s %12s bytes", path.name, f"{path.stat().st_size:,}")
+    if args.space_id:
+        holds_own_output(space_stage_dir, STAGING_RECORD, "--space_stage_dir")
+    with ExitStack() as held:  # the folders stay locked until the upload has read them
+        stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), repo_id, args.example_seed,
+              args.space_id)
+        log_staged(stage_dir)
+        if args.space_id:
+            stage_space(space_stage_dir, held.enter_context(writing(space_stage_dir)), repo_id, args.space_id)
+            log_staged(space_stage_dir)
         if args.dry_run:
-            logger.info("Dry run: %s is ready; nothing was uploaded.", stage_dir)
+            logger.info("Dry run: %s ready; nothing was uploaded.",
+                        f"{stage_dir} and {space_stage_dir} are" if args.space_id else f"{stage_dir} is")
             return stage_dir, None
         message = args.commit_message or commit_message(model_dir)
-        return stage_dir, upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
+        commit = upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
+        if args.space_id:
+            upload_space(api, space_stage_dir, args.space_id, repo_id, args.private, args.space_hardware)
+        return stage_dir, commit
 
 
 def main(argv=None):

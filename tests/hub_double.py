@@ -4,17 +4,19 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     whoami           GET  /api/whoami-v2
     repo creation    POST /api/repos/create
     YAML validation  POST /api/validate-yaml
-    preupload        POST /api/models/{repo}/preupload/{revision}
-    LFS batch        POST /{repo}.git/info/lfs/objects/batch
+    preupload        POST /api/{kind}/{repo}/preupload/{revision}
+    LFS batch        POST /{repo}.git/info/lfs/objects/batch  (/spaces/{repo}.git/..., /datasets/{repo}.git/...)
     LFS upload       PUT  /lfs-upload/{oid}        (the href the batch answer points to)
-    commit           POST /api/models/{repo}/commit/{revision}
+    commit           POST /api/{kind}/{repo}/commit/{revision}   (added and deleted files)
+    file list        GET  /api/{kind}/{repo}/tree/{revision}     (what delete_patterns reads)
     tag              POST /api/models/{repo}/tag/{revision}
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
-    repo info        GET  /api/models/{repo}
+    repo info        GET  /api/{kind}/{repo}
 
-Every request must carry the expected bearer token. `fail_commits` makes the commit
-endpoint answer 500, like a Hub having a bad day.
+{kind} is models, spaces or datasets: hub.repos holds the models, hub.spaces and
+hub.datasets the others. Every request must carry the expected bearer token.
+`fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day.
 """
 
 import base64
@@ -32,6 +34,8 @@ class HubDouble:
         self.token = token
         self.user = user
         self.repos = {}  # repo_id -> {"private": bool, "files": {path: bytes}, "commits": [...], "tags": {}}
+        self.spaces = {}  # the same, with the "sdk" and "hardware" the Space was created with
+        self.datasets = {}
         self.lfs = {}  # oid -> bytes
         self.requests = []  # (method, path, body bytes)
         self.fail_commits = False
@@ -46,6 +50,9 @@ class HubDouble:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+    def store(self, kind):
+        return {"models": self.repos, "spaces": self.spaces, "datasets": self.datasets}[kind]
 
     def _handler(self):
         hub = self
@@ -63,9 +70,10 @@ class HubDouble:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
+                error = payload.get("error") if isinstance(payload, dict) else None
                 if status >= 400:
-                    self.send_header("X-Error-Message", (payload or {}).get("error", "error"))
-                if (payload or {}).get("error") == "Repository not found":
+                    self.send_header("X-Error-Message", error or "error")
+                if error == "Repository not found":
                     self.send_header("X-Error-Code", "RepoNotFound")  # as the Hub marks it
                 self.end_headers()
                 self.wfile.write(data)
@@ -90,11 +98,17 @@ class HubDouble:
                     main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": repo["commits"][-1]}
                             ] if repo["commits"] else []
                     return self._send(200, {"branches": main, "converts": [], "tags": tags})
-                match = re.match(r"^/api/models/([^/]+/[^/?]+)", self.path)
-                if match and match.group(1) in hub.repos:
-                    repo = hub.repos[match.group(1)]
+                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/", self.path)
+                if match and match.group(2) in hub.store(match.group(1)):
+                    files = hub.store(match.group(1))[match.group(2)]["files"]
+                    return self._send(200, [{"type": "file", "path": path, "size": len(content),
+                                             "oid": hashlib.sha1(content).hexdigest()}
+                                            for path, content in sorted(files.items())])
+                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
+                if match and match.group(2) in hub.store(match.group(1)):
+                    repo = hub.store(match.group(1))[match.group(2)]
                     sha = repo["commits"][-1] if repo["commits"] else "0" * 40
-                    return self._send(200, {"id": match.group(1), "sha": sha, "private": repo["private"],
+                    return self._send(200, {"id": match.group(2), "sha": sha, "private": repo["private"],
                                             "siblings": [{"rfilename": p} for p in repo["files"]]})
                 self._send(404, {"error": "Repository not found"})
 
@@ -128,21 +142,24 @@ class HubDouble:
                 if path == "/api/repos/create":
                     request = json.loads(body)
                     repo_id = f"{request.get('organization') or hub.user}/{request['name']}"
-                    if repo_id in hub.repos:
-                        return self._send(409, {"error": "You already created this model repo",
+                    kind = {"space": "spaces", "dataset": "datasets"}.get(request.get("type"), "models")
+                    if repo_id in hub.store(kind):
+                        return self._send(409, {"error": f"You already created this {kind[:-1]} repo",
                                                 "url": f"{hub.url}/{repo_id}"})
-                    hub.repos[repo_id] = {"private": request.get("visibility") == "private", "files": {},
-                                          "commits": [], "tags": {}}
+                    hub.store(kind)[repo_id] = {"private": request.get("visibility") == "private", "files": {},
+                                                "commits": [], "tags": {}, "sdk": request.get("sdk"),
+                                                "hardware": request.get("hardware")}
                     return self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
                 if path == "/api/validate-yaml":
                     return self._send(200, {"errors": [], "warnings": []})
-                match = re.match(r"^/api/models/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$", path)
+                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$",
+                                 path)
                 if match:
-                    repo_id, action, revision = match.groups()
-                    if repo_id not in hub.repos:
+                    kind, repo_id, action, revision = match.groups()
+                    if repo_id not in hub.store(kind):
                         return self._send(404, {"error": "Repository not found"})
-                    return getattr(self, f"_{action}")(hub.repos[repo_id], repo_id, json_or_ndjson(body))
-                match = re.match(r"^/([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
+                    return getattr(self, f"_{action}")(hub.store(kind)[repo_id], repo_id, json_or_ndjson(body))
+                match = re.match(r"^/(?:spaces/|datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
                 if match:
                     return self._lfs_batch(json.loads(body))
                 self._send(404, {"error": f"no route for {path}"})
@@ -170,15 +187,19 @@ class HubDouble:
             def _commit(self, repo, repo_id, lines):
                 if hub.fail_commits:
                     return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
-                files = {}
+                files, deleted = {}, []
                 for line in lines[1:]:
                     value = line["value"]
-                    if line["key"] == "file":
+                    if line["key"] == "deletedFile":
+                        deleted.append(value["path"])
+                    elif line["key"] == "file":
                         files[value["path"]] = base64.b64decode(value["content"])
                     elif line["key"] == "lfsFile":
                         if value["oid"] not in hub.lfs:
                             return self._send(422, {"error": f"LFS object {value['oid']} was never uploaded"})
                         files[value["path"]] = hub.lfs[value["oid"]]
+                for path in deleted:
+                    repo["files"].pop(path, None)
                 repo["files"].update(files)
                 oid = hashlib.sha1(json.dumps(sorted(repo["files"])).encode() + str(len(repo["commits"])).encode())
                 repo["commits"].append(oid.hexdigest())

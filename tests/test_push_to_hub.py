@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from huggingface_hub import ModelCard
+from huggingface_hub import ModelCard, SpaceCard
 from transformers import pipeline, set_seed
 
 import push_to_hub
@@ -25,6 +25,16 @@ EXPECTED_FILES = {"model.safetensors", "config.json", "generation_config.json", 
                   "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png"}
 
 
+def staged_files(stage_dir):
+    """{path in the repo: bytes} of everything staged to upload."""
+    return {p.relative_to(stage_dir).as_posix(): p.read_bytes() for p in stage_dir.rglob("*")
+            if p.is_file() and p.name != push_to_hub.STAGING_RECORD}
+
+
+def tensorboard_files(files):
+    return sorted(path for path in files if re.fullmatch(r"runs/.+/events\.out\.tfevents\..+", path))
+
+
 @pytest.fixture(scope="module")
 def staged(tiny_model, tmp_path_factory):
     stage_dir = tmp_path_factory.mktemp("hub") / "stage"
@@ -34,7 +44,11 @@ def staged(tiny_model, tmp_path_factory):
 
 
 def test_dry_run_stages_exactly_the_repo_files(staged, tiny_model):
-    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES | {push_to_hub.STAGING_RECORD}
+    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES | {"runs", push_to_hub.STAGING_RECORD}
+    # the run's TensorBoard logs, byte for byte, where the Hub's Training metrics tab reads them
+    events = sorted((tiny_model.parent / "logs").rglob("events.out.tfevents.*"))
+    assert events and tensorboard_files(staged_files(staged)) == sorted(
+        f"runs/{tiny_model.parent.name}/{p.relative_to(tiny_model.parent / 'logs').as_posix()}" for p in events)
     for name in EXPECTED_FILES - {"README.md", "training_curve.png"}:
         assert (staged / name).read_bytes() == (tiny_model / name).read_bytes()
     assert (staged / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,9 +123,8 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
                        "--revision_tag", "20220720.0.1", "--private")
         assert out.returncode == 0, out.stdout + out.stderr
         repo = hub.repos["tester/gpt2-small-ja-test"]
-        staged = {p.name: p.read_bytes() for p in (tmp_path / "stage").iterdir()
-                  if p.name != push_to_hub.STAGING_RECORD}
-        assert set(staged) == EXPECTED_FILES
+        staged = staged_files(tmp_path / "stage")
+        assert set(staged) == EXPECTED_FILES | set(tensorboard_files(staged))
         assert repo["files"] == staged  # byte for byte, nothing else
         assert repo["private"] is True and len(repo["commits"]) == 1
         assert repo["tags"] == {"20220720.0.1": repo["commits"][0]}
@@ -124,7 +137,7 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
         assert not any(token in content for content in repo["files"].values())
         assert not any(token in body for _, _, body in hub.requests)
         assert TOKEN not in out.stdout + out.stderr
-        assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "stage").iterdir())
+        assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "stage").rglob("*") if p.is_file())
 
 
 def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
@@ -145,7 +158,7 @@ def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
         hub.fail_commits = False
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
         assert out.returncode == 0, out.stdout + out.stderr
-        assert set(hub.repos["tester/m"]["files"]) == EXPECTED_FILES
+        assert set(hub.repos["tester/m"]["files"]) == set(staged_files(tmp_path / "stage"))
 
 
 def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
@@ -205,3 +218,63 @@ def test_an_existing_tag_is_refused_before_any_upload_unless_moved(tiny_model, t
 def test_an_invalid_repo_id_is_refused_even_in_a_dry_run(tmp_path, repo_id):
     with pytest.raises(UserError, match=f"^--repo_id {re.escape(repr(repo_id))} is not a Hub repo id"):
         push_to_hub.main(["--repo_id", repo_id, "--dry_run", "--model_dir", str(tmp_path / "model")])
+
+
+# --- the live demo, the Training metrics tab, the repo as the staging's mirror ---------------------
+
+def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--space_id", "tester/m-demo",
+                       "--space_stage_dir", str(tmp_path / "space"))
+        assert out.returncode == 0, out.stdout + out.stderr
+        space = hub.spaces["tester/m-demo"]
+        assert space["sdk"] == "gradio" and space["hardware"] is None  # the Hub's default, free
+        assert set(space["files"]) == {"app.py", "requirements.txt", "README.md"}
+        assert space["files"]["app.py"] == (REPO / "space" / "app.py").read_bytes()
+        space_card = SpaceCard(space["files"]["README.md"].decode()).data.to_dict()
+        assert space_card["models"] == ["tester/m"] and space_card["sdk"] == "gradio"
+        assert space_card["app_file"] == "app.py" and space_card["license"] == "cc-by-sa-3.0"
+        sys.path.insert(0, str(REPO / "space"))
+        from app import model_from_space_card
+        assert model_from_space_card(tmp_path / "space" / "README.md") == "tester/m"  # what the app will run
+        model_card = hub.repos["tester/m"]["files"]["README.md"].decode()
+        assert "(https://huggingface.co/spaces/tester/m-demo)" in model_card
+        assert tensorboard_files(hub.repos["tester/m"]["files"])
+
+
+def test_the_space_app_without_a_card_naming_a_model_asks_for_one():
+    sys.path.insert(0, str(REPO / "space"))
+    from app import model_from_space_card
+    assert model_from_space_card(REPO / "space" / "README.md") is None  # the body alone names no model
+    run = subprocess.run([sys.executable, str(REPO / "space" / "app.py")], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "MODEL_ID"})
+    assert run.returncode == 2 and "no model: pass --model" in run.stderr
+
+
+def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "model")
+    shutil.copytree(tiny_model.parent / "logs", run / "logs")
+    with HubDouble(TOKEN) as hub:
+        assert run_push(hub, run / "model", tmp_path / "stage", "--repo_id", "tester/m").returncode == 0
+        repo = hub.repos["tester/m"]
+        logs = tensorboard_files(repo["files"])
+        assert logs
+        shutil.rmtree(run / "logs")
+        out = run_push(hub, run / "model", tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "No TensorBoard logs" in out.stderr
+        assert not tensorboard_files(repo["files"]) and set(repo["files"]) == EXPECTED_FILES
+        assert len(repo["commits"]) == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--space_id", "not a space"], "--space_id 'not a space' is not a Hub repo id"),
+    (["--space_id", "nouser"], "--space_id 'nouser' is not a Hub repo id such as USER/NAME: it names no user"),
+    (["--space_hardware", "cpu-basic"], "--space_hardware needs --space_id"),
+    (["--space_id", "tester/d", "--space_hardware", "h100-pony"], "--space_hardware 'h100-pony' is not Space hard"),
+])
+def test_bad_space_flags_are_refused_before_anything_is_staged(tmp_path, flags, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), *flags])
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,117 @@
+"""A live demo of a Japanese GPT-2: a Gradio app that continues a prompt, streaming token by token.
+
+    python space/app.py --model runs/demo/model          # any model folder or Hub id, on 127.0.0.1:7860
+    python app.py                                         # on a Hugging Face Space: the model its README names
+
+Self-contained: it needs gradio, torch and transformers (and sentencepiece for
+the tokenizer), not the training code. On a ZeroGPU Space the generation runs
+under the `spaces.GPU` decorator; elsewhere on the GPU if there is one, or the CPU.
+"""
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+import gradio as gr
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, TextIteratorStreamer
+
+try:
+    import spaces  # present on ZeroGPU Spaces
+    on_gpu = spaces.GPU
+except ImportError:
+    def on_gpu(function):
+        return function
+
+EXAMPLES = ["近年の機械学習は", "日本の首都は", "吾輩は猫である。", "富士山は"]
+MAX_NEW_TOKENS = 200
+
+
+def model_from_space_card(readme=Path(__file__).with_name("README.md")):
+    """The first model the Space's README names (`models:` in its YAML), the one the Space runs."""
+    import yaml
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if not text.startswith("---"):
+        return None
+    models = (yaml.safe_load(text.split("---")[1]) or {}).get("models") or []
+    return models[0] if models else None
+
+
+def sampling_defaults(model_id):
+    """top-k, top-p and temperature of the model's generation_config.json (transformers' defaults without one)."""
+    try:
+        config = GenerationConfig.from_pretrained(model_id)
+    except OSError:
+        config = GenerationConfig()
+    return {"top_k": config.top_k or 50, "top_p": config.top_p or 1.0, "temperature": config.temperature or 1.0}
+
+
+def build_app(model_id):
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
+    context = model.config.max_position_embeddings
+    defaults = sampling_defaults(model_id)
+
+    @on_gpu
+    def generate(prompt, max_new_tokens, top_k, top_p, temperature, seed):
+        """Yield the prompt and its continuation so far, once for each new piece of text."""
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise gr.Error("Write a prompt to continue (for example 近年の機械学習は).")
+        max_new_tokens = int(max_new_tokens)
+        input_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
+        if input_ids.shape[1] + max_new_tokens > context:
+            raise gr.Error(f"The prompt is {input_ids.shape[1]} tokens long; with {max_new_tokens} new tokens "
+                           f"that passes the model's context of {context}. Shorten the prompt or ask for fewer "
+                           "new tokens.")
+        torch.manual_seed(int(seed))
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        options = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                       max_new_tokens=max_new_tokens, do_sample=True, top_k=int(top_k), top_p=float(top_p),
+                       temperature=float(temperature), pad_token_id=tokenizer.pad_token_id)
+        thread = threading.Thread(target=model.generate, kwargs=options)
+        thread.start()
+        text = prompt
+        for piece in streamer:
+            if piece:
+                text += piece
+                yield text
+        thread.join()
+
+    with gr.Blocks(title=f"{model_id}: Japanese GPT-2") as app:
+        gr.Markdown(f"# Japanese GPT-2\n\n`{model_id}` continues your Japanese text. It is a small language "
+                    "model trained on Japanese Wikipedia: what it writes is often fluent and false.")
+        prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], lines=3, elem_id="prompt")
+        with gr.Row():
+            max_new_tokens = gr.Slider(1, min(MAX_NEW_TOKENS, context - 1), value=min(50, context - 1), step=1,
+                                       label="Max new tokens")
+            top_k = gr.Slider(0, 200, value=defaults["top_k"], step=1, label="Top-k (0: off)")
+            top_p = gr.Slider(0.05, 1.0, value=defaults["top_p"], step=0.05, label="Top-p")
+            temperature = gr.Slider(0.1, 2.0, value=defaults["temperature"], step=0.05, label="Temperature")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+        button = gr.Button("Generate", variant="primary", elem_id="generate")
+        output = gr.Textbox(label="Prompt and continuation", lines=8, elem_id="output")
+        gr.Examples(EXAMPLES, inputs=prompt)
+        inputs = [prompt, max_new_tokens, top_k, top_p, temperature, seed]
+        button.click(generate, inputs=inputs, outputs=output, api_name="generate")
+        prompt.submit(generate, inputs=inputs, outputs=output)
+    return app
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=os.environ.get("MODEL_ID") or model_from_space_card(),
+                        help="A model folder or Hub id (default: MODEL_ID, or the model the Space's README names).")
+    parser.add_argument("--host", default="127.0.0.1", help="Use 0.0.0.0 to serve other machines.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error("no model: pass --model (a model folder or Hub id) or set MODEL_ID.")
+    on_space = "SPACE_ID" in os.environ
+    build_app(args.model).queue().launch(server_name="0.0.0.0" if on_space else args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""space/app.py, the live demo: served on 127.0.0.1 on the session's tiny model, used through gradio_client and
+through a real headless Chromium (space/screenshot.py drives it)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from gradio_client import Client
+
+from gpt2ja.settings import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # serves the session's trained tiny model
+
+sys.path.insert(0, str(REPO_ROOT / "space"))
+import screenshot  # noqa: E402  (space/screenshot.py: starts the app, drives Chromium)
+
+PROMPT = "近年の機械学習は"
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_model):
+    app, url = screenshot.start_app(tiny_model, screenshot.free_port())
+    yield url
+    app.terminate()
+    app.wait(timeout=30)
+
+
+def generate(client, prompt=PROMPT, max_new_tokens=30, seed=0):
+    return client.submit(prompt, max_new_tokens, 50, 0.95, 1.0, seed, api_name="/generate")
+
+
+def test_the_output_streams_and_continues_the_prompt(app_url):
+    job = generate(Client(app_url, verbose=False))
+    job.result(timeout=120)
+    outputs = job.outputs()
+    assert len(outputs) >= 3  # several partial outputs, not one answer at the end
+    assert all(text.startswith(PROMPT) for text in outputs)
+    assert all(later.startswith(earlier) and len(later) > len(earlier)
+               for earlier, later in zip(outputs, outputs[1:]))
+    assert len(outputs[-1]) > len(PROMPT)
+
+
+def test_the_same_seed_gives_the_same_text(app_url):
+    client = Client(app_url, verbose=False)
+    first, again, other = (generate(client, seed=seed).result(timeout=120) for seed in (1, 1, 2))
+    assert first == again and first != other
+
+
+@pytest.mark.parametrize("prompt, max_new_tokens, message", [
+    ("  ", 30, "Write a prompt to continue"),
+    ("日本の首都は東京である。" * 40, 30, "passes the model's context of 128"),
+])
+def test_an_empty_or_over_long_prompt_gets_a_message(app_url, prompt, max_new_tokens, message):
+    with pytest.raises(Exception, match=message):
+        generate(Client(app_url, verbose=False), prompt, max_new_tokens).result(timeout=120)
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="no Chromium here: apt-get install chromium chromium-driver fonts-noto-cjk "
+                           "(.ci/run installs them, so CI runs this test)")
+def test_a_person_types_a_prompt_in_a_browser_and_sees_it_continued(tiny_model):
+    shot = tiny_model.parent / "space_screenshot.png"  # in the run folder
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "space" / "screenshot.py"), "--model", str(tiny_model),
+                          "--prompt", "日本の首都は", "--out", str(shot)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    page = json.loads(run.stdout.splitlines()[-1])
+    assert page["output"].startswith("日本の首都は") and len(page["output"]) > len("日本の首都は")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
