@@ -71,7 +71,16 @@ def build_app(model_id):
         options = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
                        max_new_tokens=max_new_tokens, do_sample=True, top_k=int(top_k), top_p=float(top_p),
                        temperature=float(temperature), pad_token_id=tokenizer.pad_token_id)
-        thread = threading.Thread(target=model.generate, kwargs=options)
+        failures = []
+
+        def run():
+            try:
+                model.generate(**options)
+            except Exception as error:  # the page must hear of it, not wait on the stream forever
+                failures.append(error)
+                streamer.end()
+
+        thread = threading.Thread(target=run)
         thread.start()
         text = prompt
         for piece in streamer:
@@ -79,6 +88,8 @@ def build_app(model_id):
                 text += piece
                 yield text
         thread.join()
+        if failures:
+            raise gr.Error(f"Generation failed: {failures[0]}")
 
     with gr.Blocks(title=f"{model_id}: Japanese GPT-2") as app:
         gr.Markdown(f"# Japanese GPT-2\n\n`{model_id}` continues your Japanese text. It is a small language "

@@ -2,8 +2,9 @@
 continuation, save a screenshot, and print what the page showed as JSON.
 
     python space/screenshot.py --model runs/demo/model --out runs/demo/space_screenshot.png
+    python space/screenshot.py --url http://127.0.0.1:7860/ --out shot.png     # an app already running
 
-It starts space/app.py on 127.0.0.1 (a free port) for the model, and stops it at the end. It needs
+With --model it starts space/app.py on 127.0.0.1 (a free port) for the model, and stops it at the end. It needs
 Chromium and its driver (Debian: apt-get install chromium chromium-driver fonts-noto-cjk, the fonts
 for the Japanese text) and Selenium. Not part of the Space: push_to_hub.py uploads only app.py and
 requirements.txt.
@@ -87,22 +88,25 @@ def generate_in_page(browser, url, prompt, timeout=120):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="A model folder or Hub id.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="A model folder or Hub id, served by space/app.py for the occasion.")
+    source.add_argument("--url", help="The address of an app already running.")
     parser.add_argument("--prompt", default="近年の機械学習は")
     parser.add_argument("--out", required=True, type=Path, help="Where the PNG screenshot goes.")
     args = parser.parse_args(argv)
     browser = chromium()
     if browser is None:
         parser.error("no Chromium: install chromium and chromium-driver (Debian), then rerun.")
-    app, url = start_app(args.model, free_port())
+    app, url = start_app(args.model, free_port()) if args.model else (None, args.url)
     try:
         output = generate_in_page(browser, url, args.prompt)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(args.out))
     finally:
         browser.quit()
-        app.terminate()
-        app.wait(timeout=30)
+        if app:
+            app.terminate()
+            app.wait(timeout=30)
     print(json.dumps({"prompt": args.prompt, "output": output, "screenshot": str(args.out)}, ensure_ascii=False))
 
 

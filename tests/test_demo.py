@@ -12,7 +12,8 @@ from gpt2ja.cli import UserError
 pytestmark = pytest.mark.slow  # each test runs the whole chain, training included
 
 EXPECTED_HUB_FILES = {"model.safetensors", "config.json", "generation_config.json", "spiece.model",
-                      "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png"}
+                      "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png",
+                      "runs"}  # the TensorBoard logs
 
 
 def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, capsys):

@@ -60,9 +60,9 @@ def test_an_empty_or_over_long_prompt_gets_a_message(app_url, prompt, max_new_to
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="no Chromium here: apt-get install chromium chromium-driver fonts-noto-cjk "
                            "(.ci/run installs them, so CI runs this test)")
-def test_a_person_types_a_prompt_in_a_browser_and_sees_it_continued(tiny_model):
+def test_a_person_types_a_prompt_in_a_browser_and_sees_it_continued(app_url, tiny_model):
     shot = tiny_model.parent / "space_screenshot.png"  # in the run folder
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "space" / "screenshot.py"), "--model", str(tiny_model),
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "space" / "screenshot.py"), "--url", app_url,
                           "--prompt", "日本の首都は", "--out", str(shot)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     page = json.loads(run.stdout.splitlines()[-1])
