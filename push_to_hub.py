@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import math
+import re
 import shutil
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -71,11 +72,17 @@ class PushArguments:
                 "zero-a10g (ZeroGPU: the Hub lets PRO and Enterprise accounts host it), t4-small, ..."})
     space_stage_dir: Optional[str] = field(default=None, metadata={
         "help": "Where the Space's files are staged (default: space/ beside --model_dir)."})
+    code_url: Optional[str] = field(default=None, metadata={
+        "help": "Where this training code is published (https://...): the card links it, and its model-index "
+                "names it as the source of the results."})
 
     def __post_init__(self):
         from huggingface_hub import SpaceHardware
         check_repo_id("--repo_id", self.repo_id)
         check_repo_id("--space_id", self.space_id)
+        if self.code_url is not None and not re.fullmatch(r"https?://[^\s/]+\.[^\s]+", self.code_url):
+            raise ValueError(f"--code_url {self.code_url!r} is not a web address such as "
+                             "https://github.com/USER/gpt2-small-ja.")
         if self.space_hardware is not None:
             if not self.space_id:
                 raise ValueError("--space_hardware needs --space_id: it is the hardware of that Space.")
@@ -155,17 +162,30 @@ def describe_time(seconds):
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
-def render_card(model_dir, repo_id, tokenizer, config, example, seed, space_id=None):
+@dataclass
+class Links:
+    """What the card says beyond the run's own files: where the model, its demo, its code and this version are."""
+    repo_id: str
+    space_id: Optional[str] = None
+    revision_tag: Optional[str] = None
+    code_url: Optional[str] = None
+
+
+def render_card(model_dir, links, tokenizer, config, example, seed):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     results = read_json(model_dir / ALL_RESULTS)
     state = read_json(model_dir / TRAINER_STATE)
     info = RunInfo.load(model_dir)
     sampling = read_json(model_dir / "generation_config.json")
     dataset_name = f"Japanese Wikipedia ({info.dump_date})" if info.dump_date else "Japanese Wikipedia"
+    dataset_args = {"language": "ja", **({"dump_date": info.dump_date} if info.dump_date else {})}
+    source = {"source_name": "gpt2-small-ja training code (metrics/causal_lm_eval)",
+              "source_url": links.code_url} if links.code_url else {}
     eval_results = [
         EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type="wikipedia",
-                   dataset_name=dataset_name, dataset_config="ja", dataset_split=split, metric_type=metric,
-                   metric_name=name, metric_value=round(results[f"{prefix}_{metric}"], 4))
+                   dataset_name=dataset_name, dataset_config="ja", dataset_args=dataset_args,
+                   dataset_split=split, metric_type=metric, metric_name=name,
+                   metric_value=round(results[f"{prefix}_{metric}"], 4), **source)
         for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
         for metric, name in (("loss", "Loss"), ("perplexity", "Perplexity"),
                              ("bits_per_character", "Bits per character"))
@@ -174,12 +194,12 @@ def render_card(model_dir, repo_id, tokenizer, config, example, seed, space_id=N
         language="ja", license="cc-by-sa-3.0", datasets=["wikipedia"], pipeline_tag="text-generation",
         library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
         widget=[{"text": PROMPT, "output": {"text": example}}],
-        model_name=repo_id.split("/")[-1], eval_results=eval_results,
+        model_name=links.repo_id.split("/")[-1], eval_results=eval_results,
     )
     devices = sorted(set(info.hardware["devices"]))
     special_ids = sorted((tokenizer.convert_tokens_to_ids(token), token) for token in tokenizer.all_special_tokens)
     return ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE), model_name=repo_id.split("/")[-1], repo_id=repo_id,
+        card_data, template_path=str(TEMPLATE), model_name=links.repo_id.split("/")[-1], repo_id=links.repo_id,
         prompt=PROMPT, example_output=example, example_seed=seed, vocab_size=config.vocab_size,
         parameters=parameter_count(model_dir), recipe=info.recipe, data=info.data, dump_date=info.dump_date,
         sources=[Path(source).name for source in info.sources], sampling=sampling, special_ids=special_ids,
@@ -188,7 +208,7 @@ def render_card(model_dir, repo_id, tokenizer, config, example, seed, space_id=N
         tokens=info.tokens, tokenizer=info.tokenizer, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
         training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
-        space_id=space_id,
+        space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
     )
 
 
@@ -218,7 +238,23 @@ def copy_tensorboard_logs(model_dir, target):
         shutil.copy(path, destination)
 
 
-def stage(model_dir, stage_dir, partial, repo_id, seed, space_id=None):
+def check_card_metadata(card):
+    """Refuse, before anything is uploaded, a card whose metadata the Hub would reject or that would publish
+    broken results: it must read back as written (model-index included), every result a finite number."""
+    from huggingface_hub import ModelCard
+    try:
+        data = ModelCard(str(card), ignore_metadata_errors=False).data
+    except ValueError as error:
+        raise UserError(f"The model card's metadata does not read back ({str(error).splitlines()[0]}); "
+                        "nothing was uploaded.") from None
+    broken = [f"{result.dataset_split} {result.metric_type} {result.metric_value}" for result in data.eval_results
+              if not (isinstance(result.metric_value, (int, float)) and math.isfinite(result.metric_value))]
+    if broken:
+        raise UserError(f"The run's results are not all finite numbers ({', '.join(broken)}): a model that "
+                        "diverged, or broken *_results.json files; nothing was uploaded.")
+
+
+def stage(model_dir, stage_dir, partial, links, seed):
     """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else), building
     them in the scratch folder `partial`; return the card. STAGING_RECORD marks the folder as this step's; it
     is not uploaded."""
@@ -230,9 +266,10 @@ def stage(model_dir, stage_dir, partial, repo_id, seed, space_id=None):
                 shutil.copy(model_dir / name, partial / name)
         plot_curve(read_json(model_dir / TRAINER_STATE), partial / CURVE)
         copy_tensorboard_logs(model_dir, partial / TENSORBOARD_DIR)
-        card = render_card(model_dir, repo_id, tokenizer, config, example_output(model_dir, seed), seed, space_id)
+        card = render_card(model_dir, links, tokenizer, config, example_output(model_dir, seed), seed)
+        check_card_metadata(card)
         card.save(partial / "README.md")
-        (partial / STAGING_RECORD).write_text(json.dumps({"model_dir": str(model_dir), "repo_id": repo_id}))
+        (partial / STAGING_RECORD).write_text(json.dumps({"model_dir": str(model_dir), "repo_id": links.repo_id}))
         move_into_place(partial, stage_dir, STAGING_RECORD)
     return card
 
@@ -282,6 +319,14 @@ def hub_errors(api, what):
                             "`hf auth login` with a write token or set HF_TOKEN.") from None
         raise UserError(f"The Hub answered HTTP {status} for {what} ({str(error).splitlines()[0]}); "
                         "rerun the same command to finish the upload.") from None
+    except ValueError as error:
+        if not str(error).startswith("Invalid metadata"):
+            raise
+        # not the network: the same card would be refused again, so a rerun is no answer
+        reasons = "; ".join(line.lstrip("- ") for line in str(error).splitlines()[1:]) or "no reason given"
+        raise UserError(f"The Hub rejected the model card's metadata for {what} ({reasons}); nothing was "
+                        "committed. The card comes from model_card/README.md.j2 and push_to_hub.py: fix it "
+                        "there (or report it), then push again.") from None
     except network_errors() as error:
         raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
                         "and rerun the same command to finish the upload.") from None
@@ -361,8 +406,8 @@ def push(args):
     if args.space_id:
         holds_own_output(space_stage_dir, STAGING_RECORD, "--space_stage_dir")
     with ExitStack() as held:  # the folders stay locked until the upload has read them
-        stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), repo_id, args.example_seed,
-              args.space_id)
+        links = Links(repo_id, args.space_id, args.revision_tag, args.code_url)
+        stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), links, args.example_seed)
         log_staged(stage_dir)
         if args.space_id:
             stage_space(space_stage_dir, held.enter_context(writing(space_stage_dir)), repo_id, args.space_id)

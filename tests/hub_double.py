@@ -13,10 +13,12 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
     repo info        GET  /api/{kind}/{repo}
+    file download    HEAD, GET /{repo}/resolve/{revision}/{path}   (models; what `hf download` reads)
 
 {kind} is models, spaces or datasets: hub.repos holds the models, hub.spaces and
 hub.datasets the others. Every request must carry the expected bearer token.
-`fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day.
+`fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day;
+`yaml_errors` makes the YAML validation reject a card, as the Hub does bad metadata.
 """
 
 import base64
@@ -25,6 +27,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 LFS_SUFFIXES = (".safetensors", ".model", ".png", ".bin")
 
@@ -39,6 +42,7 @@ class HubDouble:
         self.lfs = {}  # oid -> bytes
         self.requests = []  # (method, path, body bytes)
         self.fail_commits = False
+        self.yaml_errors = []  # messages the YAML validation answers with HTTP 400, as the Hub rejects a card
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -84,10 +88,36 @@ class HubDouble:
                     return False
                 return True
 
+            def do_HEAD(self):
+                hub.requests.append(("HEAD", self.path, b""))
+                if self._authorized():
+                    self._resolve(head=True)
+
+            def _resolve(self, head):
+                """A model repo's file as the Hub serves it: the commit, ETag and size in the headers."""
+                match = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
+                repo = hub.repos.get(match.group(1)) if match else None
+                content = repo["files"].get(unquote(match.group(3))) if repo else None
+                if content is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound" if repo else "RepoNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", repo["commits"][-1])
+                self.send_header("ETag", f'"{hashlib.sha1(content).hexdigest()}"')
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(content)
+
             def do_GET(self):
                 hub.requests.append(("GET", self.path, b""))
                 if not self._authorized():
                     return
+                if "/resolve/" in self.path and not self.path.startswith("/api/"):
+                    return self._resolve(head=False)
                 if self.path.startswith("/api/whoami-v2"):
                     return self._send(200, {"name": hub.user, "type": "user", "auth": {"type": "access_token"}})
                 match = re.match(r"^/api/models/([^/]+/[^/?]+)/refs", self.path)
@@ -151,6 +181,9 @@ class HubDouble:
                                                 "hardware": request.get("hardware")}
                     return self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
                 if path == "/api/validate-yaml":
+                    if hub.yaml_errors:
+                        return self._send(400, {"error": "Invalid metadata",
+                                                "errors": [{"message": m} for m in hub.yaml_errors]})
                     return self._send(200, {"errors": [], "warnings": []})
                 match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$",
                                  path)

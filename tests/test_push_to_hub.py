@@ -278,3 +278,49 @@ def test_bad_space_flags_are_refused_before_anything_is_staged(tmp_path, flags, 
     with pytest.raises(UserError, match=re.escape(message)):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), *flags])
     assert not any(tmp_path.iterdir())
+
+
+# --- a card the Hub can read fully -------------------------------------------------------------------
+
+def test_the_card_names_its_dataset_source_version_demo_and_code(tiny_model, tmp_path):
+    push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/m", "--dry_run", "--stage_dir",
+                      str(tmp_path / "stage"), "--space_id", "tester/m-demo", "--space_stage_dir",
+                      str(tmp_path / "space"), "--revision_tag", "20220720.1.0",
+                      "--code_url", "https://github.com/tester/gpt2-small-ja"])
+    card = ModelCard.load(tmp_path / "stage" / "README.md")
+    results = card.data.to_dict()["model-index"][0]["results"]
+    assert {(r["dataset"]["split"], r["dataset"]["args"]["language"]) for r in results} == {
+        ("validation", "ja"), ("test", "ja")}
+    assert all(r["source"]["url"] == "https://github.com/tester/gpt2-small-ja" for r in results)
+    assert "[gpt2-small-ja training code](https://github.com/tester/gpt2-small-ja)" in card.text
+    assert "## Versions" in card.text and 'revision="20220720.1.0")' in card.text
+    assert "[tester/m-demo](https://huggingface.co/spaces/tester/m-demo)" in card.text
+    plain = ModelCard.load(tmp_path / "stage" / "README.md")  # a second look: the table rows the Hub shows
+    assert "| hardware |" in plain.text and "| training time |" in plain.text
+
+
+def test_results_that_are_not_finite_are_never_published(tiny_model, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model, model_dir)
+    results = json.loads((model_dir / "all_results.json").read_text())
+    results["test_loss"] = float("nan")
+    (model_dir / "all_results.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match=r"not all finite numbers \(test loss nan\).*nothing was uploaded"):
+        push_to_hub.main(["--model_dir", str(model_dir), "--dry_run", "--stage_dir", str(tmp_path / "stage")])
+    assert not (tmp_path / "stage").exists()
+
+
+def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        hub.yaml_errors = ['"license" must be one of [apache-2.0, mit, ...]']
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "The Hub rejected the model card's metadata for tester/m" in out.stderr
+        assert '"license" must be one of' in out.stderr and "rerun" not in out.stderr
+        assert hub.repos["tester/m"]["files"] == {}
+
+
+@pytest.mark.parametrize("code_url", ["github.com/tester/x", "ftp://example.org/x", "https://"])
+def test_a_code_url_that_is_no_web_address_is_refused(tmp_path, code_url):
+    with pytest.raises(UserError, match="--code_url .* is not a web address"):
+        push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--code_url", code_url])
