@@ -345,14 +345,16 @@ class SignalAtStep(TrainerCallback):
             os.kill(os.getpid(), self.signum)
 
 
-def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=()):
-    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark)."""
+def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=(), tokenizer=None):
+    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark). With a
+    tokenizer, every checkpoint holds it too, so any checkpoint loads with pipeline("text-generation")."""
     model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)
     model.generation_config = generation_config(config)
     tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
                        * config.n_positions)
     return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                     data_collator=default_data_collator, callbacks=list(callbacks), tokens_per_step=tokens_per_step,
+                     processing_class=tokenizer, data_collator=default_data_collator, callbacks=list(callbacks),
+                     tokens_per_step=tokens_per_step,
                      flops_per_token=flops_per_token(config), peak_flops=device_peak_flops())
 
 
@@ -564,7 +566,7 @@ def reuse_finished(run, identity, overwrite):
 
 def train(model_args, run_args, given, run, callbacks=()):
     check_run_folder(run)
-    tokenizer = load_tokenizer(run_args.tokenizer_dir)
+    tokenizer = load_tokenizer(run_args.tokenizer_dir, model_max_length=model_args.n_positions)
     config = build_config(model_args, len(tokenizer))
     if run_args.global_batch_size is not None:  # refuse a batch that cannot be split before any work
         split_global_batch(run_args.global_batch_size, given.per_device_train_batch_size, given.world_size)
@@ -584,7 +586,7 @@ def train(model_args, run_args, given, run, callbacks=()):
         resume = checkpoint_to_resume(args, identity)
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,
-                               [PreemptionCallback(), RecordEveryCheckpoint(), *callbacks])
+                               [PreemptionCallback(), RecordEveryCheckpoint(), *callbacks], tokenizer)
         if finished_training(resume):
             logger.info("%s is the last step of this run: exporting it.", resume)
         else:

@@ -40,11 +40,11 @@ def losses(run_dir):
 class Run:
     """train.py in a child process, its output to a file (a pipe nobody reads would stall it)."""
 
-    def __init__(self, argv, log):
+    def __init__(self, argv, log, env=None):
         self.log = Path(log)
         with open(self.log, "w") as out:
             self.process = subprocess.Popen([sys.executable, "train.py", *argv], cwd=REPO, stdout=out,
-                                            stderr=subprocess.STDOUT, text=True)
+                                            stderr=subprocess.STDOUT, text=True, env=env)
 
     def output(self):
         return self.log.read_text()
@@ -231,25 +231,55 @@ def test_a_run_killed_anywhere_then_rerun_ends_as_an_uninterrupted_run(excerpt_d
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_number", [signal.SIGINT], ids=["SIGINT (Ctrl-C)"])
-def test_a_signal_saves_a_checkpoint_and_the_same_command_finishes(excerpt_data, excerpt_tokenizer, tmp_path,
-                                                                  signal_number):
-    # SIGTERM takes the same path: benchmarks/gpu_check.py's test sends it to a train.py process, and
-    # test_recipes.py to every recipe in the test process.
-    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "40", "--save_steps", "1000")
-    run = Run(argv, tmp_path / "a.log")
-    run.wait_until(lambda: "'loss'" in run.output())  # a few steps in
-    run.process.send_signal(signal_number)
-    assert run.wait(timeout=120) == 128 + signal_number, run.output()
-    name = signal.Signals(signal_number).name
-    assert "Traceback" not in run.output() and f"Stopped by {name}" in run.output()
-    checkpoint = last_complete_checkpoint(tmp_path / "run" / "checkpoints")
-    step = int(Path(checkpoint).name.split("-")[1])
-    assert 5 <= step < 40
-    finish = Run(argv, tmp_path / "b.log")
-    assert finish.wait() == 0, finish.output()
-    assert f"Resuming from {checkpoint}" in finish.output()
-    state = json.loads((tmp_path / "run" / "model" / "trainer_state.json").read_text())
+def test_ctrl_c_saves_a_checkpoint_and_a_new_machine_resumes_from_its_hub_backup(excerpt_data, excerpt_tokenizer,
+                                                                                 tmp_path):
+    """Ctrl-C saves a checkpoint and stops. The run backs itself up as the README says (Trainer's own push of
+    the last checkpoint to a separate private repo; the Hub is the loopback double), so a new machine brings
+    the pushed checkpoint into checkpoints/ and the same command finishes the run there.
+    SIGTERM takes the same path: benchmarks/gpu_check.py's test sends it to a train.py process, and
+    test_recipes.py to every recipe in the test process."""
+    from hub_double import HubDouble
+    token = "hf_BackupTestToken0123456789"
+    backup = ["--push_to_hub", "true", "--hub_model_id", "tester/run-backup", "--hub_strategy", "checkpoint",
+              "--hub_private_repo", "true"]
+    with HubDouble(token) as hub:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("HF_")}, "HF_ENDPOINT": hub.url,
+               "HF_TOKEN": token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf_home")}
+
+        def command(machine):
+            return run_args(excerpt_data, excerpt_tokenizer, tmp_path / machine, "--max_steps", "40",
+                            "--save_steps", "1000", *backup)
+
+        run = Run(command("machine1"), tmp_path / "a.log", env)
+        run.wait_until(lambda: "'loss'" in run.output())  # a few steps in
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 128 + signal.SIGINT, run.output()
+        assert "Traceback" not in run.output() and "Stopped by SIGINT" in run.output()
+        checkpoint = last_complete_checkpoint(tmp_path / "machine1" / "checkpoints")
+        step = int(Path(checkpoint).name.split("-")[1])
+        assert 5 <= step < 40
+        assert (Path(checkpoint) / "spiece.model").is_file()  # the tokenizer travels with every checkpoint
+
+        # the backup: the checkpoint Ctrl-C saved, in a private repo
+        files = hub.repos["tester/run-backup"]["files"]
+        assert hub.repos["tester/run-backup"]["private"]
+        assert json.loads(files["last-checkpoint/trainer_state.json"])["global_step"] == step
+        assert files["last-checkpoint/model.safetensors"] == (Path(checkpoint) / "model.safetensors").read_bytes()
+        assert {"last-checkpoint/optimizer.pt", "last-checkpoint/spiece.model", "run_identity.json"} <= set(files)
+
+        # a new machine, as the README says
+        subprocess.run([str(Path(sys.executable).parent / "hf"), "download", "tester/run-backup", "--include",
+                        "last-checkpoint/*", "--include", "run_identity.json", "--local-dir",
+                        str(tmp_path / "backup")], env=env, check=True, capture_output=True)
+        state = json.loads((tmp_path / "backup" / "last-checkpoint" / "trainer_state.json").read_text())
+        restored = tmp_path / "machine2" / "checkpoints" / f"checkpoint-{state['global_step']}"
+        restored.parent.mkdir(parents=True)
+        shutil.move(tmp_path / "backup" / "last-checkpoint", restored)
+        shutil.move(tmp_path / "backup" / "run_identity.json", restored.parent / "run_identity.json")
+        finish = Run(command("machine2"), tmp_path / "b.log", env)
+        assert finish.wait() == 0, finish.output()
+    assert f"Resuming from {restored}" in finish.output()
+    state = json.loads((tmp_path / "machine2" / "model" / "trainer_state.json").read_text())
     assert state["global_step"] == 40
 
 
@@ -473,3 +503,14 @@ def test_two_nodes_from_a_fresh_token_cache_train_like_one_process(excerpt_data,
     assert "Global batch 16 sequences = 2 processes x 8 per device" in outputs[0]
     for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
         assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
+
+
+# --- checkpoints that stand alone ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_every_checkpoint_holds_the_tokenizer_and_generates(tiny_model):
+    checkpoint = last_complete_checkpoint(tiny_model.parent / "checkpoints")
+    assert (Path(checkpoint) / "spiece.model").is_file()
+    set_seed(0)
+    text = pipeline("text-generation", model=checkpoint)("日本の首都は", max_new_tokens=5)[0]["generated_text"]
+    assert text.startswith("日本の首都は") and len(text) > len("日本の首都は")
