@@ -324,9 +324,9 @@ def hub_errors(api, what):
             raise
         # not the network: the same card would be refused again, so a rerun is no answer
         reasons = "; ".join(line.lstrip("- ") for line in str(error).splitlines()[1:]) or "no reason given"
-        raise UserError(f"The Hub rejected the model card's metadata for {what} ({reasons}); nothing was "
-                        "committed. The card comes from model_card/README.md.j2 and push_to_hub.py: fix it "
-                        "there (or report it), then push again.") from None
+        raise UserError(f"The Hub rejected the card's metadata for {what} ({reasons}); nothing was committed. "
+                        "The card comes from push_to_hub.py and model_card/ (space/ for a Space): fix it there "
+                        "(or report it), then push again.") from None
     except network_errors() as error:
         raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
                         "and rerun the same command to finish the upload.") from None

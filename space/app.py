@@ -30,11 +30,8 @@ MAX_NEW_TOKENS = 200
 
 def model_from_space_card(readme=Path(__file__).with_name("README.md")):
     """The first model the Space's README names (`models:` in its YAML), the one the Space runs."""
-    import yaml
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    if not text.startswith("---"):
-        return None
-    models = (yaml.safe_load(text.split("---")[1]) or {}).get("models") or []
+    from huggingface_hub import SpaceCard
+    models = SpaceCard.load(readme).data.models if readme.is_file() else None
     return models[0] if models else None
 
 

@@ -315,7 +315,7 @@ def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path):
         hub.yaml_errors = ['"license" must be one of [apache-2.0, mit, ...]']
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
         assert out.returncode == 1 and "Traceback" not in out.stderr
-        assert "The Hub rejected the model card's metadata for tester/m" in out.stderr
+        assert "The Hub rejected the card's metadata for tester/m" in out.stderr
         assert '"license" must be one of' in out.stderr and "rerun" not in out.stderr
         assert hub.repos["tester/m"]["files"] == {}
 
