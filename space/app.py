@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, TextIteratorStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 try:
     import spaces  # present on ZeroGPU Spaces
@@ -35,21 +35,12 @@ def model_from_space_card(readme=Path(__file__).with_name("README.md")):
     return models[0] if models else None
 
 
-def sampling_defaults(model_id):
-    """top-k, top-p and temperature of the model's generation_config.json (transformers' defaults without one)."""
-    try:
-        config = GenerationConfig.from_pretrained(model_id)
-    except OSError:
-        config = GenerationConfig()
-    return {"top_k": config.top_k or 50, "top_p": config.top_p or 1.0, "temperature": config.temperature or 1.0}
-
-
 def build_app(model_id):
     tokenizer = AutoTokenizer.from_pretrained(model_id)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
     context = model.config.max_position_embeddings
-    defaults = sampling_defaults(model_id)
+    sampling = model.generation_config  # the model's generation_config.json, as from_pretrained read it
 
     @on_gpu
     def generate(prompt, max_new_tokens, top_k, top_p, temperature, seed):
@@ -95,9 +86,9 @@ def build_app(model_id):
         with gr.Row():
             max_new_tokens = gr.Slider(1, min(MAX_NEW_TOKENS, context - 1), value=min(50, context - 1), step=1,
                                        label="Max new tokens")
-            top_k = gr.Slider(0, 200, value=defaults["top_k"], step=1, label="Top-k (0: off)")
-            top_p = gr.Slider(0.05, 1.0, value=defaults["top_p"], step=0.05, label="Top-p")
-            temperature = gr.Slider(0.1, 2.0, value=defaults["temperature"], step=0.05, label="Temperature")
+            top_k = gr.Slider(0, 200, value=sampling.top_k or 50, step=1, label="Top-k (0: off)")
+            top_p = gr.Slider(0.05, 1.0, value=sampling.top_p or 1.0, step=0.05, label="Top-p")
+            temperature = gr.Slider(0.1, 2.0, value=sampling.temperature or 1.0, step=0.05, label="Temperature")
             seed = gr.Number(value=0, precision=0, label="Seed")
         button = gr.Button("Generate", variant="primary", elem_id="generate")
         output = gr.Textbox(label="Prompt and continuation", lines=8, elem_id="output")

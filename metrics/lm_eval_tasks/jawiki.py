@@ -30,9 +30,10 @@ def article_text(doc):
 def process_results(doc, results):
     (loglikelihood,) = results
     text = doc["text"]
+    utf8_bytes = len(text.encode("utf-8"))
     return {
-        "byte_perplexity": (loglikelihood, len(text.encode("utf-8"))),
-        "bits_per_byte": (loglikelihood, len(text.encode("utf-8"))),
+        "byte_perplexity": (loglikelihood, utf8_bytes),
+        "bits_per_byte": (loglikelihood, utf8_bytes),
         "bits_per_character": (loglikelihood, len(text)),
     }
 
