@@ -4,6 +4,7 @@
     python push_to_hub.py --model_dir runs/demo/model --repo_id USER/NAME [--private] [--revision_tag TAG]
     python push_to_hub.py --model_dir runs/demo/model --dry_run       # stage and check, no network
     python push_to_hub.py ... --space_id USER/NAME                    # and a live demo: a Gradio Space
+    python push_to_hub.py ... --dataset_repo_id USER/NAME             # and the prepared splits, as a dataset
 
 The staged folder (default: hub/ beside the model folder) holds exactly what the
 repo needs: weights, configs, tokenizer files, the card (README.md), the
@@ -11,6 +12,9 @@ training curve and the run's TensorBoard logs under runs/ (the Hub's "Training
 metrics" tab); the repo is made its mirror. With --space_id, the app in space/
 is staged too (default: space/ beside the model folder), with a README that
 names the model, and uploaded as a Gradio Space that the model card links to.
+With --dataset_repo_id, the prepared splits the model was trained and scored on
+are published with `DatasetDict.push_to_hub` and a dataset card (staged, default:
+dataset_card/ beside the model folder), before the model, whose card names them.
 The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
 printed or written.
 """
@@ -34,11 +38,14 @@ from gpt2ja.run_folder import (ALL_RESULTS, MODEL_FILES, OPTIONAL_MODEL_FILES, R
                                TRAINER_STATE, RunFolder, RunInfo, holds_own_output, move_into_place, read_json,
                                space_errors, writing)
 from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR, PROMPT, REPO_ROOT
+from gpt2ja.splits import SPLITS, Preparation
 from gpt2ja.tokens import load_tokenizer
+from gpt2ja.wikitext import CLEANING
 
 logger = logging.getLogger("push_to_hub")
 
 TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
+DATASET_TEMPLATE = REPO_ROOT / "model_card" / "dataset_card.md.j2"
 SPACE_APP = REPO_ROOT / "space"
 SPACE_FILES = ("app.py", "requirements.txt")
 SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
@@ -75,11 +82,23 @@ class PushArguments:
     code_url: Optional[str] = field(default=None, metadata={
         "help": "Where this training code is published (https://...): the card links it, and its model-index "
                 "names it as the source of the results."})
+    dataset_repo_id: Optional[str] = field(default=None, metadata={
+        "help": "Also publish the prepared splits the model was trained and scored on as the Hub dataset "
+                "USER/NAME (created if absent), with a dataset card; the model card's datasets: names it."})
+    data_dir: Optional[str] = field(default=None, metadata={
+        "help": "The prepare_data.py folder to publish with --dataset_repo_id (default: data/ of the run folder "
+                "holding --model_dir); it must hold exactly the articles the model was trained on."})
+    dataset_stage_dir: Optional[str] = field(default=None, metadata={
+        "help": "Where the dataset card is staged (default: dataset_card/ beside --model_dir)."})
 
     def __post_init__(self):
         from huggingface_hub import SpaceHardware
         check_repo_id("--repo_id", self.repo_id)
         check_repo_id("--space_id", self.space_id)
+        check_repo_id("--dataset_repo_id", self.dataset_repo_id)
+        for flag, value in (("--data_dir", self.data_dir), ("--dataset_stage_dir", self.dataset_stage_dir)):
+            if value is not None and not self.dataset_repo_id:
+                raise ValueError(f"{flag} needs --dataset_repo_id: it is for the dataset published there.")
         if self.code_url is not None and not re.fullmatch(r"https?://[^\s/]+\.[^\s]+", self.code_url):
             raise ValueError(f"--code_url {self.code_url!r} is not a web address such as "
                              "https://github.com/USER/gpt2-small-ja.")
@@ -169,6 +188,7 @@ class Links:
     space_id: Optional[str] = None
     revision_tag: Optional[str] = None
     code_url: Optional[str] = None
+    dataset_repo_id: Optional[str] = None
 
 
 def render_card(model_dir, links, tokenizer, config, example, seed):
@@ -181,9 +201,11 @@ def render_card(model_dir, links, tokenizer, config, example, seed):
     dataset_args = {"language": "ja", **({"dump_date": info.dump_date} if info.dump_date else {})}
     source = {"source_name": "gpt2-small-ja training code (metrics/causal_lm_eval)",
               "source_url": links.code_url} if links.code_url else {}
+    dataset_id = links.dataset_repo_id or "wikipedia"
     eval_results = [
-        EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type="wikipedia",
-                   dataset_name=dataset_name, dataset_config="ja", dataset_args=dataset_args,
+        EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type=dataset_id,
+                   dataset_name=dataset_name, dataset_config="default" if links.dataset_repo_id else "ja",
+                   dataset_args=dataset_args,
                    dataset_split=split, metric_type=metric, metric_name=name,
                    metric_value=round(results[f"{prefix}_{metric}"], 4), **source)
         for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
@@ -191,7 +213,7 @@ def render_card(model_dir, links, tokenizer, config, example, seed):
                              ("bits_per_character", "Bits per character"))
     ]
     card_data = ModelCardData(
-        language="ja", license="cc-by-sa-3.0", datasets=["wikipedia"], pipeline_tag="text-generation",
+        language="ja", license="cc-by-sa-3.0", datasets=[dataset_id], pipeline_tag="text-generation",
         library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
         widget=[{"text": PROMPT, "output": {"text": example}}],
         model_name=links.repo_id.split("/")[-1], eval_results=eval_results,
@@ -209,6 +231,7 @@ def render_card(model_dir, links, tokenizer, config, example, seed):
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
         training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
         space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
+        dataset_repo_id=links.dataset_repo_id, cleaning=CLEANING,
     )
 
 
@@ -291,6 +314,56 @@ def stage_space(stage_dir, partial, repo_id, space_id):
         body = (SPACE_APP / "README.md").read_text(encoding="utf-8")
         SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(partial / "README.md")
         (partial / STAGING_RECORD).write_text(json.dumps({"space_id": space_id, "repo_id": repo_id}))
+        move_into_place(partial, stage_dir, STAGING_RECORD)
+
+
+def check_data_folder(data_dir, model_dir):
+    """The prepared splits in data_dir and their record, refused unless they hold exactly the articles the
+    model was trained on: compared by content with the fingerprint train.py recorded in run_info.json."""
+    import datasets
+
+    from gpt2ja.fingerprints import content_fingerprint
+    record = Preparation.load(data_dir)
+    if record is None or not (data_dir / "dataset_dict.json").is_file():
+        raise UserError(f"{data_dir} holds no data prepared by this version of prepare_data.py; pass --data_dir, "
+                        "the folder the model was trained on.")
+    splits = datasets.load_from_disk(str(data_dir))
+    trained_on = RunInfo.load(model_dir).identity["data"]
+    if content_fingerprint(splits) != trained_on:
+        raise UserError(f"{data_dir} holds other articles than {model_dir} was trained on (their fingerprint "
+                        f"differs from run_info.json's {trained_on[:12]}); pass the --data_dir of that run, "
+                        "so that the dataset is the one the model's results were measured on.")
+    return splits, record
+
+
+def size_category(rows):
+    """The Hub's size_categories value for a dataset of `rows` rows."""
+    bounds = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+              (10**7, "1M<n<10M"), (10**8, "10M<n<100M")]
+    return next((name for bound, name in bounds if rows < bound), "n>100M")
+
+
+def stage_dataset_card(stage_dir, partial, links, record, eos_id):
+    """Write the dataset card to stage_dir as stage() writes the model's files: license, dump date, counts and
+    what cleaning removed; DatasetDict.push_to_hub adds the splits' files and sizes to its YAML."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+    pretty_name = f"Japanese Wikipedia {record.dump_date or ''} for gpt2-small-ja".replace("  ", " ")
+    data = DatasetCardData(language=["ja"], license="cc-by-sa-3.0", pretty_name=pretty_name,
+                           task_categories=["text-generation"], task_ids=["language-modeling"],
+                           size_categories=[size_category(record.articles)], source_datasets=["original"],
+                           tags=["wikipedia", "japanese"])
+    card = DatasetCard.from_template(
+        data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
+        dataset_repo_id=links.dataset_repo_id, dump_date=record.dump_date, data=record, splits=SPLITS,
+        cleaning=CLEANING, code_url=links.code_url, eos_id=eos_id)
+    with space_errors(stage_dir):
+        card.save(partial / "README.md")
+        try:
+            DatasetCard(str(partial / "README.md"), ignore_metadata_errors=False)
+        except ValueError as error:
+            raise UserError(f"The dataset card's metadata does not read back ({str(error).splitlines()[0]}); "
+                            "nothing was uploaded.") from None
+        (partial / STAGING_RECORD).write_text(json.dumps({"dataset_repo_id": links.dataset_repo_id}))
         move_into_place(partial, stage_dir, STAGING_RECORD)
 
 
@@ -385,6 +458,18 @@ def upload_space(api, stage_dir, space_id, repo_id, private, hardware):
     return commit
 
 
+def upload_dataset(api, stage_dir, splits, links, private):
+    with hub_errors(api, links.dataset_repo_id):
+        url = api.create_repo(links.dataset_repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # the card goes first: DatasetDict.push_to_hub keeps a card's text and YAML, adding its own entries
+        api.upload_file(path_or_fileobj=str(stage_dir / "README.md"), path_in_repo="README.md",
+                        repo_id=links.dataset_repo_id, repo_type="dataset", commit_message="Dataset card")
+        commit = splits.push_to_hub(links.dataset_repo_id, private=private, token=api.token,
+                                    commit_message=f"The prepared splits {links.repo_id} was trained and scored on")
+    logger.info("Uploaded the dataset to %s (commit %s).", url, commit.oid)
+    return commit
+
+
 def log_staged(stage_dir):
     for path in sorted(p for p in stage_dir.rglob("*") if p.is_file() and p.name != STAGING_RECORD):
         logger.info("staged %-40s %12s bytes", path.relative_to(stage_dir), f"{path.stat().st_size:,}")
@@ -394,6 +479,8 @@ def push(args):
     model_dir = Path(args.model_dir)
     stage_dir = Path(args.stage_dir) if args.stage_dir else model_dir.parent / "hub"
     space_stage_dir = Path(args.space_stage_dir) if args.space_stage_dir else model_dir.parent / "space"
+    data_dir = Path(args.data_dir) if args.data_dir else RunFolder(model_dir.parent).data
+    dataset_stage_dir = Path(args.dataset_stage_dir or model_dir.parent / "dataset_card")
     api, repo_id = None, args.repo_id
     if not args.dry_run:
         api = hub_api()
@@ -405,17 +492,28 @@ def push(args):
     holds_own_output(stage_dir, STAGING_RECORD, "--stage_dir")
     if args.space_id:
         holds_own_output(space_stage_dir, STAGING_RECORD, "--space_stage_dir")
+    if args.dataset_repo_id:
+        holds_own_output(dataset_stage_dir, STAGING_RECORD, "--dataset_stage_dir")
     with ExitStack() as held:  # the folders stay locked until the upload has read them
-        links = Links(repo_id, args.space_id, args.revision_tag, args.code_url)
+        links = Links(repo_id, args.space_id, args.revision_tag, args.code_url, args.dataset_repo_id)
         stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), links, args.example_seed)
-        log_staged(stage_dir)
+        staged = [stage_dir]
+        if args.dataset_repo_id:
+            splits, record = check_data_folder(data_dir, model_dir)
+            eos_id = read_json(model_dir / "config.json")["eos_token_id"]
+            stage_dataset_card(dataset_stage_dir, held.enter_context(writing(dataset_stage_dir)), links, record,
+                               eos_id)
+            staged.append(dataset_stage_dir)
         if args.space_id:
             stage_space(space_stage_dir, held.enter_context(writing(space_stage_dir)), repo_id, args.space_id)
-            log_staged(space_stage_dir)
+            staged.append(space_stage_dir)
+        for folder in staged:
+            log_staged(folder)
         if args.dry_run:
-            logger.info("Dry run: %s ready; nothing was uploaded.",
-                        f"{stage_dir} and {space_stage_dir} are" if args.space_id else f"{stage_dir} is")
+            logger.info("Dry run: %s ready; nothing was uploaded.", " and ".join(map(str, staged)))
             return stage_dir, None
+        if args.dataset_repo_id:  # first, so that the model card never names a dataset that is not there
+            upload_dataset(api, dataset_stage_dir, splits, links, args.private)
         message = args.commit_message or commit_message(model_dir)
         commit = upload(api, stage_dir, repo_id, args.private, args.revision_tag, args.move_tag, message)
         if args.space_id:

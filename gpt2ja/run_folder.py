@@ -7,6 +7,8 @@
         logs/          train.py: TensorBoard
         model/         train.py: weights, config, tokenizer, *_results.json, trainer_state.json, run_info.json
         hub/           push_to_hub.py: exactly the files of the Hub repo
+        space/         push_to_hub.py --space_id: the live demo's files
+        dataset_card/  push_to_hub.py --dataset_repo_id: the dataset's card
 """
 
 import dataclasses

@@ -8,12 +8,12 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     LFS batch        POST /{repo}.git/info/lfs/objects/batch  (/spaces/{repo}.git/..., /datasets/{repo}.git/...)
     LFS upload       PUT  /lfs-upload/{oid}        (the href the batch answer points to)
     commit           POST /api/{kind}/{repo}/commit/{revision}   (added and deleted files)
-    file list        GET  /api/{kind}/{repo}/tree/{revision}     (what delete_patterns reads)
+    file list        GET  /api/{kind}/{repo}/tree/{revision}[/{folder}]  (delete_patterns, HfFileSystem)
     tag              POST /api/models/{repo}/tag/{revision}
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
     repo info        GET  /api/{kind}/{repo}
-    file download    HEAD, GET /{repo}/resolve/{revision}/{path}   (models; what `hf download` reads)
+    file download    HEAD, GET /[spaces/|datasets/]{repo}/resolve/{revision}/{path}  (`hf download`, HfFileSystem)
 
 {kind} is models, spaces or datasets: hub.repos holds the models, hub.spaces and
 hub.datasets the others. Every request must carry the expected bearer token.
@@ -29,7 +29,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-LFS_SUFFIXES = (".safetensors", ".model", ".png", ".bin")
+LFS_SUFFIXES = (".safetensors", ".model", ".png", ".bin", ".parquet")
 
 
 class HubDouble:
@@ -95,9 +95,10 @@ class HubDouble:
 
             def _resolve(self, head):
                 """A model repo's file as the Hub serves it: the commit, ETag and size in the headers."""
-                match = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
-                repo = hub.repos.get(match.group(1)) if match else None
-                content = repo["files"].get(unquote(match.group(3))) if repo else None
+                match = re.match(r"^/(spaces/|datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
+                kind = (match.group(1) or "models/").rstrip("/") if match else "models"
+                repo = hub.store(kind).get(match.group(2)) if match else None
+                content = repo["files"].get(unquote(match.group(4))) if repo else None
                 if content is None:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound" if repo else "RepoNotFound")
@@ -128,12 +129,10 @@ class HubDouble:
                     main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": repo["commits"][-1]}
                             ] if repo["commits"] else []
                     return self._send(200, {"branches": main, "converts": [], "tags": tags})
-                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/", self.path)
+                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/([^/?]+)/?([^?]*)", self.path)
                 if match and match.group(2) in hub.store(match.group(1)):
-                    files = hub.store(match.group(1))[match.group(2)]["files"]
-                    return self._send(200, [{"type": "file", "path": path, "size": len(content),
-                                             "oid": hashlib.sha1(content).hexdigest()}
-                                            for path, content in sorted(files.items())])
+                    return self._tree(hub.store(match.group(1))[match.group(2)]["files"], unquote(match.group(4)),
+                                      "recursive=true" in self.path.lower())
                 match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
                 if match and match.group(2) in hub.store(match.group(1)):
                     repo = hub.store(match.group(1))[match.group(2)]
@@ -141,6 +140,30 @@ class HubDouble:
                     return self._send(200, {"id": match.group(2), "sha": sha, "private": repo["private"],
                                             "siblings": [{"rfilename": p} for p in repo["files"]]})
                 self._send(404, {"error": "Repository not found"})
+
+            def _tree(self, files, folder, recursive):
+                """The entries under `folder` as the Hub lists them: every file below it when recursive, else
+                its files and subfolders; an absent folder is EntryNotFound."""
+                prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+                entries = {}
+                for path, content in sorted(files.items()):
+                    if not path.startswith(prefix):
+                        continue
+                    rest = path[len(prefix):]
+                    if "/" in rest and not recursive:
+                        folder_path = prefix + rest.split("/")[0]
+                        entries.setdefault(folder_path, {"type": "directory", "path": folder_path,
+                                                         "oid": hashlib.sha1(folder_path.encode()).hexdigest()})
+                    else:
+                        entries[path] = {"type": "file", "path": path, "size": len(content),
+                                         "oid": hashlib.sha1(content).hexdigest()}
+                if prefix and not entries:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._send(200, list(entries.values()))
 
             def do_DELETE(self):
                 hub.requests.append(("DELETE", self.path, b""))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from huggingface_hub import ModelCard, SpaceCard
+from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 from transformers import pipeline, set_seed
 
 import push_to_hub
@@ -273,8 +273,11 @@ def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
     (["--space_id", "nouser"], "--space_id 'nouser' is not a Hub repo id such as USER/NAME: it names no user"),
     (["--space_hardware", "cpu-basic"], "--space_hardware needs --space_id"),
     (["--space_id", "tester/d", "--space_hardware", "h100-pony"], "--space_hardware 'h100-pony' is not Space hard"),
+    (["--dataset_repo_id", "tester/two..dots"], "--dataset_repo_id 'tester/two..dots' is not a Hub repo id"),
+    (["--dataset_repo_id", "jawiki"], "--dataset_repo_id 'jawiki' is not a Hub repo id such as USER/NAME: it names"),
+    (["--data_dir", "runs/demo/data"], "--data_dir needs --dataset_repo_id"),
 ])
-def test_bad_space_flags_are_refused_before_anything_is_staged(tmp_path, flags, message):
+def test_bad_space_and_dataset_flags_are_refused_before_anything_is_staged(tmp_path, flags, message):
     with pytest.raises(UserError, match=re.escape(message)):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), *flags])
     assert not any(tmp_path.iterdir())
@@ -324,3 +327,82 @@ def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path):
 def test_a_code_url_that_is_no_web_address_is_refused(tmp_path, code_url):
     with pytest.raises(UserError, match="--code_url .* is not a web address"):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--code_url", code_url])
+
+
+# --- the prepared data on the Hub ------------------------------------------------------------------
+
+def load_from_hub(hub, dataset_repo_id, split, home):
+    """The texts of a split as anyone gets them from the Hub: `load_dataset` in a fresh process."""
+    code = ("import json, sys, datasets; "
+            f"print(json.dumps(datasets.load_dataset({dataset_repo_id!r}, split={split!r})['text'][:]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(tiny_model, excerpt_data, tmp_path):
+    import datasets
+    with HubDouble(TOKEN) as hub:
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--dataset_repo_id",
+                       "tester/jawiki", "--data_dir", str(excerpt_data), "--dataset_stage_dir", str(tmp_path / "ds"))
+        assert out.returncode == 0, out.stdout + out.stderr
+        files = hub.datasets["tester/jawiki"]["files"]
+        assert set(files) == {"README.md"} | {f"data/{split}-00000-of-00001.parquet"
+                                              for split in ("train", "validation", "test")}
+        card = DatasetCard(files["README.md"].decode())
+        data = card.data.to_dict()
+        assert data["license"] == "cc-by-sa-3.0" and data["language"] == ["ja"]
+        local = datasets.load_from_disk(str(excerpt_data))
+        # datasets added its entries to our card's YAML, and kept our text
+        assert {s["name"]: s["num_examples"] for s in data["dataset_info"]["splits"]} == {
+            name: len(split) for name, split in local.items()}
+        assert {c["split"] for c in data["configs"][0]["data_files"]} == {"train", "validation", "test"}
+        record = json.loads((excerpt_data / "preparation.json").read_text())
+        assert f"dump of {record['dump_date']}" in card.text and "CC BY-SA 3.0" in card.text
+        assert f"| test | {record['splits']['test']:,} | {record['characters']['test']:,} |" in card.text
+        assert f"Of {record['pages_read']:,} pages read" in card.text and "headings" in card.text
+        # anyone can re-score the exact test split
+        assert load_from_hub(hub, "tester/jawiki", "test", tmp_path / "reader") == local["test"]["text"][:]
+        model_card = ModelCard(hub.repos["tester/m"]["files"]["README.md"].decode())
+        assert model_card.data.to_dict()["datasets"] == ["tester/jawiki"]
+        assert {r.dataset_type for r in model_card.data.eval_results} == {"tester/jawiki"}
+        assert "(https://huggingface.co/datasets/tester/jawiki)" in model_card.text
+        assert '"data_dir": "tester/jawiki"' in model_card.text
+        # the dataset is committed before the model card that names it
+        commits = [path for method, path, _ in hub.requests if method == "POST" and "/commit/" in path]
+        assert commits[0].startswith("/api/datasets/tester/jawiki/") and commits[-1].startswith("/api/models/")
+
+
+def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_model, excerpt_data, tmp_path):
+    flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
+             "--dataset_stage_dir", str(tmp_path / "ds")]
+    with HubDouble(TOKEN) as hub:
+        hub.fail_commits = True
+        out = run_push(hub, tiny_model, tmp_path / "stage", *flags)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "The Hub answered HTTP 500 for tester/jawiki" in out.stderr and "rerun" in out.stderr
+        assert hub.repos == {} and hub.datasets["tester/jawiki"]["files"] == {}
+        hub.fail_commits = False
+        out = run_push(hub, tiny_model, tmp_path / "stage", *flags)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert len(hub.datasets["tester/jawiki"]["files"]) == 4 and "README.md" in hub.repos["tester/m"]["files"]
+        readme = DatasetCard(hub.datasets["tester/jawiki"]["files"]["README.md"].decode())
+        assert readme.data.to_dict()["license"] == "cc-by-sa-3.0" and "dataset_info" in readme.data.to_dict()
+
+
+def test_only_the_articles_the_model_was_trained_on_are_published(tiny_model, excerpt_data, tmp_path):
+    import datasets
+    edited = tmp_path / "edited"
+    splits = datasets.load_from_disk(str(excerpt_data))
+    splits["test"] = splits["test"].select(range(len(splits["test"]) - 1))  # an article gone since training
+    splits.save_to_disk(str(edited))
+    shutil.copy(excerpt_data / "preparation.json", edited)  # its record unchanged: only the content tells
+    for data_dir, message in ((edited, "holds other articles than .* was trained on"),
+                              (tmp_path / "none", "holds no data prepared by this version")):
+        with pytest.raises(UserError, match=message):
+            push_to_hub.main(["--model_dir", str(tiny_model), "--dry_run", "--stage_dir", str(tmp_path / "stage"),
+                              "--dataset_repo_id", "tester/jawiki", "--data_dir", str(data_dir),
+                              "--dataset_stage_dir", str(tmp_path / "ds")])
+        assert not (tmp_path / "ds").exists()
