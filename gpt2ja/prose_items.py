@@ -15,7 +15,7 @@ The rules were tuned by hand on labelled samples of the excerpt's items
 import re
 
 MIN_ITEM_CHARS = 8
-MIN_CLAUSE_CHARS = 20  # a parenthesis this long that ends on a predicate is a clause of its own
+MIN_CLAUSE_CHARS = 12  # a parenthesis this long that ends on a predicate is a clause of its own
 MAX_TITLE_CHARS = 25
 # A short line that starts with a particle lost its head (a formula or list that was cut out).
 HEADLESS_START = ("。", "、", "が", "を", "に", "は", "へ", "と", "など", "で", "も")
@@ -43,6 +43,9 @@ _PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, an
 _PARTICLE = re.compile(r"(?:を|に|で|が|は|へ|と|から|まで|より|(?<!^『)』)[^、をにでがはへと』]*$")
 # a subject marked by が or は after a noun, and what is said of it: 湖東地方が主産地, 掲載はない
 _SUBJECT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^をにでがはと、]{2,}$")
+_SUBJECT_MARK = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]")
+# a subject and a predicate noun without kana after it (not a relative clause: 塩分濃度が高い川)
+_NOUN_PREDICATE = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^\u3041-\u309f、]{2,}$")
 _LAST_PARENTHESIS = re.compile(r"[（(]((?:[^（）()]|[（(][^（）()]*[）)])*)[）)]$")
 _ALTERNATIVES = re.compile(r"\s[/／]\s")
 # Verbal nouns that end a sentence in chronologies and short descriptions (体言止め).
@@ -62,8 +65,12 @@ _VERBAL_NOUN_END = re.compile(
 _COMPANY_SUFFIXES = {"出版", "放送", "製作", "制作", "開発", "建設", "配信"}
 _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
 # a word of kanji right after a case particle ends on its verb: 厳島神社に参拝, 太字で表記
-_PARTICLE_VERBAL_NOUN = re.compile(r"(?:を|へ|で|より|から|にて|に)[\u4e00-\u9fff]{2,4}$")
+_PARTICLE_VERBAL_NOUN = re.compile(
+    r"(?:を|へ|で|より|から|にて|(?<![主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
+    r"[\u4e00-\u9fff]{2,4}$")
 _LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
+# words that join the items of a list, not the parts of a sentence: 「AIR - 御坊市および美浜町。」
+_LISTING_KANA = re.compile(r"および|ならびに|など|とも(?=[。．])")
 
 
 def is_prose_item(text):
@@ -90,18 +97,38 @@ def is_prose_item(text):
         parts = [_without_parentheses(quoted), note, *_PARENTHESIS.findall(quoted)]
     has_head = _HEAD.search(body) is not None
     note_is_clause = bool(note) and bool(
-        _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _SUBJECT.search(note))
-    if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause:
+        _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _says_of_subject(note))
+    # a full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
+    # 「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」
+    sentence_shaped = quoted.endswith(("）。", ")。")) or (
+        _PARTICLE_VERBAL_NOUN.search(body) is not None and _VERBAL_NOUN_END.search(body) is not None)
+    if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause and not sentence_shaped:
         # a short line before a note of place, date, author or publisher is the title of a work:
         # 殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）, ボクはボク、…泳いでいる。（2018年）
         return False
-    if any(_SENTENCE_IN_ITEM.search(part) for part in parts if part):
+    if any(_SENTENCE_IN_ITEM.search(_LISTING_KANA.sub("", part)) for part in parts if part):
         return True
-    if (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note)) or _SUBJECT.search(note):
-        # サイレントヒル（厳密には舞台ではないが、町名が「静岡県」に由来している）, かがつう（金沢市が創業地）
+    if _is_clause(note) or (note_is_clause and _SUBJECT_MARK.search(note)):
+        # サイレントヒル（厳密には舞台ではないが、町名が「静岡県」に由来している）, かがつう（金沢市が創業地）,
+        # マジンガーZ（光子力研究所が富士山麓の静岡県側に所在）
         # (a verbal noun alone is a data note: 熊本フェリー（2009年3月31日に廃止）)
         return True
+    if has_head and _NOUN_PREDICATE.search(_HEAD.split(body)[-1]):
+        return True  # what is said of a subject after the head: 古畑任三郎 （1999年 CX） - ロケ地が浜松市
     return _ends_on_predicate(body)
+
+
+def _is_clause(note):
+    """A parenthesis that is a clause of its own: long and ending on a predicate, or saying something of a
+    subject (湖東地方が主産地); not a data note (熊本フェリー（2009年3月31日に廃止）)."""
+    return bool(note) and bool((len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note))
+                               or _says_of_subject(note))
+
+
+def _says_of_subject(words):
+    """A subject marked by が or は and what is said of it, a noun (湖東地方が主産地) or a verb or adjective
+    (県域版の掲載はない), not a relative clause before a noun (サドルが率いる政治潮流サドル派)."""
+    return bool(_NOUN_PREDICATE.search(words) or (_SUBJECT.search(words) and _KANA_PREDICATE.search(words)))
 
 
 def _ends_on_predicate(words):
@@ -127,6 +154,9 @@ def could_be_prose(text):
 def looks_like_title(text):
     """Short, without a head ("X - ", "X：", a date) and without a full stop: the shape of a title of a
     work as much as of a sentence (「なにかが闇で見ている」); its list tells which."""
+    last = _LAST_PARENTHESIS.search(text)
+    if last and _is_clause(last.group(1)):
+        return False  # a name and a clause about it: 近江牛（湖東地方が主産地）
     return len(text) < MAX_TITLE_CHARS and not _HEAD.search(text) and not text.endswith(("。", "．"))
 
 

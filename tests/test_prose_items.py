@@ -22,6 +22,11 @@ SAMPLES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").g
     "サイレントヒル（厳密には舞台ではないが、タイトルおよび町名が「静岡県」に由来している）",  # a clause in a note
     "かがつう（金沢市が創業地）",  # subject and predicate in a note
     "「前提や形式もまた経験的に形成・獲得されたものではないのか？」",  # a quoted question
+    "清武町を宮崎市へ編入（2010年3月23日）",  # an event's verbal noun after its object, and its date
+    "県内に、原子炉は15基設置されている（敦賀市：4基、美浜町：3基）。",  # a full stop after the note
+    "マジンガーZ（光子力研究所が富士山麓の静岡県側に所在）",  # a subject and its predicate in a note
+    "古畑任三郎 （1999年 CX） - ロケ地が浜松市・アクトシティ",  # the same after the head
+    "佐川町（高吾北地域に区分する場合もある）",  # a short clause in a note
 ])
 def test_items_that_are_sentences_are_prose(item):
     assert is_prose_item(item)
@@ -42,6 +47,11 @@ def test_items_that_are_sentences_are_prose(item):
     "さくらのはながさく / サクラの花が咲く / 桜の花が咲く",  # forms side by side
     "熊本港～本渡港（天草市）：熊本フェリー（2009年（平成21年）3月31日に廃止）",  # a name and a data note
     "など。",  # too short to be a sentence
+    "AIR - 御坊市および美浜町。",  # a list of places, with a full stop
+    "飛鳥時代から奈良時代",  # a span of time: から before a noun, not a verb
+    "She's Rain（1993年） - 神戸〜芦屋〜西宮、主に阪急沿線",  # 主に is an adverb, not a particle
+    "サーイルーン‐54 (宗教法学者ムクタダ・サドルが率いる政治潮流サドル派)",  # a relative clause in a note
+    "塩川 - 日本で唯一塩分濃度が高い川",  # the same after the head
 ])
 def test_names_titles_and_fragments_are_not(item):
     assert not is_prose_item(item)
@@ -52,6 +62,7 @@ def test_a_title_shape_is_short_headless_and_without_full_stop():
     assert not looks_like_title("1995年 - 『最初の作品』で新人賞を受賞")  # a dated entry
     assert not looks_like_title("新潟駅を中心とした大都市近郊区間が設定されている。")
     assert not looks_like_title("スクリーントーンは貼り始めるときりがなく時間がかかるため、ほとんど使わない")
+    assert not looks_like_title("近江牛（湖東地方が主産地）")  # a name and a clause about it
 
 
 def test_the_labelled_samples_are_whole_and_draw_no_item_twice():
@@ -64,4 +75,4 @@ def test_the_labelled_samples_are_whole_and_draw_no_item_twice():
         items = {(page_id, text) for _, page_id, _, text in rows[1:]}
         assert not items & seen, path.name
         seen |= items
-    assert len(SAMPLES) == 7
+    assert len(SAMPLES) == 8
