@@ -318,29 +318,30 @@ def stage_space(stage_dir, partial, repo_id, space_id):
 
 
 def check_data_folder(data_dir, model_dir):
-    """The prepared splits in data_dir and their record, refused unless they hold exactly the articles the
-    model was trained on: compared by content with the fingerprint train.py recorded in run_info.json."""
+    """The prepared splits in data_dir and the record of their preparation, refused unless they hold exactly
+    the articles the model was trained on: compared by content with the fingerprint in run_info.json. The
+    record is the one the run kept (run_info.json), so the card's counts are those of the data trained on."""
     import datasets
 
     from gpt2ja.fingerprints import content_fingerprint
-    record = Preparation.load(data_dir)
-    if record is None or not (data_dir / "dataset_dict.json").is_file():
-        raise UserError(f"{data_dir} holds no data prepared by this version of prepare_data.py; pass --data_dir, "
-                        "the folder the model was trained on.")
+    check_model_folder(model_dir)
+    if Preparation.load(data_dir) is None or not (data_dir / "dataset_dict.json").is_file():
+        raise UserError(f"{data_dir} holds no prepared data (dataset_dict.json and preparation.json from "
+                        "prepare_data.py); pass --data_dir, the folder the model was trained on.")
     splits = datasets.load_from_disk(str(data_dir))
-    trained_on = RunInfo.load(model_dir).identity["data"]
-    if content_fingerprint(splits) != trained_on:
+    info = RunInfo.load(model_dir)
+    if content_fingerprint(splits) != info.identity["data"]:
         raise UserError(f"{data_dir} holds other articles than {model_dir} was trained on (their fingerprint "
-                        f"differs from run_info.json's {trained_on[:12]}); pass the --data_dir of that run, "
-                        "so that the dataset is the one the model's results were measured on.")
-    return splits, record
+                        f"differs from run_info.json's {info.identity['data'][:12]}); pass the --data_dir of that "
+                        "run, so that the dataset is the one the model's results were measured on.")
+    return splits, info.data or Preparation.load(data_dir)
 
 
 def size_category(rows):
     """The Hub's size_categories value for a dataset of `rows` rows."""
     bounds = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
               (10**7, "1M<n<10M"), (10**8, "10M<n<100M")]
-    return next((name for bound, name in bounds if rows < bound), "n>100M")
+    return next((name for bound, name in bounds if rows < bound), "100M<n<1B")  # more articles than any wiki has
 
 
 def stage_dataset_card(stage_dir, partial, links, record, eos_id):
@@ -458,8 +459,27 @@ def upload_space(api, stage_dir, space_id, repo_id, private, hardware):
     return commit
 
 
+def is_published(api, dataset_repo_id, card_path):
+    """Whether the dataset repo holds these splits already: its card is the staged one (which names the splits'
+    content fingerprint) with the entries DatasetDict.push_to_hub adds once the splits are in."""
+    from huggingface_hub import DatasetCard
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    try:
+        published = DatasetCard.load(dataset_repo_id, repo_type="dataset", token=api.token)
+    except (EntryNotFoundError, RepositoryNotFoundError):
+        return False
+    staged = DatasetCard.load(card_path)
+    metadata = published.data.to_dict()
+    added = {key: metadata.pop(key, None) for key in ("dataset_info", "configs")}
+    return bool(added["dataset_info"]) and metadata == staged.data.to_dict() and published.text.strip() == (
+        staged.text.strip())
+
+
 def upload_dataset(api, stage_dir, splits, links, private):
     with hub_errors(api, links.dataset_repo_id):
+        if is_published(api, links.dataset_repo_id, stage_dir / "README.md"):
+            logger.info("%s holds these splits and this card already: not uploaded again.", links.dataset_repo_id)
+            return None
         url = api.create_repo(links.dataset_repo_id, repo_type="dataset", private=private, exist_ok=True)
         # the card goes first: DatasetDict.push_to_hub keeps a card's text and YAML, adding its own entries
         api.upload_file(path_or_fileobj=str(stage_dir / "README.md"), path_in_repo="README.md",
@@ -496,10 +516,11 @@ def push(args):
         holds_own_output(dataset_stage_dir, STAGING_RECORD, "--dataset_stage_dir")
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         links = Links(repo_id, args.space_id, args.revision_tag, args.code_url, args.dataset_repo_id)
+        if args.dataset_repo_id:  # before the model's staging, which takes a while
+            splits, record = check_data_folder(data_dir, model_dir)
         stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), links, args.example_seed)
         staged = [stage_dir]
         if args.dataset_repo_id:
-            splits, record = check_data_folder(data_dir, model_dir)
             eos_id = read_json(model_dir / "config.json")["eos_token_id"]
             stage_dataset_card(dataset_stage_dir, held.enter_context(writing(dataset_stage_dir)), links, record,
                                eos_id)

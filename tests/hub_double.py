@@ -13,11 +13,13 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
     repo info        GET  /api/{kind}/{repo}
-    file download    HEAD, GET /[spaces/|datasets/]{repo}/resolve/{revision}/{path}  (`hf download`, HfFileSystem)
+    file download    HEAD, GET /[spaces/|datasets/]{repo}/resolve/{revision}/{path}  (`hf download`, HfFileSystem;
+                     a Range header gets that part of the file)
 
 {kind} is models, spaces or datasets: hub.repos holds the models, hub.spaces and
 hub.datasets the others. Every request must carry the expected bearer token.
-`fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day;
+`fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day (True: every
+commit; a set of kinds such as {"models"}: the commits to those repos only);
 `yaml_errors` makes the YAML validation reject a card, as the Hub does bad metadata.
 """
 
@@ -105,10 +107,20 @@ class HubDouble:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self.send_response(200)
+                wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+                etag = hashlib.sha1(content).hexdigest()
+                size = len(content)
+                if wanted:  # a part of the file, as streaming readers ask for (a Parquet footer first)
+                    first, last = wanted.groups()
+                    start = size - int(last) if not first else int(first)
+                    end = min(int(last), size - 1) if first and last else size - 1
+                    content = content[max(start, 0):end + 1]
+                self.send_response(206 if wanted else 200)
                 self.send_header("X-Repo-Commit", repo["commits"][-1])
-                self.send_header("ETag", f'"{hashlib.sha1(content).hexdigest()}"')
+                self.send_header("ETag", f'"{etag}"')
                 self.send_header("Content-Length", str(len(content)))
+                if wanted:
+                    self.send_header("Content-Range", f"bytes {max(start, 0)}-{end}/{size}")
                 self.end_headers()
                 if not head:
                     self.wfile.write(content)
@@ -214,6 +226,8 @@ class HubDouble:
                     kind, repo_id, action, revision = match.groups()
                     if repo_id not in hub.store(kind):
                         return self._send(404, {"error": "Repository not found"})
+                    if action == "commit" and (hub.fail_commits is True or kind in (hub.fail_commits or ())):
+                        return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
                     return getattr(self, f"_{action}")(hub.store(kind)[repo_id], repo_id, json_or_ndjson(body))
                 match = re.match(r"^/(?:spaces/|datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
                 if match:
@@ -241,8 +255,6 @@ class HubDouble:
                 self.wfile.write(data)
 
             def _commit(self, repo, repo_id, lines):
-                if hub.fail_commits:
-                    return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
                 files, deleted = {}, []
                 for line in lines[1:]:
                     value = line["value"]

@@ -331,13 +331,13 @@ def test_a_code_url_that_is_no_web_address_is_refused(tmp_path, code_url):
 
 # --- the prepared data on the Hub ------------------------------------------------------------------
 
-def load_from_hub(hub, dataset_repo_id, split, home):
-    """The texts of a split as anyone gets them from the Hub: `load_dataset` in a fresh process."""
-    code = ("import json, sys, datasets; "
-            f"print(json.dumps(datasets.load_dataset({dataset_repo_id!r}, split={split!r})['text'][:]))")
+def load_from_hub(hub, code, home):
+    """What `code` prints, run in a fresh process that reads the Hub double, as anyone reads the Hub."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
+               PYTHONPATH=str(REPO / "metrics" / "lm_eval_tasks"))
+    out = subprocess.run([sys.executable, "-c", f"import json, datasets, jawiki; print(json.dumps({code}))"],
+                         env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -363,8 +363,15 @@ def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(t
         assert f"dump of {record['dump_date']}" in card.text and "CC BY-SA 3.0" in card.text
         assert f"| test | {record['splits']['test']:,} | {record['characters']['test']:,} |" in card.text
         assert f"Of {record['pages_read']:,} pages read" in card.text and "headings" in card.text
-        # anyone can re-score the exact test split
-        assert load_from_hub(hub, "tester/jawiki", "test", tmp_path / "reader") == local["test"]["text"][:]
+        # anyone can re-score the exact test split: with datasets, and with the lm-eval task, which reads
+        # only the scored splits
+        assert load_from_hub(hub, "datasets.load_dataset('tester/jawiki', split='test')['text'][:]",
+                             tmp_path / "reader") == local["test"]["text"][:]
+        before = len(hub.requests)
+        scored = load_from_hub(hub, "{k: v['text'][:] for k, v in jawiki.prepared_splits('tester/jawiki').items()}",
+                               tmp_path / "lm-eval")
+        assert scored == {split: local[split]["text"][:] for split in ("validation", "test")}
+        assert not [path for _, path, _ in hub.requests[before:] if "/data/train-" in path]
         model_card = ModelCard(hub.repos["tester/m"]["files"]["README.md"].decode())
         assert model_card.data.to_dict()["datasets"] == ["tester/jawiki"]
         assert {r.dataset_type for r in model_card.data.eval_results} == {"tester/jawiki"}
@@ -392,6 +399,28 @@ def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_mo
         assert readme.data.to_dict()["license"] == "cc-by-sa-3.0" and "dataset_info" in readme.data.to_dict()
 
 
+def test_a_rerun_after_a_failed_model_upload_does_not_upload_the_dataset_again(tiny_model, excerpt_data, tmp_path):
+    flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
+             "--dataset_stage_dir", str(tmp_path / "ds")]
+    with HubDouble(TOKEN) as hub:
+        hub.fail_commits = {"models"}
+        out = run_push(hub, tiny_model, tmp_path / "stage", *flags)
+        assert out.returncode == 1 and "The Hub answered HTTP 500 for tester/m " in out.stderr
+        dataset = hub.datasets["tester/jawiki"]
+        published, commits = dict(dataset["files"]), list(dataset["commits"])
+        assert len(published) == 4 and hub.repos["tester/m"]["files"] == {}
+        hub.fail_commits = False
+        out = run_push(hub, tiny_model, tmp_path / "stage", *flags)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "tester/jawiki holds these splits and this card already: not uploaded again" in out.stderr
+        assert dataset["commits"] == commits and dataset["files"] == published
+        assert "README.md" in hub.repos["tester/m"]["files"]
+        # a changed card is uploaded again (here: the model's card links the code now, and so does the dataset's)
+        out = run_push(hub, tiny_model, tmp_path / "stage", *flags, "--code_url", "https://example.org/code")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert len(dataset["commits"]) == len(commits) + 2 and b"https://example.org/code" in dataset["files"]["README.md"]
+
+
 def test_only_the_articles_the_model_was_trained_on_are_published(tiny_model, excerpt_data, tmp_path):
     import datasets
     edited = tmp_path / "edited"
@@ -400,7 +429,7 @@ def test_only_the_articles_the_model_was_trained_on_are_published(tiny_model, ex
     splits.save_to_disk(str(edited))
     shutil.copy(excerpt_data / "preparation.json", edited)  # its record unchanged: only the content tells
     for data_dir, message in ((edited, "holds other articles than .* was trained on"),
-                              (tmp_path / "none", "holds no data prepared by this version")):
+                              (tmp_path / "none", "holds no prepared data")):
         with pytest.raises(UserError, match=message):
             push_to_hub.main(["--model_dir", str(tiny_model), "--dry_run", "--stage_dir", str(tmp_path / "stage"),
                               "--dataset_repo_id", "tester/jawiki", "--data_dir", str(data_dir),

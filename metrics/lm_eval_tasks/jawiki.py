@@ -13,14 +13,17 @@ import datasets
 
 
 def prepared_splits(data_dir=None, **_):
-    """The splits prepare_data.py wrote (a folder), or a dataset on the Hub with the same columns.
+    """The splits prepare_data.py wrote (a folder), or a dataset on the Hub with the same splits and columns.
     Passed as --metadata '{"data_dir": "runs/demo/data"}'."""
     if not data_dir:
         raise ValueError('The jawiki task needs the prepared splits: pass --metadata \'{"data_dir": "runs/demo/data"}\' '
                          "(a prepare_data.py output folder or a Hub dataset id).")
     if os.path.isdir(data_dir):
         return datasets.load_from_disk(data_dir)
-    return datasets.load_dataset(data_dir)
+    # a Hub dataset: streamed, so that only the scored splits are read, not the train split's gigabytes
+    return datasets.DatasetDict({
+        split: datasets.Dataset.from_list(list(datasets.load_dataset(data_dir, split=split, streaming=True)))
+        for split in ("validation", "test")})
 
 
 def article_text(doc):
