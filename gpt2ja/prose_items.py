@@ -46,6 +46,8 @@ _SUBJECT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][が�
 _SUBJECT_MARK = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]")
 # a subject and a predicate noun without kana after it (not a relative clause: 塩分濃度が高い川)
 _NOUN_PREDICATE = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^\u3041-\u309f、]{2,}$")
+# a note of what a name covers, not a clause: （甲賀土山IC以東、ただしICは含まず）, （…美川地域を除く）
+_SCOPE_NOTE = re.compile(r"(?:除く|除き|含まず|含まない|含む)$")
 _LAST_PARENTHESIS = re.compile(r"[（(]((?:[^（）()]|[（(][^（）()]*[）)])*)[）)]$")
 _ALTERNATIVES = re.compile(r"\s[/／]\s")
 # Verbal nouns that end a sentence in chronologies and short descriptions (体言止め).
@@ -96,7 +98,7 @@ def is_prose_item(text):
         # the item's own words and each parenthesis apart: a sentence lies wholly in one of them
         parts = [_without_parentheses(quoted), note, *_PARENTHESIS.findall(quoted)]
     has_head = _HEAD.search(body) is not None
-    note_is_clause = bool(note) and bool(
+    note_is_clause = bool(note) and not _SCOPE_NOTE.search(note) and bool(
         _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _says_of_subject(note))
     # a full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
     # 「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」
@@ -121,8 +123,8 @@ def is_prose_item(text):
 def _is_clause(note):
     """A parenthesis that is a clause of its own: long and ending on a predicate, or saying something of a
     subject (湖東地方が主産地); not a data note (熊本フェリー（2009年3月31日に廃止）)."""
-    return bool(note) and bool((len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note))
-                               or _says_of_subject(note))
+    return bool(note) and not _SCOPE_NOTE.search(note) and bool(
+        (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note)) or _says_of_subject(note))
 
 
 def _says_of_subject(words):

@@ -52,6 +52,7 @@ def test_items_that_are_sentences_are_prose(item):
     "She's Rain（1993年） - 神戸〜芦屋〜西宮、主に阪急沿線",  # 主に is an adverb, not a particle
     "サーイルーン‐54 (宗教法学者ムクタダ・サドルが率いる政治潮流サドル派)",  # a relative clause in a note
     "塩川 - 日本で唯一塩分濃度が高い川",  # the same after the head
+    "近畿自動車道名古屋神戸線（新名神高速道路）（甲賀土山IC以東、ただしICは含まず）",  # what a name covers
 ])
 def test_names_titles_and_fragments_are_not(item):
     assert not is_prose_item(item)
