@@ -76,4 +76,4 @@ def test_the_labelled_samples_are_whole_and_draw_no_item_twice():
         items = {(page_id, text) for _, page_id, _, text in rows[1:]}
         assert not items & seen, path.name
         seen |= items
-    assert len(SAMPLES) == 8
+    assert len(SAMPLES) == 9
