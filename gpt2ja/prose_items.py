@@ -43,11 +43,16 @@ _PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, an
 _PARTICLE = re.compile(r"(?:を|に|で|が|は|へ|と|から|まで|より|(?<!^『)』)[^、をにでがはへと』]*$")
 # a subject marked by が or は after a noun, and what is said of it: 湖東地方が主産地, 掲載はない
 _SUBJECT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^をにでがはと、]{2,}$")
-_SUBJECT_MARK = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]")
+# が inside a place name is no subject: 自由が丘, 霞が関
+_PLACE_GA = r"(?!(?<=が)[丘関])"
+_SUBJECT_MARK = re.compile(rf"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]{_PLACE_GA}")
 # a subject and a predicate noun without kana after it (not a relative clause: 塩分濃度が高い川)
-_NOUN_PREDICATE = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^\u3041-\u309f、]{2,}$")
-# a note of what a name covers, not a clause: （甲賀土山IC以東、ただしICは含まず）, （…美川地域を除く）
-_SCOPE_NOTE = re.compile(r"(?:除く|除き|含まず|含まない|含む)$")
+_NOUN_PREDICATE = re.compile(
+    rf"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]{_PLACE_GA}[^\u3041-\u309f、]{{2,}}$")
+# a note of what a name covers or was, not a clause: （…、ただしICは含まず）, （…美川地域を除く）, （現在は廃止）
+_SCOPE_NOTE = re.compile(r"(?:除く|除き|含まず|含まない|含む)$|^(?:現在は|現在、|現・|旧称は?|旧・)")
+# a role and the person in it: （2010年、主演：宮崎あおい）
+_ROLE = re.compile(r"[：:][^、，,（）()：:]+$")
 _LAST_PARENTHESIS = re.compile(r"[（(]((?:[^（）()]|[（(][^（）()]*[）)])*)[）)]$")
 _ALTERNATIVES = re.compile(r"\s[/／]\s")
 # Verbal nouns that end a sentence in chronologies and short descriptions (体言止め).
@@ -68,7 +73,7 @@ _COMPANY_SUFFIXES = {"出版", "放送", "製作", "制作", "開発", "建設",
 _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
 # a word of kanji right after a case particle ends on its verb: 厳島神社に参拝, 太字で表記
 _PARTICLE_VERBAL_NOUN = re.compile(
-    r"(?:を|へ|で|より|から|にて|(?<![主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
+    r"(?:を|へ|で|より|から|にて|(?<!(?<![\u4e00-\u9fff々])[主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
     r"[\u4e00-\u9fff]{2,4}$")
 _LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
 # words that join the items of a list, not the parts of a sentence: 「AIR - 御坊市および美浜町。」
@@ -124,7 +129,8 @@ def _is_clause(note):
     """A parenthesis that is a clause of its own: long and ending on a predicate, or saying something of a
     subject (湖東地方が主産地); not a data note (熊本フェリー（2009年3月31日に廃止）)."""
     return bool(note) and not _SCOPE_NOTE.search(note) and bool(
-        (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note)) or _says_of_subject(note))
+        (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note) and not _ROLE.search(note))
+        or _says_of_subject(note))
 
 
 def _says_of_subject(words):

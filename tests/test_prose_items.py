@@ -27,6 +27,7 @@ SAMPLES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").g
     "マジンガーZ（光子力研究所が富士山麓の静岡県側に所在）",  # a subject and its predicate in a note
     "古畑任三郎 （1999年 CX） - ロケ地が浜松市・アクトシティ",  # the same after the head
     "佐川町（高吾北地域に区分する場合もある）",  # a short clause in a note
+    "藩主に就任（1600年）",  # 藩主 is a noun before its particle, not the adverb 主に
 ])
 def test_items_that_are_sentences_are_prose(item):
     assert is_prose_item(item)
@@ -53,6 +54,9 @@ def test_items_that_are_sentences_are_prose(item):
     "サーイルーン‐54 (宗教法学者ムクタダ・サドルが率いる政治潮流サドル派)",  # a relative clause in a note
     "塩川 - 日本で唯一塩分濃度が高い川",  # the same after the head
     "近畿自動車道名古屋神戸線（新名神高速道路）（甲賀土山IC以東、ただしICは含まず）",  # what a name covers
+    "宮崎交通（現在は廃止）",  # what a name is now: a data note
+    "東急東横線 - 自由が丘駅",  # が in a place name is no subject
+    "映画『ソラニン』（2010年、主演：宮崎あおい）",  # a role and the person in it
 ])
 def test_names_titles_and_fragments_are_not(item):
     assert not is_prose_item(item)
