@@ -231,7 +231,7 @@ def render_card(model_dir, links, tokenizer, config, example, seed):
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
         training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
         space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
-        dataset_repo_id=links.dataset_repo_id, cleaning=CLEANING.get(info.data.settings["cleaner"]) if info.data else None,
+        dataset_repo_id=links.dataset_repo_id, cleaning=CLEANING[info.data.settings["cleaner"]] if info.data else None,
     )
 
 
@@ -356,7 +356,7 @@ def stage_dataset_card(stage_dir, partial, links, record, eos_id):
     card = DatasetCard.from_template(
         data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
         dataset_repo_id=links.dataset_repo_id, dump_date=record.dump_date, data=record, splits=SPLITS,
-        cleaning=CLEANING.get(record.settings["cleaner"]), code_url=links.code_url, eos_id=eos_id)
+        cleaning=CLEANING[record.settings["cleaner"]], code_url=links.code_url, eos_id=eos_id)
     with space_errors(stage_dir):
         card.save(partial / "README.md")
         try:
@@ -466,7 +466,7 @@ def is_published(api, dataset_repo_id, card_path):
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
     try:
         published = DatasetCard.load(dataset_repo_id, repo_type="dataset", token=api.token)
-    except (EntryNotFoundError, RepositoryNotFoundError):
+    except (EntryNotFoundError, RepositoryNotFoundError, ValueError):  # (ValueError: a card with broken YAML)
         return False
     staged = DatasetCard.load(card_path)
     metadata = published.data.to_dict()

@@ -107,20 +107,26 @@ class HubDouble:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+                wanted = re.fullmatch(r"bytes=(\d+-\d*|-\d+)", self.headers.get("Range") or "")
                 etag = hashlib.sha1(content).hexdigest()
                 size = len(content)
                 if wanted:  # a part of the file, as streaming readers ask for (a Parquet footer first)
-                    first, last = wanted.groups()
-                    start = size - int(last) if not first else int(first)
+                    first, last = wanted.group(1).split("-")
+                    start = max(size - int(last), 0) if not first else int(first)
                     end = min(int(last), size - 1) if first and last else size - 1
-                    content = content[max(start, 0):end + 1]
+                    if start >= size:  # past the end: the Hub answers 416, which readers take for the end
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    content = content[start:end + 1]
                 self.send_response(206 if wanted else 200)
                 self.send_header("X-Repo-Commit", repo["commits"][-1])
                 self.send_header("ETag", f'"{etag}"')
                 self.send_header("Content-Length", str(len(content)))
                 if wanted:
-                    self.send_header("Content-Range", f"bytes {max(start, 0)}-{end}/{size}")
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
                 self.end_headers()
                 if not head:
                     self.wfile.write(content)
@@ -154,19 +160,19 @@ class HubDouble:
                 self._send(404, {"error": "Repository not found"})
 
             def _tree(self, files, folder, recursive):
-                """The entries under `folder` as the Hub lists them: every file below it when recursive, else
-                its files and subfolders; an absent folder is EntryNotFound."""
+                """The entries under `folder` as the Hub lists them: its files and subfolders, and with
+                recursive everything below them too; an absent folder is EntryNotFound."""
                 prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
                 entries = {}
                 for path, content in sorted(files.items()):
                     if not path.startswith(prefix):
                         continue
-                    rest = path[len(prefix):]
-                    if "/" in rest and not recursive:
-                        folder_path = prefix + rest.split("/")[0]
+                    parts = path[len(prefix):].split("/")
+                    for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
+                        folder_path = prefix + "/".join(parts[:depth])
                         entries.setdefault(folder_path, {"type": "directory", "path": folder_path,
                                                          "oid": hashlib.sha1(folder_path.encode()).hexdigest()})
-                    else:
+                    if recursive or len(parts) == 1:
                         entries[path] = {"type": "file", "path": path, "size": len(content),
                                          "oid": hashlib.sha1(content).hexdigest()}
                 if prefix and not entries:

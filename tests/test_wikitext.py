@@ -6,7 +6,7 @@ import pytest
 
 from dumps import MARKUP_PAGES
 from gpt2ja.dump import Page, iter_pages
-from gpt2ja.wikitext import (CLEANER_VERSION, article_text, clean_wikitext, drop_editorial_notes, residue_share,
+from gpt2ja.wikitext import (CLEANER_VERSION, CLEANING, article_text, clean_wikitext, drop_editorial_notes, residue_share,
                              short_line_share)
 
 # What the cleaner makes of the fixture dump, by CLEANER_VERSION (see test_any_change_of_output_...).
@@ -92,6 +92,10 @@ def test_a_short_sentence_is_dropped_among_names_only():
     # terms do not count among the definitions: three of these four are sentences, and stay
     definitions = "".join(f";{name}社 : 東京の港区に本社がある\n" for name in "ABC") + ";D社 : 港区\n"
     assert clean_wikitext(definitions).split("\n") == ["東京の港区に本社がある"] * 3
+
+
+def test_every_cleaner_version_is_described_for_the_cards():
+    assert CLEANER_VERSION in CLEANING and all(CLEANING[version] for version in map(str, range(1, 4)))
 
 
 def test_any_change_of_output_comes_with_a_new_cleaner_version():

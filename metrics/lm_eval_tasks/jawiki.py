@@ -12,17 +12,19 @@ import os
 import datasets
 
 
-def prepared_splits(data_dir=None, **_):
-    """The splits prepare_data.py wrote (a folder), or a dataset on the Hub with the same splits and columns.
-    Passed as --metadata '{"data_dir": "runs/demo/data"}'."""
+def prepared_splits(data_dir=None, revision=None, **_):
+    """The splits prepare_data.py wrote (a folder), or a dataset on the Hub with the same splits and columns
+    (at `revision`, a tag or commit, if given). Passed as --metadata '{"data_dir": "runs/demo/data"}'."""
     if not data_dir:
         raise ValueError('The jawiki task needs the prepared splits: pass --metadata \'{"data_dir": "runs/demo/data"}\' '
                          "(a prepare_data.py output folder or a Hub dataset id).")
     if os.path.isdir(data_dir):
         return datasets.load_from_disk(data_dir)
-    # a Hub dataset: streamed, so that only the scored splits are read, not the train split's gigabytes
+    # a Hub dataset: streamed, so that only the scored splits are read, not the train split's gigabytes (each
+    # task reads them again: lm-eval loads this module once for each task)
     return datasets.DatasetDict({
-        split: datasets.Dataset.from_list(list(datasets.load_dataset(data_dir, split=split, streaming=True)))
+        split: datasets.Dataset.from_list(
+            list(datasets.load_dataset(data_dir, split=split, streaming=True, revision=revision)))
         for split in ("validation", "test")})
 
 
