@@ -325,7 +325,8 @@ def check_data_folder(data_dir, model_dir):
 
     from gpt2ja.fingerprints import content_fingerprint
     check_model_folder(model_dir)
-    if Preparation.load(data_dir) is None or not (data_dir / "dataset_dict.json").is_file():
+    record = Preparation.load(data_dir)
+    if record is None or not (data_dir / "dataset_dict.json").is_file():
         raise UserError(f"{data_dir} holds no prepared data (dataset_dict.json and preparation.json from "
                         "prepare_data.py); pass --data_dir, the folder the model was trained on.")
     splits = datasets.load_from_disk(str(data_dir))
@@ -334,7 +335,7 @@ def check_data_folder(data_dir, model_dir):
         raise UserError(f"{data_dir} holds other articles than {model_dir} was trained on (their fingerprint "
                         f"differs from run_info.json's {info.identity['data'][:12]}); pass the --data_dir of that "
                         "run, so that the dataset is the one the model's results were measured on.")
-    return splits, info.data or Preparation.load(data_dir)
+    return splits, info.data or record
 
 
 def size_category(rows):

@@ -41,14 +41,13 @@ _PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, an
 # a case particle, or a quoted title as the object (「アートにエールを！東京プロジェクト」選出), but not
 # one that heads the item, its subject: 『アリエスの乙女たち』1973連載
 _PARTICLE = re.compile(r"(?:を|に|で|が|は|へ|と|から|まで|より|(?<!^『)』)[^、をにでがはへと』]*$")
-# a subject marked by が or は after a noun, and what is said of it: 湖東地方が主産地, 掲載はない
-_SUBJECT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは][^をにでがはと、]{2,}$")
-# が inside a place name is no subject: 自由が丘, 霞が関
-_PLACE_GA = r"(?!(?<=が)[丘関])"
-_SUBJECT_MARK = re.compile(rf"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]{_PLACE_GA}")
+# が or は after a noun, marking its subject (but not the が inside a place name: 自由が丘, 霞が関)
+_SUBJECT_MARKER = r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]"
+_SUBJECT_MARK = re.compile(rf"{_SUBJECT_MARKER}(?!(?<=が)[丘関])")
+# a subject and what is said of it: 湖東地方が主産地, 掲載はない
+_SUBJECT = re.compile(rf"{_SUBJECT_MARKER}[^をにでがはと、]{{2,}}$")
 # a subject and a predicate noun without kana after it (not a relative clause: 塩分濃度が高い川)
-_NOUN_PREDICATE = re.compile(
-    rf"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9々）)」』][がは]{_PLACE_GA}[^\u3041-\u309f、]{{2,}}$")
+_NOUN_PREDICATE = re.compile(rf"{_SUBJECT_MARK.pattern}[^\u3041-\u309f、]{{2,}}$")
 # a note of what a name covers or was, not a clause: （…、ただしICは含まず）, （…美川地域を除く）, （現在は廃止）
 _SCOPE_NOTE = re.compile(r"(?:除く|除き|含まず|含まない|含む)$|^(?:現在は|現在、|現・|旧称は?|旧・)")
 # a role and the person in it: （2010年、主演：宮崎あおい）
