@@ -277,12 +277,12 @@ def check_card_metadata(card):
                         "diverged, or broken *_results.json files; nothing was uploaded.")
 
 
-def stage(model_dir, stage_dir, partial, links, seed):
+def stage(model_dir, tokenizer, config, stage_dir, partial, links, seed):
     """Write exactly the repo's files to stage_dir (replacing an earlier staging, and nothing else), building
-    them in the scratch folder `partial`; return the card. STAGING_RECORD marks the folder as this step's; it
-    is not uploaded."""
+    them in the scratch folder `partial`; return the card. The model folder is one check_model_folder passed
+    (tokenizer and config are what it returned). STAGING_RECORD marks the folder as this step's; it is not
+    uploaded."""
     model_dir, stage_dir = Path(model_dir), Path(stage_dir)
-    tokenizer, config = check_model_folder(model_dir)
     with space_errors(stage_dir):
         for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
             if (model_dir / name).is_file():
@@ -320,11 +320,11 @@ def stage_space(stage_dir, partial, repo_id, space_id):
 def check_data_folder(data_dir, model_dir):
     """The prepared splits in data_dir and the record of their preparation, refused unless they hold exactly
     the articles the model was trained on: compared by content with the fingerprint in run_info.json. The
-    record is the one the run kept (run_info.json), so the card's counts are those of the data trained on."""
+    record is the one the run kept (run_info.json), so the card's counts are those of the data trained on.
+    The model folder is one check_model_folder passed."""
     import datasets
 
     from gpt2ja.fingerprints import content_fingerprint
-    check_model_folder(model_dir)
     record = Preparation.load(data_dir)
     if record is None or not (data_dir / "dataset_dict.json").is_file():
         raise UserError(f"{data_dir} holds no prepared data (dataset_dict.json and preparation.json from "
@@ -517,14 +517,15 @@ def push(args):
         holds_own_output(dataset_stage_dir, STAGING_RECORD, "--dataset_stage_dir")
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         links = Links(repo_id, args.space_id, args.revision_tag, args.code_url, args.dataset_repo_id)
+        tokenizer, config = check_model_folder(model_dir)
         if args.dataset_repo_id:  # before the model's staging, which takes a while
             splits, record = check_data_folder(data_dir, model_dir)
-        stage(model_dir, stage_dir, held.enter_context(writing(stage_dir)), links, args.example_seed)
+        stage(model_dir, tokenizer, config, stage_dir, held.enter_context(writing(stage_dir)), links,
+              args.example_seed)
         staged = [stage_dir]
         if args.dataset_repo_id:
-            eos_id = read_json(model_dir / "config.json")["eos_token_id"]
             stage_dataset_card(dataset_stage_dir, held.enter_context(writing(dataset_stage_dir)), links, record,
-                               eos_id)
+                               config.eos_token_id)
             staged.append(dataset_stage_dir)
         if args.space_id:
             stage_space(space_stage_dir, held.enter_context(writing(space_stage_dir)), repo_id, args.space_id)
