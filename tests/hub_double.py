@@ -84,6 +84,14 @@ class HubDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _send_empty(self, status, headers):
+                """A bodyless answer, as the Hub gives to a HEAD or a missing file: the status and its headers."""
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def _authorized(self):
                 if self.headers.get("Authorization") != f"Bearer {hub.token}":
                     self._send(401, {"error": "Invalid credentials in Authorization header"})
@@ -96,17 +104,13 @@ class HubDouble:
                     self._resolve(head=True)
 
             def _resolve(self, head):
-                """A model repo's file as the Hub serves it: the commit, ETag and size in the headers."""
+                """A repo's file as the Hub serves it: the commit, ETag and size in the headers."""
                 match = re.match(r"^/(spaces/|datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
                 kind = (match.group(1) or "models/").rstrip("/") if match else "models"
                 repo = hub.store(kind).get(match.group(2)) if match else None
                 content = repo["files"].get(unquote(match.group(4))) if repo else None
                 if content is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound" if repo else "RepoNotFound")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self._send_empty(404, {"X-Error-Code": "EntryNotFound" if repo else "RepoNotFound"})
                 wanted = re.fullmatch(r"bytes=(\d+-\d*|-\d+)", self.headers.get("Range") or "")
                 etag = hashlib.sha1(content).hexdigest()
                 size = len(content)
@@ -115,11 +119,7 @@ class HubDouble:
                     start = max(size - int(last), 0) if not first else int(first)
                     end = min(int(last), size - 1) if first and last else size - 1
                     if start >= size:  # past the end: the Hub answers 416, which readers take for the end
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{size}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
+                        return self._send_empty(416, {"Content-Range": f"bytes */{size}"})
                     content = content[start:end + 1]
                 self.send_response(206 if wanted else 200)
                 self.send_header("X-Repo-Commit", repo["commits"][-1])
@@ -176,11 +176,7 @@ class HubDouble:
                         entries[path] = {"type": "file", "path": path, "size": len(content),
                                          "oid": hashlib.sha1(content).hexdigest()}
                 if prefix and not entries:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self._send_empty(404, {"X-Error-Code": "EntryNotFound"})
                 self._send(200, list(entries.values()))
 
             def do_DELETE(self):
