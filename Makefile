@@ -25,7 +25,8 @@ setup: $(STAMP)
 
 # torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build on a
 # machine without a GPU. On Linux, PyPI's torch==2.13.0 is the CUDA build GPU users want.
-$(STAMP): requirements.txt constraints.txt
+# requirements.txt then installs the gpt2ja library (pip install -e .) with what it needs.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PYTHON) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet "$(TORCH)"
 	$(PYTHON) -m pip install --quiet -r requirements.txt -c constraints.txt

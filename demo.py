@@ -15,7 +15,8 @@ import push_to_hub
 import tokenizer
 import train
 from gpt2ja.cli import run_main
-from gpt2ja.run_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES, RunFolder, read_json
+from gpt2ja.rerun import read_json
+from gpt2ja.run_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES, RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 
@@ -65,8 +66,8 @@ def main(argv=None):
     print("\n=== demo summary ===")
     print(f"data       {run.data}: {data.articles} articles of {data.pages_read} pages "
           f"(train {data.splits['train']}, validation {data.splits['validation']}, test {data.splits['test']})")
-    print(f"tokenizer  {run.tokenizer}: {tokenizer_report['settings']['vocab_size']:,} pieces, "
-          f"{tokenizer_report.get('tokens_per_character', float('nan')):.3f} tokens per character")
+    print(f"tokenizer  {run.tokenizer}: {tokenizer_report.identity['vocab_size']:,} pieces, "
+          f"{tokenizer_report.tokens_per_character or float('nan'):.3f} tokens per character")
     print(f"checkpoints {run.checkpoints}, TensorBoard logs {run.logs}")
     print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")
     for split, prefix in [*RESULT_PREFIXES.items(), ("坊っちゃん", OOD_PREFIX)]:

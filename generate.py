@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 from transformers import pipeline, set_seed
 
-from gpt2ja.cli import UserError, parse_args, run_main
+from gpt2ja.cli import parse_args, run_main
+from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, PROMPT, SAMPLING
 

@@ -20,13 +20,13 @@ from typing import Optional
 
 import datasets
 
-from gpt2ja.cli import UserError, parse_args, run_main
-from gpt2ja.dump import (DumpError, check_exists, dump_date, dump_identity, dump_url, expand_sources, is_url,
-                         iter_pages, plan_ranges)
-from gpt2ja.fingerprints import content_fingerprint
-from gpt2ja.run_folder import RunFolder, holds_own_output, move_into_place, space_errors, writing
+from gpt2ja.cli import parse_args, run_main
+from gpt2ja.dump import check_exists, dump_date, dump_identity, dump_url, expand_sources, is_url, iter_pages, plan_ranges
+from gpt2ja.errors import DumpError, UserError
+from gpt2ja.rerun import building, reuse_or_refuse
+from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
-from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS, Preparation, count_characters, split_of
+from gpt2ja.splits import FEATURES, SPLITS, Preparation, content_fingerprint, count_characters, split_of
 from gpt2ja.wikitext import CLEANER_VERSION, OUTCOMES, article_text
 
 logger = logging.getLogger("prepare_data")
@@ -206,44 +206,27 @@ def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=
 
 # --- the command --------------------------------------------------------------------------------
 
-def reusable(output_dir, settings, overwrite):
-    """The folder's record where it already holds these articles. Other output of this step needs
-    --overwrite_output_dir; a folder holding anything else is refused whatever the flags."""
-    if not holds_own_output(output_dir, PREPARATION_FILE):
-        return None
-    previous = Preparation.load(output_dir)
-    if overwrite:
-        return None
-    if previous is not None and previous.settings == settings:
-        logger.info("%s already holds these articles; reusing it (pass --overwrite_output_dir to redo).",
-                    output_dir)
-        return previous
-    raise UserError(f"{output_dir} holds data prepared with other settings; "
-                    "pass --overwrite_output_dir to replace it, or another --output_dir.")
-
-
 def prepare(args):
     """Write the DatasetDict to args.output_dir, atomically: a failed run leaves no output folder."""
     sources = expand_sources(args.dump or [dump_url(args.date, args.mirror)])
-    settings = {"dumps": [dump_identity(source) for source in sources], "max_articles": args.max_articles,
+    identity = {"dumps": [dump_identity(source) for source in sources], "max_articles": args.max_articles,
                 "validation_percent": args.validation_percent, "test_percent": args.test_percent,
                 "cleaner": CLEANER_VERSION}
     output_dir = Path(args.output_dir)
-    previous = reusable(output_dir, settings, args.overwrite_output_dir)
+    previous = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
     if previous:
         return previous
 
-    with writing(output_dir) as work_dir, space_errors(output_dir):
-        articles, counts = build_articles(sources, args.num_proc, args.max_articles, work_dir)
+    with building(output_dir) as build:
+        articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)
         if articles is None or len(articles) == 0:
             raise UserError(f"{', '.join(sources)} holds no article (namespace 0, not a redirect); "
                             "pass a jawiki pages-articles dump.")
         splits = split_articles(articles, args.validation_percent, args.test_percent,
                                 num_proc=args.num_proc if args.num_proc > 1 else None)
-        staging = Path(work_dir, "output")
-        splits.save_to_disk(str(staging))
+        splits.save_to_disk(str(build.output))
         record = Preparation(
-            settings=settings,
+            identity=identity,
             sources=sources,
             dump_date=next((d for d in map(dump_date, sources) if d), None),
             pages_read=sum(counts.values()),
@@ -253,9 +236,8 @@ def prepare(args):
             characters={name: count_characters(split) for name, split in splits.items()},
             fingerprint=content_fingerprint(splits),
         )
-        record.save(staging)
         del articles, splits
-        move_into_place(staging, output_dir, PREPARATION_FILE)
+        build.finish(record)
     logger.info("Wrote %s: %s articles (train %d, validation %d, test %d); dropped %s.", output_dir,
                 record.articles, *record.splits.values(), record.dropped)
     return record

@@ -6,11 +6,12 @@
 The folder it writes loads with `AutoTokenizer.from_pretrained(folder)` as
 `BertGenerationTokenizer` (spiece.model) and also holds `tokenizer.json`, the
 same tokenizer for the `tokenizers` library, with identical ids, and
-`tokenizer_report.json` (settings and figures on the validation split).
+`tokenizer_report.json` (its record: what it was trained on and with, and figures
+on the validation split).
 """
 
+import dataclasses
 import io
-import json
 import logging
 import os
 import re
@@ -25,12 +26,13 @@ from tokenizers import AddedToken
 from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
-from gpt2ja.cli import UserError, parse_args, run_main
-from gpt2ja.fingerprints import data_fingerprint
-from gpt2ja.run_folder import RunFolder, holds_own_output, move_into_place, space_errors, writing
+from gpt2ja.cli import parse_args, run_main
+from gpt2ja.errors import UserError
+from gpt2ja.rerun import building, reuse_or_refuse
+from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
-from gpt2ja.splits import load_split
-from gpt2ja.tokens import TOKENIZER_REPORT, load_tokenizer, read_tokenizer_report
+from gpt2ja.splits import data_fingerprint, load_split
+from gpt2ja.tokens import TokenizerReport, load_tokenizer
 
 logger = logging.getLogger("tokenizer")
 
@@ -198,7 +200,7 @@ def train_sentencepiece(sentences, model_file, args):
     Path(model_file).write_bytes(model.getvalue())
 
 
-def fast_tokenizer(spm_model):
+def tokenizers_twin(spm_model):
     """The `tokenizers` twin of BertGenerationTokenizer, built from the SentencePiece model's own
     settings (normalizer, dummy prefix, whitespace), with the special tokens split out of
     text as the slow tokenizer splits them. (transformers registers no converter for
@@ -215,7 +217,7 @@ def export(spm_model, output_dir):
     # A model folder's copy records its own model's context (train.py); this one, GPT-2 small's.
     slow = BertGenerationTokenizer(str(spm_model), model_max_length=REFERENCE_CONTEXT, **SPECIAL_TOKENS)
     slow.save_pretrained(str(output_dir))
-    fast_tokenizer(spm_model).save(str(Path(output_dir, "tokenizer.json")))
+    tokenizers_twin(spm_model).save(str(Path(output_dir, "tokenizer.json")))
     return load_tokenizer(output_dir)
 
 
@@ -247,26 +249,12 @@ def report(folder, validation):
     }
 
 
-def reusable(output_dir, settings, overwrite):
-    """The report of the tokenizer already in output_dir where it was trained with these settings on this data.
-    Another tokenizer of this step needs --overwrite_output_dir; a folder holding anything else is refused."""
-    if not holds_own_output(output_dir, TOKENIZER_REPORT) or overwrite:
-        return None
-    previous = read_tokenizer_report(output_dir)
-    if previous.get("settings") == settings:
-        logger.info("%s already holds this tokenizer; reusing it (pass --overwrite_output_dir to retrain).",
-                    output_dir)
-        return previous
-    raise UserError(f"{output_dir} holds a tokenizer trained with other settings or data; pass "
-                    "--overwrite_output_dir to replace it, or another --output_dir.")
-
-
 def train_tokenizer(args):
     output_dir = Path(args.output_dir)
     train = load_split(args.data_dir, "train")
-    settings = {key: getattr(args, key) for key in TRAINING_SETTINGS}
-    settings["data"] = data_fingerprint(args.data_dir)
-    previous = reusable(output_dir, settings, args.overwrite_output_dir)
+    identity = {key: getattr(args, key) for key in TRAINING_SETTINGS}
+    identity["data"] = data_fingerprint(args.data_dir)
+    previous = reuse_or_refuse(output_dir, TokenizerReport, identity, args.overwrite_output_dir)
     if previous:
         return previous
     sentences, used, characters = sample_sentences(train, args.num_samples, args.seed,
@@ -274,26 +262,23 @@ def train_tokenizer(args):
     warning = memory_warning(used, characters, available_memory_bytes())
     if warning:
         logger.warning(warning)
-    with writing(output_dir) as work_dir, space_errors(output_dir):
+    with building(output_dir) as build:
         start = time.perf_counter()
-        train_sentencepiece(sentences, Path(work_dir, "spiece.model"), args)
+        train_sentencepiece(sentences, Path(build.work, "spiece.model"), args)
         seconds = time.perf_counter() - start
-        staging = Path(work_dir, "tokenizer")
-        tokenizer = export(Path(work_dir, "spiece.model"), staging)
+        tokenizer = export(Path(build.work, "spiece.model"), build.output)
         check_layout(tokenizer, args.vocab_size)
-        figures = {
-            "settings": settings,
-            "sentences_trained_on": used,
-            "training_seconds": round(seconds, 1),
-            "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        }
         validation = load_split(args.data_dir, "validation", allow_empty=True)
-        if len(validation):
-            figures.update(report(staging, validation))
-        (staging / TOKENIZER_REPORT).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-        move_into_place(staging, output_dir, TOKENIZER_REPORT)
-    logger.info("Wrote %s: %s", output_dir, json.dumps({k: v for k, v in figures.items() if k != "settings"}))
-    return figures
+        record = TokenizerReport(
+            identity=identity,
+            sentences_trained_on=used,
+            training_seconds=round(seconds, 1),
+            peak_memory_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            **(report(build.output, validation) if len(validation) else {}),
+        )
+        build.finish(record)
+    logger.info("Wrote %s: %s", output_dir, {k: v for k, v in dataclasses.asdict(record).items() if k != "identity"})
+    return record
 
 
 def main(argv=None):

@@ -1,11 +1,11 @@
 """The GPU check: one command, under 8 minutes on one GPU, that shows the full-size recipes run here.
 
-    python benchmarks/gpu_check.py --token_dir D --tokenizer_dir T --out gpu_check.json
-    python benchmarks/gpu_check.py --cpu --token_dir D --tokenizer_dir T   # a tiny model on the CPU (the tests)
+    python -m benchmarks.gpu_check --run_dir runs/demo --out gpu_check.json
+    python -m benchmarks.gpu_check --cpu --run_dir runs/demo   # a tiny model on the CPU (the tests)
 
---token_dir is a token cache of train.py (meta.json, train.bin, validation.bin:
-runs/demo/data/token_cache/<key> after `make demo`) and --tokenizer_dir the
-tokenizer it was made with. Nothing is downloaded and ../shared is not read,
+--run_dir is a run folder holding data/ and tokenizer/ (runs/demo after `make
+demo`); the check trains on its token cache (token_cache/, made from them if
+absent). Nothing is downloaded and ../shared is not read,
 so the check runs on a GPU machine with no network. It needs torch with CUDA,
 transformers, accelerate, datasets and sentencepiece (requirements.txt), and
 runs in three parts:
@@ -44,16 +44,20 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
-from transformers import GPT2LMHeadModel, pipeline, set_seed  # noqa: E402
+import transformers
+from transformers import GPT2LMHeadModel, pipeline, set_seed
 
-import train  # noqa: E402
-from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, read_json  # noqa: E402
-from gpt2ja.settings import REPO_ROOT  # noqa: E402
-from gpt2ja.tokens import TOKEN_META, TokenBlocks, load_tokenizer  # noqa: E402
-from train_bench import StepClock, recipe_args, step_seconds, synthetic_blocks  # noqa: E402
+import train
+from gpt2ja import resume
+from gpt2ja.cli import run_main
+from gpt2ja.preemption import PreemptionCallback, SignalAtStep
+from gpt2ja.rerun import read_json
+from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
+from gpt2ja.settings import REPO_ROOT
+from gpt2ja.speed import device_peak_flops, flops_per_token
+from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens
+from benchmarks.train_bench import StepClock, recipe_args, step_seconds, synthetic_blocks
 
 RECIPES = (REPO_ROOT / "configs" / "reference.yaml", REPO_ROOT / "configs" / "fast.yaml")
 PROMPT = "日本の首都は"
@@ -94,11 +98,11 @@ def measure_speed(recipe, mode, work, variant=()):
     trainer.train()
     seconds = step_seconds(clock.ends, clock.start, warmup=1)
     tokens_per_second = trainer.tokens_per_step / seconds
-    peak = train.device_peak_flops() if on_gpu else None
+    peak = device_peak_flops() if on_gpu else None
     result = {"recipe": " ".join([recipe.name, *variant]), "tokens_per_step": trainer.tokens_per_step, "steps_timed": steps - 1,
               "first_step_s": round(clock.ends[0] - clock.start, 2), "median_step_s": round(seconds, 4),
               "tokens_per_s": round(tokens_per_second), "parameters": trainer.model.num_parameters(),
-              "mfu": round(tokens_per_second * train.flops_per_token(config) / peak, 4) if peak else None,
+              "mfu": round(tokens_per_second * flops_per_token(config) / peak, 4) if peak else None,
               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu else None,
               "reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if on_gpu else None}
     del trainer
@@ -108,12 +112,13 @@ def measure_speed(recipe, mode, work, variant=()):
 # --- 2. training, killed and resumed --------------------------------------------------------------
 
 def training_run(cli, mode, output_dir, kill_at):
-    """One process of the training part: train.py's Trainer, preemption handling and resume logic on the
-    given token files (the data folder's bookkeeping of train.train() is left out: only tokens travel)."""
-    meta = json.loads(Path(cli.token_dir, TOKEN_META).read_text())
-    tokenizer = load_tokenizer(cli.tokenizer_dir)
+    """One process of the training part: train.py's Trainer, preemption handling and resume logic on the run
+    folder's tokens (train.train()'s checks of the data and tokenizer folders, and its export, are left out)."""
+    run_dir = RunFolder(cli.run_dir)
+    cache, meta = prepare_tokens(run_dir.data, run_dir.tokenizer, run_dir.token_cache)
+    tokenizer = load_tokenizer(run_dir.tokenizer)
     batch = mode["train_batch"]
-    model_args, run_args, given = train.parse_arguments(
+    model_args, data_args, given = train.parse_arguments(
         [str(RECIPES[1]), "--output_dir", str(output_dir), "--max_steps", str(mode["train_steps"]),
          "--global_batch_size", str(batch), "--per_device_train_batch_size", str(batch),
          "--per_device_eval_batch_size", str(batch), "--warmup_steps", str(mode["train_steps"] // 10),
@@ -123,30 +128,29 @@ def training_run(cli, mode, output_dir, kill_at):
     run = RunFolder(output_dir)
     config = train.build_config(model_args, len(tokenizer))
     set_seed(given.seed)
-    train_blocks = TokenBlocks(Path(cli.token_dir, "train.bin"), config.n_positions, meta["dtype"])
-    eval_blocks = TokenBlocks(Path(cli.token_dir, "validation.bin"), config.n_positions, meta["dtype"],
-                              run_args.max_eval_blocks)
-    args = train.training_arguments(given, run_args, run, evaluate=len(eval_blocks) > 0)
-    identity = {"config": config.to_diff_dict(), "recipe": train.recipe(model_args, args)}
-    resume = train.checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
-    callbacks = [train.SignalAtStep(kill_at)] if kill_at else []
+    train_blocks = TokenBlocks(cache / "train.bin", config.n_positions, meta.dtype)
+    eval_blocks = TokenBlocks(cache / "validation.bin", config.n_positions, meta.dtype, data_args.max_eval_blocks)
+    args = train.training_arguments(given, run, evaluate=len(eval_blocks) > 0)
+    identity = {"config": config.to_diff_dict(), "recipe": resume.recipe(model_args, args)}
+    checkpoint = resume.checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
+    callbacks = [SignalAtStep(kill_at)] if kill_at else []
     trainer = train.make_trainer(config, model_args.attn_implementation, args, train_blocks, eval_blocks,
-                                 [*callbacks, train.PreemptionCallback(), train.RecordEveryCheckpoint()])
-    print(f"resuming from {Path(resume).name}" if resume else "starting", flush=True)
-    train.fit(trainer, resume)
+                                 [*callbacks, PreemptionCallback(), train.RecordEveryCheckpoint()])
+    print(f"resuming from {Path(checkpoint).name}" if checkpoint else "starting", flush=True)
+    train.fit(trainer, checkpoint)
 
 
 def run_training(cli, mode, work):
     """Train until SIGTERM at kill_at, then rerun to the end; the losses and what each process did."""
     output_dir = Path(work, "run")
     checkpoints = RunFolder(output_dir).checkpoints
-    command = [sys.executable, __file__, "--training_run", "--token_dir", str(cli.token_dir),
-               "--tokenizer_dir", str(cli.tokenizer_dir), *(["--cpu"] if cli.cpu else [])]
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--training_run", "--run_dir", str(cli.run_dir),
+               *(["--cpu"] if cli.cpu else [])]
     processes = []
     for kill_at in (mode["kill_at"], 0):
         start = time.perf_counter()
         done = subprocess.run([*command, "--output_dir", str(output_dir), "--kill_at", str(kill_at)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, cwd=REPO_ROOT)
         said = [line for line in done.stdout.splitlines() if line.startswith(("starting", "resuming"))]
         processes.append({"exit": done.returncode, "seconds": round(time.perf_counter() - start, 1),
                           "began": said[0] if said else None,
@@ -169,7 +173,7 @@ def run_training(cli, mode, work):
 def generate(checkpoint, cli, mode):
     model = GPT2LMHeadModel.from_pretrained(checkpoint)
     model.config.use_cache = True
-    tokenizer = load_tokenizer(cli.tokenizer_dir, model_max_length=model.config.n_positions)
+    tokenizer = load_tokenizer(RunFolder(cli.run_dir).tokenizer, model_max_length=model.config.n_positions)
     device = "cuda" if torch.cuda.is_available() and not cli.cpu else "cpu"
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer, device=device)
     set_seed(0)
@@ -236,8 +240,8 @@ def print_table(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--token_dir", type=Path, required=True, help="a token cache of train.py (meta.json, *.bin)")
-    parser.add_argument("--tokenizer_dir", type=Path, required=True, help="the tokenizer the tokens were made with")
+    parser.add_argument("--run_dir", type=Path, required=True,
+                        help="a run folder holding data/ and tokenizer/ (runs/demo after make demo)")
     parser.add_argument("--out", type=Path, help="write the report here as JSON")
     parser.add_argument("--cpu", action="store_true", help="a tiny model on the CPU: the test suite's mode")
     parser.add_argument("--fast_variant", action="append", default=[], metavar="FLAGS",
@@ -250,12 +254,14 @@ def main():
     cli = parser.parse_args()
     mode = MODES["cpu" if cli.cpu else "gpu"]
     if cli.training_run:
-        return train.run_main(lambda: training_run(cli, mode, cli.output_dir, cli.kill_at))
+        return run_main(lambda: training_run(cli, mode, cli.output_dir, cli.kill_at))
     if not cli.cpu and not torch.cuda.is_available():
         sys.exit("error: no CUDA device; pass --cpu for the CPU mode.")
-    if not Path(cli.token_dir, TOKEN_META).is_file():
-        sys.exit(f"error: {cli.token_dir} holds no {TOKEN_META}: pass a token cache folder of train.py "
-                 "(runs/demo/data/token_cache/<key> after make demo).")
+    run_dir = RunFolder(cli.run_dir)
+    if not (run_dir.data / "dataset_dict.json").is_file() or not (run_dir.tokenizer / "spiece.model").is_file():
+        sys.exit(f"error: {cli.run_dir} holds no data/ and tokenizer/ of prepare_data.py and tokenizer.py: pass a "
+                 "run folder (runs/demo after make demo).")
+    prepare_tokens(run_dir.data, run_dir.tokenizer, run_dir.token_cache)  # once, before the training processes
     report = {"device": torch.cuda.get_device_name() if not cli.cpu else f"CPU ({os.cpu_count()} cores)",
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
     with tempfile.TemporaryDirectory() as work:

@@ -1,6 +1,6 @@
 """Throughput, peak memory and markup residue of prepare_data.py, beside wikiextractor.
 
-    python benchmarks/prepare_data_bench.py [--dump FILE] [--num_proc 1 2] [--repeat 3]
+    python -m benchmarks.prepare_data_bench [--dump FILE] [--num_proc 1 2] [--repeat 3]
 
 Each measurement runs in a fresh process. "clean" times the builder alone
 (parse + clean + write Arrow), imports excluded; "command" times the whole
@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from gpt2ja.dump import split_pages, write_multistream  # noqa: E402
-from gpt2ja.settings import EXCERPT  # noqa: E402
-from gpt2ja.wikitext import residue_share, short_line_share  # noqa: E402
-from process_memory import PeakMemory, tree_memory_mib  # noqa: E402
+from gpt2ja.dump import split_pages, write_multistream
+from gpt2ja.settings import EXCERPT
+from gpt2ja.wikitext import residue_share, short_line_share
+from benchmarks.process_memory import PeakMemory, tree_memory_mib
 
 
 def worker_clean(dump, num_proc):
@@ -48,7 +47,7 @@ def worker_clean(dump, num_proc):
 
 
 def run_worker(dump, num_proc):
-    out = subprocess.run([sys.executable, __file__, "--worker", "--dump", str(dump), "--num_proc", str(num_proc)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.prepare_data_bench", "--worker", "--dump", str(dump), "--num_proc", str(num_proc)],
                          check=True, capture_output=True, text=True, cwd=REPO)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

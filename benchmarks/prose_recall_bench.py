@@ -1,6 +1,6 @@
 """How much of the dump's prose prepare_data keeps, measured against wikiextractor and a labelled sample.
 
-    python benchmarks/prose_recall_bench.py [--dump FILE] [--sample FILE ...] [--errors]
+    python -m benchmarks.prose_recall_bench [--dump FILE] [--sample FILE ...] [--errors]
 
 1. Against wikiextractor 3.1 (`--no-templates`, run in this process on the
    same pages, page by page; the extractor the reference model's data came
@@ -17,7 +17,7 @@
 3. Markup residue and lines under 10 characters in our output, so that no
    figure is bought with another.
 
-    python benchmarks/prose_recall_bench.py --draw_sample 600 --seed 1 > sample.tsv
+    python -m benchmarks.prose_recall_bench --draw_sample 600 --seed 1 > sample.tsv
 
 draws a new unlabelled sample the way the stored ones were drawn, none of the
 items already drawn (seeds 0 to 8 drew the stored samples, in turn).
@@ -33,11 +33,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from gpt2ja.dump import iter_pages  # noqa: E402
-from gpt2ja.settings import EXCERPT  # noqa: E402
-from gpt2ja.wikitext import (article_text, is_editorial_note, render_markup, rendered_lines,  # noqa: E402
+from gpt2ja.dump import iter_pages
+from gpt2ja.settings import EXCERPT
+from gpt2ja.wikitext import (article_text, is_editorial_note, render_markup, rendered_lines,
                              residue_share, short_line_share)
 
 # Hand-labelled random samples of 600 items, drawn with seeds 0 to 8, none drawn twice. The rules

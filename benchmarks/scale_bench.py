@@ -1,7 +1,7 @@
 """How the cost of every stage grows with the data: time and memory at several sizes, and the growth fitted.
 
-    python benchmarks/scale_bench.py                        # 1, 4, 16, 64 x the excerpt; 25k to 400k sentences
-    python benchmarks/scale_bench.py --copies 1 2 4 --sentences 20000 40000 80000 --json scale.json
+    python -m benchmarks.scale_bench                        # 1, 4, 16, 64 x the excerpt; 25k to 400k sentences
+    python -m benchmarks.scale_bench --copies 1 2 4 --sentences 20000 40000 80000 --json scale.json
 
 Stages, each in a fresh process timed without its imports:
 - prepare_data.py with --num_proc 1 and 2, on multistream dumps (100 pages a
@@ -40,11 +40,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from gpt2ja.dump import split_pages  # noqa: E402
-from gpt2ja.settings import EXCERPT  # noqa: E402
-from process_memory import PeakMemory  # noqa: E402
+from gpt2ja.dump import split_pages
+from gpt2ja.settings import EXCERPT
+from benchmarks.process_memory import PeakMemory
 
 AOZORA = EXCERPT.parent / "aozora"
 PAGE_ID = re.compile(rb"(<page>\s*<title>)(.*?)(</title>.*?<id>)(\d+)(</id>)", re.DOTALL)
@@ -172,7 +171,7 @@ STAGES = {"prepare": stage_prepare, "sample": stage_sample, "tokens": stage_toke
 
 def run_stage(name, **flags):
     """One stage in a fresh process: its own figures, wall time and peak memory (anonymous, file-backed)."""
-    argv = [sys.executable, __file__, "--stage", name]
+    argv = [sys.executable, "-m", "benchmarks.scale_bench", "--stage", name]
     for key, value in flags.items():
         argv += [f"--{key}"] if value is True else [f"--{key}", str(value)]
     start = time.perf_counter()

@@ -1,10 +1,10 @@
 """Speed of the fast batch encoder train.py uses, against Dataset.map with the slow tokenizer.
 
-    python benchmarks/tokenizer_bench.py --tokenizer_dir runs/demo/tokenizer --data_dir runs/demo/data
+    python -m benchmarks.tokenizer_bench --tokenizer_dir runs/demo/tokenizer --data_dir runs/demo/data
 
 All encode the same articles of the train split, and the ids are checked
 against the slow tokenizer's. train.py's own path (gpt2ja.tokens.tokenize_split:
-FastEncoder, </s> after each article, a flat uint16 file) is the figure that
+SentencePieceEncoder, </s> after each article, a flat uint16 file) is the figure that
 counts. Also shown: the `tokenizers` twin (tokenizer.json).
 """
 
@@ -14,14 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import datasets  # noqa: E402
-import numpy as np  # noqa: E402
-from transformers import PreTrainedTokenizerFast  # noqa: E402
+import datasets
+import numpy as np
+from transformers import PreTrainedTokenizerFast
 
-from gpt2ja.splits import load_split  # noqa: E402
-from gpt2ja.tokens import FastEncoder, load_tokenizer, tokenize_split  # noqa: E402
+from gpt2ja.splits import load_split
+from gpt2ja.tokens import SentencePieceEncoder, load_tokenizer, tokenize_split
 
 
 def timed(function, repeat):
@@ -42,7 +41,7 @@ def main():
     datasets.disable_progress_bars()
     texts = load_split(args.data_dir, "train")
     slow = load_tokenizer(args.tokenizer_dir)
-    fast_encoder = FastEncoder(args.tokenizer_dir)
+    fast_encoder = SentencePieceEncoder(args.tokenizer_dir)
     twin = PreTrainedTokenizerFast(tokenizer_file=str(Path(args.tokenizer_dir, "tokenizer.json")),
                                    model_max_length=slow.model_max_length)
     characters = sum(len(t) for t in texts["text"])
@@ -69,8 +68,8 @@ def main():
     print(f"{'Dataset.map + BertGenerationTokenizer (slow)':<48}{slow_s:>9.2f}{tokens / slow_s:>12.0f}{1:>9.1f}x")
     seconds, ids = timed(fast_map, args.repeat)
     if ids != reference:
-        sys.exit("error: FastEncoder gives other ids than the slow tokenizer")
-    print(f"{'Dataset.map + FastEncoder (train.py)':<48}{seconds:>9.2f}{tokens / seconds:>12.0f}"
+        sys.exit("error: SentencePieceEncoder gives other ids than the slow tokenizer")
+    print(f"{'Dataset.map + SentencePieceEncoder':<48}{seconds:>9.2f}{tokens / seconds:>12.0f}"
           f"{slow_s / seconds:>9.1f}x")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "train.bin")
@@ -79,7 +78,7 @@ def main():
         flat = np.fromfile(path, dtype=np.uint16).tolist()
     if flat != [i for ids in reference for i in ids + [slow.eos_token_id]]:
         sys.exit("error: train.py's tokenize_split gives other ids than the slow tokenizer")
-    print(f"{'train.py tokenize_split (FastEncoder -> uint16)':<48}{seconds:>9.2f}{tokens / seconds:>12.0f}"
+    print(f"{'train.py tokenize_split (-> uint16)':<48}{seconds:>9.2f}{tokens / seconds:>12.0f}"
           f"{slow_s / seconds:>9.1f}x")
     seconds, ids = timed(twin_map, args.repeat)
     print(f"{'Dataset.map + tokenizer.json (tokenizers)':<48}{seconds:>9.2f}{tokens / seconds:>12.0f}"

@@ -1,6 +1,6 @@
 """Throughput of train.py's Trainer path against a bare PyTorch step on the same batches.
 
-    python benchmarks/train_bench.py                          # configs/tiny.yaml, Trainer vs bare step
+    python -m benchmarks.train_bench                          # configs/tiny.yaml, Trainer vs bare step
 
 The Trainer of train.py (LMTrainer, with its callbacks, dataloader over
 a token file, logging) trains --steps steps of the recipe on synthetic tokens
@@ -15,7 +15,6 @@ GPT-2 small's speed on a GPU, under both GPU recipes: benchmarks/gpu_check.py.
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +23,12 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from transformers import GPT2LMHeadModel, TrainerCallback, get_scheduler, set_seed  # noqa: E402
+from transformers import GPT2LMHeadModel, TrainerCallback, get_scheduler, set_seed
 
-import train  # noqa: E402
-from gpt2ja.run_folder import RunFolder  # noqa: E402
-from gpt2ja.tokens import TokenBlocks  # noqa: E402
+import train
+from gpt2ja.run_folder import RunFolder
+from gpt2ja.tokens import TokenBlocks
 
 
 class StepClock(TrainerCallback):
@@ -68,11 +66,11 @@ def step_seconds(ends, start, warmup):
 
 def recipe_args(recipe, steps, out_dir, extra=()):
     """The recipe's ModelArguments and the TrainingArguments train.py would build from it."""
-    model_args, run_args, given = train.parse_arguments(
+    model_args, _, given = train.parse_arguments(
         [recipe, "--output_dir", str(out_dir), "--max_steps", str(steps), "--eval_strategy", "no",
          "--save_strategy", "no", "--report_to", "none", "--logging_steps", "10", "--disable_tqdm", "true",
          "--dataloader_num_workers", "0", *extra])
-    return model_args, train.training_arguments(given, run_args, RunFolder(out_dir), evaluate=False)
+    return model_args, train.training_arguments(given, RunFolder(out_dir), evaluate=False)
 
 
 def synthetic_blocks(path, vocab, block, count, seed=0):

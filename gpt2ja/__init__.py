@@ -1,13 +1,23 @@
-"""The contracts the scripts share, each in one module; scripts import these, never each other.
+"""gpt2ja: what the scripts share, each in one module; scripts import these, never each other.
 
+The ground floor (standard library only):
+    errors      the error types: UserError and the kinds of it
     settings    the reference settings: special ids, sampling, prompt, default folders
-    cli         recipe + flags parsing, UserError and the one-sentence exit
+    rerun       the rerun protocol of every step: records and their identity, reuse or refuse,
+                the one-writer lock, building an output folder in scratch and moving it into place
     dump        reading (and re-writing) MediaWiki XML dumps, page by page
+Data and tokens:
     wikitext    wiki markup -> prose, and which pages are articles
     prose_items which list and definition items are sentences (kept) and which are names (dropped)
-    splits      the prepared DatasetDict: split names, split assignment, preparation.json
-    fingerprints  what a run is made of, by content: dump, prepared articles, tokenizer
-    tokens      the tokenizer folder, the fast encoder, the token cache and its blocks
-    run_folder  the run folder: its sub-folders, the model folder's files, run_info.json,
-                which folders a step may replace, the one-writer lock, out-of-space errors
+    splits      the prepared DatasetDict: split assignment, its content fingerprint, preparation.json
+    tokens      the tokenizer folder and its report, the batch encoder, the token cache and its blocks
+Training:
+    cli         recipe + flags parsing, the one-sentence exit
+    run_folder  the run folder: its sub-folders, the model folder's files, checkpoints, run_info.json
+    resume      a training run's identity, and whether a rerun resumes, reuses, refuses or starts over
+    preemption  a checkpoint and a stop on SIGTERM or Ctrl-C, and the drill that sends the signal
+    speed       MFU: FLOPs a token and the device's peak
+Publishing:
+    hub         the Hub client: token, repo ids, tags, failures in one sentence, a folder mirrored to a repo
+    cards       the checked model folder, and the model, Space and dataset cards
 """

@@ -1,4 +1,4 @@
-"""How every script reads its arguments and ends on a user's mistake: recipe + flags, one-sentence errors."""
+"""How every script reads its arguments and ends: recipe + flags, and one sentence on a user's mistake or Ctrl-C."""
 
 import argparse
 import dataclasses
@@ -11,11 +11,9 @@ import datasets
 import yaml
 from transformers import HfArgumentParser
 
+from .errors import UserError
+
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class UserError(Exception):
-    """A problem the user can fix; the scripts print its one-sentence message and exit 1."""
 
 
 def parse_args(dataclass_types, argv=None, description=None):

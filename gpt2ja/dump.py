@@ -18,8 +18,8 @@ import xml.etree.ElementTree as ET
 from glob import glob
 from typing import NamedTuple
 
-from .cli import UserError
-from .fingerprints import file_fingerprint
+from .errors import DumpError
+from .rerun import file_fingerprint
 from .settings import DEFAULT_MIRROR, REFERENCE_DUMP_DATE
 
 logger = logging.getLogger(__name__)
@@ -28,10 +28,6 @@ BZ2_STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # a bz2 stream header and its
 # Export schemas before 0.4 mark a redirect only in its text, and before 0.6 give no <ns>.
 REDIRECT_TEXT = re.compile(r"\s*#(?:REDIRECT|転送)\s*:?\s*\[\[", re.IGNORECASE)
 SYNTHETIC_ROOT = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
-
-
-class DumpError(UserError):
-    """A dump that cannot be read: missing, empty, not a MediaWiki export, cut or corrupt."""
 
 
 class Page(NamedTuple):

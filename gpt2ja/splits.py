@@ -3,23 +3,24 @@
 prepare_data.py writes it with `save_to_disk`; every later step reads it through
 `load_split`. Each article's split comes from a hash of its page id, so it stays in
 its split across reruns, machines and dump dates. `preparation.json` in the same
-folder records how it was made and what was counted.
+folder records how it was made and what was counted, and the content fingerprint
+of the splits: what a tokenizer or a training run records of the data it read.
 """
 
-import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import datasets
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cli import UserError
+from .errors import UserError
+from .rerun import Record
 
 SPLITS = ("train", "validation", "test")
-PREPARATION_FILE = "preparation.json"
 FEATURES = datasets.Features(
     {"id": datasets.Value("string"), "title": datasets.Value("string"), "text": datasets.Value("string")}
 )
@@ -35,10 +36,13 @@ def split_of(page_id, validation_percent=1.0, test_percent=1.0):
     return "train"
 
 
-def load_split(data_dir, split, allow_empty=False):
-    data_dir = Path(data_dir)
-    if not (data_dir / "dataset_dict.json").is_file():
+def check_prepared(data_dir):
+    if not Path(data_dir, "dataset_dict.json").is_file():
         raise UserError(f"{data_dir} holds no prepared data; run prepare_data.py --output_dir {data_dir} first.")
+
+
+def load_split(data_dir, split, allow_empty=False):
+    check_prepared(data_dir)
     dataset = datasets.load_from_disk(str(data_dir))[split]
     if len(dataset) == 0 and not allow_empty:
         raise UserError(f"The {split} split of {data_dir} is empty; prepare more articles.")
@@ -52,11 +56,49 @@ def count_characters(dataset):
                for batch in dataset.with_format("arrow").iter(batch_size=10_000))
 
 
-@dataclass
-class Preparation:
-    """preparation.json: the settings a data folder was prepared with and its counts."""
+def _hash_strings(chunk, values, lengths):
+    """Feed a string array's UTF-8 bytes and lengths to two hashes: the same strings give the same
+    digests however they are cut into arrays."""
+    offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)[chunk.offset:chunk.offset + len(chunk) + 1]
+    if len(chunk):
+        values.update(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
+    lengths.update(np.diff(offsets).astype("<i8").tobytes())
 
-    settings: dict  # the dumps by content, max_articles, validation_percent, test_percent, cleaner
+
+def content_fingerprint(splits):
+    """SHA-256 of the ids and texts of every split, in order: the same articles give the same fingerprint
+    however Arrow chunked them (any --num_proc), wherever the folder lies, whatever its file times."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for column in ("id", "text"):
+            values, lengths = hashlib.sha256(), hashlib.sha256()
+            for batch in splits[name].with_format("arrow").iter(batch_size=10_000):
+                for chunk in batch[column].chunks:
+                    _hash_strings(chunk, values, lengths)
+            digest.update(f"{name}/{column}:{values.hexdigest()}:{lengths.hexdigest()}".encode())
+    return digest.hexdigest()
+
+
+def data_fingerprint(data_dir):
+    """The content fingerprint of a prepared data folder: as recorded by prepare_data.py, else computed."""
+    record = Preparation.load(data_dir)
+    if record is not None:
+        return record.fingerprint
+    check_prepared(data_dir)
+    return content_fingerprint(datasets.load_from_disk(str(data_dir)))
+
+
+@dataclass
+class Preparation(Record):
+    """preparation.json: what a data folder was prepared from (identity) and its counts."""
+
+    FILE = "preparation.json"
+    OTHER = "data prepared with other settings"
+    # token_cache/: where versions before the run folder's token cache wrote it; it goes with the data
+    ENTRIES = frozenset({FILE, "dataset_dict.json", *SPLITS, "token_cache"})
+
+    # identity: the dumps by content, max_articles, validation_percent, test_percent, cleaner
     sources: list  # the dump files or URLs as given
     dump_date: Optional[str]
     pages_read: int
@@ -65,18 +107,3 @@ class Preparation:
     splits: dict  # split -> articles
     characters: dict  # split -> characters
     fingerprint: str  # content_fingerprint of the splits
-
-    def save(self, folder):
-        Path(folder, PREPARATION_FILE).write_text(
-            json.dumps(dataclasses.asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
-
-    @classmethod
-    def load(cls, folder):
-        """The record of a data folder, or None where it has none (or one of an older shape)."""
-        path = Path(folder, PREPARATION_FILE)
-        if not path.is_file():
-            return None
-        fields = json.loads(path.read_text(encoding="utf-8"))
-        if set(fields) != {f.name for f in dataclasses.fields(cls)}:
-            return None
-        return cls(**fields)

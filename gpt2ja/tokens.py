@@ -2,18 +2,20 @@
 
 A tokenizer folder (tokenizer.py's output) holds `spiece.model` (SentencePiece,
 loaded as BertGenerationTokenizer), `tokenizer.json` (the same for `tokenizers`)
-and `tokenizer_report.json`. The token cache holds each split of a data folder as
-one flat file of token ids, `</s>` after each article; `TokenBlocks` reads it as
-consecutive blocks of the model's context.
+and its record, `tokenizer_report.json`. The token cache holds each split of a data
+folder as one flat file of token ids, `</s>` after each article, under the run
+folder (`token_cache/<key>`, keyed by the content of the data and the tokenizer);
+`TokenBlocks` reads it as consecutive blocks of the model's context.
 """
 
 import hashlib
-import json
 import logging
 import os
 import re
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import sentencepiece as spm
@@ -21,16 +23,32 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from .cli import UserError
-from .fingerprints import input_fingerprints
-from .run_folder import move_into_place, writing
-from .splits import SPLITS, load_split
+from .errors import UserError
+from .rerun import Record, building, file_fingerprint
+from .splits import SPLITS, data_fingerprint, load_split
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_REPORT = "tokenizer_report.json"
-TOKEN_CACHE = "token_cache"
-TOKEN_META = "meta.json"
+
+@dataclass
+class TokenizerReport(Record):
+    """tokenizer_report.json: what the tokenizer was trained on and with (identity), and its figures on the
+    validation split (absent when the split is empty)."""
+
+    FILE = "tokenizer_report.json"
+    OTHER = "a tokenizer trained with other settings or data"
+    ENTRIES = frozenset({FILE, "spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                         "added_tokens.json"})
+
+    # identity: the training settings and the data's content fingerprint
+    sentences_trained_on: int
+    training_seconds: float
+    peak_memory_mib: int
+    validation_lines: Optional[int] = None
+    fast_slow_identical_lines: Optional[int] = None
+    unk_share: Optional[float] = None
+    round_trip_changed_share: Optional[float] = None
+    tokens_per_character: Optional[float] = None
 
 
 def load_tokenizer(folder, **overrides):
@@ -41,17 +59,11 @@ def load_tokenizer(folder, **overrides):
     return AutoTokenizer.from_pretrained(str(folder), **overrides)
 
 
-def read_tokenizer_report(folder):
-    path = Path(folder, TOKENIZER_REPORT)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+class SentencePieceEncoder:
+    """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids.
 
-
-class FastEncoder:
-    """Batch encoding with SentencePiece's multi-threaded C++ encoder.
-
-    It gives BertGenerationTokenizer's ids: that tokenizer is SentencePiece plus
-    splitting on its special-token strings, which plain Wikipedia text almost never
-    holds; texts that do hold one go through the tokenizer itself.
+    That tokenizer is SentencePiece plus splitting on its special-token strings, which plain Wikipedia text
+    almost never holds; texts that do hold one go through the tokenizer itself.
     """
 
     def __init__(self, tokenizer_dir, num_threads=None):
@@ -92,40 +104,59 @@ def tokenize_split(dataset, encoder, eos_id, path, dtype):
     return {"articles": len(dataset), "tokens": tokens, "characters": characters}
 
 
-def token_cache_dir(data_dir, tokenizer_dir):
-    """A cache folder keyed by the content of the prepared data and of the tokenizer model."""
-    inputs = input_fingerprints(data_dir, tokenizer_dir)
-    key = hashlib.sha256(f"{inputs['data']}:{inputs['tokenizer']}".encode()).hexdigest()
-    return Path(data_dir) / TOKEN_CACHE / key[:16]
+def input_fingerprints(data_dir, tokenizer_dir):
+    """What a training run reads, by content: {"data": ..., "tokenizer": ...} (the SentencePiece model)."""
+    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model"))}
 
 
-def read_token_meta(cache):
-    path = Path(cache, TOKEN_META)
-    return json.loads(path.read_text()) if path.is_file() else None
+@dataclass
+class TokenCache(Record):
+    """meta.json of a token cache folder: the data and tokenizer it encodes (identity) and what it holds."""
+
+    FILE = "meta.json"
+    OTHER = "tokens of other data or another tokenizer"
+    ENTRIES = frozenset({FILE, *(f"{split}.bin" for split in SPLITS)})
+
+    dtype: str
+    eos_token_id: int
+    splits: dict  # split -> {"articles", "tokens", "characters"}
 
 
-def prepare_tokens(data_dir, tokenizer_dir):
-    """Tokenize train / validation / test once; return (cache folder, meta). A rerun reads the cache.
+def token_cache_folder(cache_root, identity):
+    """The folder of the tokens of these inputs: named by their content."""
+    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}".encode()).hexdigest()
+    return Path(cache_root) / key[:16]
 
-    meta: {"dtype", "eos_token_id", "splits": {split: {"articles", "tokens", "characters"}}}. Processes
-    that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it.
-    """
-    cache = token_cache_dir(data_dir, tokenizer_dir)
-    with writing(cache, wait=True) as scratch:
-        meta = read_token_meta(cache)
-        if meta is not None:
+
+def prepare_tokens(data_dir, tokenizer_dir, cache_root):
+    """Tokenize train / validation / test once into cache_root/<key of data and tokenizer>; return (cache
+    folder, TokenCache). A rerun reads the cache without writing anything (a read-only cache serves). Processes
+    that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it."""
+    identity = input_fingerprints(data_dir, tokenizer_dir)
+    cache = token_cache_folder(cache_root, identity)
+    meta = TokenCache.load(cache)
+    if meta is not None and meta.identity == identity:
+        logger.info("Reusing the token cache %s", cache)
+        return cache, meta
+    with building(cache, wait=True, flag="--token_cache_dir") as build:
+        meta = TokenCache.load(cache)  # written meanwhile by the process this one waited for
+        if meta is not None and meta.identity == identity:
             logger.info("Reusing the token cache %s", cache)
             return cache, meta
-        encoder = FastEncoder(tokenizer_dir)
-        eos = encoder.tokenizer.eos_token_id
-        dtype = token_dtype(len(encoder.tokenizer))
-        meta = {"dtype": np.dtype(dtype).name, "eos_token_id": eos, "splits": {}}
-        for split in SPLITS:
-            articles = load_split(data_dir, split, allow_empty=split != "train")
-            meta["splits"][split] = tokenize_split(articles, encoder, eos, scratch / f"{split}.bin", dtype)
-        (scratch / TOKEN_META).write_text(json.dumps(meta, indent=2))
-        move_into_place(scratch, cache, TOKEN_META)
+        meta = tokenize_splits(data_dir, tokenizer_dir, identity, build.output)
+        build.finish(meta)
+    logger.info("Wrote the token cache %s", cache)
     return cache, meta
+
+
+def tokenize_splits(data_dir, tokenizer_dir, identity, folder):
+    encoder = SentencePieceEncoder(tokenizer_dir)
+    eos = encoder.tokenizer.eos_token_id
+    dtype = token_dtype(len(encoder.tokenizer))
+    counts = {split: tokenize_split(load_split(data_dir, split, allow_empty=split != "train"), encoder, eos,
+                                    Path(folder, f"{split}.bin"), dtype)
+              for split in SPLITS}
+    return TokenCache(identity=identity, dtype=np.dtype(dtype).name, eos_token_id=eos, splits=counts)
 
 
 class TokenBlocks(torch.utils.data.Dataset):

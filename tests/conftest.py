@@ -1,13 +1,8 @@
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from gpt2ja.settings import EXCERPT, FIRST20  # noqa: E402
+from gpt2ja.settings import EXCERPT, FIRST20
 
 
 def shared_file(path):

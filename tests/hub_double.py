@@ -45,7 +45,8 @@ class HubDouble:
         self.requests = []  # (method, path, body bytes)
         self.fail_commits = False
         self.yaml_errors = []  # messages the YAML validation answers with HTTP 400, as the Hub rejects a card
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
+        self.server.hub = self
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -60,230 +61,232 @@ class HubDouble:
     def store(self, kind):
         return {"models": self.repos, "spaces": self.spaces, "datasets": self.datasets}[kind]
 
-    def _handler(self):
-        hub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+class HubHandler(BaseHTTPRequestHandler):
+    """One request to the double: the routes of the module's docstring, answered from and into `self.hub`."""
 
-            def _body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+    @property
+    def hub(self):
+        return self.server.hub
 
-            def _send(self, status, payload=None, content_type="application/json"):
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                error = payload.get("error") if isinstance(payload, dict) else None
-                if status >= 400:
-                    self.send_header("X-Error-Message", error or "error")
-                if error == "Repository not found":
-                    self.send_header("X-Error-Code", "RepoNotFound")  # as the Hub marks it
-                self.end_headers()
-                self.wfile.write(data)
+    def log_message(self, *args):
+        pass
 
-            def _send_empty(self, status, headers):
-                """A bodyless answer, as the Hub gives to a HEAD or a missing file: the status and its headers."""
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
-            def _authorized(self):
-                if self.headers.get("Authorization") != f"Bearer {hub.token}":
-                    self._send(401, {"error": "Invalid credentials in Authorization header"})
-                    return False
-                return True
+    def _send(self, status, payload=None, content_type="application/json"):
+        data = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if status >= 400:
+            self.send_header("X-Error-Message", error or "error")
+        if error == "Repository not found":
+            self.send_header("X-Error-Code", "RepoNotFound")  # as the Hub marks it
+        self.end_headers()
+        self.wfile.write(data)
 
-            def do_HEAD(self):
-                hub.requests.append(("HEAD", self.path, b""))
-                if self._authorized():
-                    self._resolve(head=True)
+    def _send_empty(self, status, headers):
+        """A bodyless answer, as the Hub gives to a HEAD or a missing file: the status and its headers."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
-            def _resolve(self, head):
-                """A repo's file as the Hub serves it: the commit, ETag and size in the headers."""
-                match = re.match(r"^/(spaces/|datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
-                kind = (match.group(1) or "models/").rstrip("/") if match else "models"
-                repo = hub.store(kind).get(match.group(2)) if match else None
-                content = repo["files"].get(unquote(match.group(4))) if repo else None
-                if content is None:
-                    return self._send_empty(404, {"X-Error-Code": "EntryNotFound" if repo else "RepoNotFound"})
-                wanted = re.fullmatch(r"bytes=(\d+-\d*|-\d+)", self.headers.get("Range") or "")
-                etag = hashlib.sha1(content).hexdigest()
-                size = len(content)
-                if wanted:  # a part of the file, as streaming readers ask for (a Parquet footer first)
-                    first, last = wanted.group(1).split("-")
-                    start = max(size - int(last), 0) if not first else int(first)
-                    end = min(int(last), size - 1) if first and last else size - 1
-                    if start >= size:  # past the end: the Hub answers 416, which readers take for the end
-                        return self._send_empty(416, {"Content-Range": f"bytes */{size}"})
-                    content = content[start:end + 1]
-                self.send_response(206 if wanted else 200)
-                self.send_header("X-Repo-Commit", repo["commits"][-1])
-                self.send_header("ETag", f'"{etag}"')
-                self.send_header("Content-Length", str(len(content)))
-                if wanted:
-                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-                self.end_headers()
-                if not head:
-                    self.wfile.write(content)
+    def _authorized(self):
+        if self.headers.get("Authorization") != f"Bearer {self.hub.token}":
+            self._send(401, {"error": "Invalid credentials in Authorization header"})
+            return False
+        return True
 
-            def do_GET(self):
-                hub.requests.append(("GET", self.path, b""))
-                if not self._authorized():
-                    return
-                if "/resolve/" in self.path and not self.path.startswith("/api/"):
-                    return self._resolve(head=False)
-                if self.path.startswith("/api/whoami-v2"):
-                    return self._send(200, {"name": hub.user, "type": "user", "auth": {"type": "access_token"}})
-                match = re.match(r"^/api/models/([^/]+/[^/?]+)/refs", self.path)
-                if match and match.group(1) in hub.repos:
-                    repo = hub.repos[match.group(1)]
-                    tags = [{"name": name, "ref": f"refs/tags/{name}", "targetCommit": commit}
-                            for name, commit in repo["tags"].items()]
-                    main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": repo["commits"][-1]}
-                            ] if repo["commits"] else []
-                    return self._send(200, {"branches": main, "converts": [], "tags": tags})
-                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/([^/?]+)/?([^?]*)", self.path)
-                if match and match.group(2) in hub.store(match.group(1)):
-                    return self._tree(hub.store(match.group(1))[match.group(2)]["files"], unquote(match.group(4)),
-                                      "recursive=true" in self.path.lower())
-                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
-                if match and match.group(2) in hub.store(match.group(1)):
-                    repo = hub.store(match.group(1))[match.group(2)]
-                    sha = repo["commits"][-1] if repo["commits"] else "0" * 40
-                    return self._send(200, {"id": match.group(2), "sha": sha, "private": repo["private"],
-                                            "siblings": [{"rfilename": p} for p in repo["files"]]})
-                self._send(404, {"error": "Repository not found"})
+    def do_HEAD(self):
+        self.hub.requests.append(("HEAD", self.path, b""))
+        if self._authorized():
+            self._resolve(head=True)
 
-            def _tree(self, files, folder, recursive):
-                """The entries under `folder` as the Hub lists them: its files and subfolders, and with
-                recursive everything below them too; an absent folder is EntryNotFound."""
-                prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
-                entries = {}
-                for path, content in sorted(files.items()):
-                    if not path.startswith(prefix):
-                        continue
-                    parts = path[len(prefix):].split("/")
-                    for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
-                        folder_path = prefix + "/".join(parts[:depth])
-                        entries.setdefault(folder_path, {"type": "directory", "path": folder_path,
-                                                         "oid": hashlib.sha1(folder_path.encode()).hexdigest()})
-                    if recursive or len(parts) == 1:
-                        entries[path] = {"type": "file", "path": path, "size": len(content),
-                                         "oid": hashlib.sha1(content).hexdigest()}
-                if prefix and not entries:
-                    return self._send_empty(404, {"X-Error-Code": "EntryNotFound"})
-                self._send(200, list(entries.values()))
+    def _resolve(self, head):
+        """A repo's file as the Hub serves it: the commit, ETag and size in the headers."""
+        match = re.match(r"^/(spaces/|datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
+        kind = (match.group(1) or "models/").rstrip("/") if match else "models"
+        repo = self.hub.store(kind).get(match.group(2)) if match else None
+        content = repo["files"].get(unquote(match.group(4))) if repo else None
+        if content is None:
+            return self._send_empty(404, {"X-Error-Code": "EntryNotFound" if repo else "RepoNotFound"})
+        wanted = re.fullmatch(r"bytes=(\d+-\d*|-\d+)", self.headers.get("Range") or "")
+        etag = hashlib.sha1(content).hexdigest()
+        size = len(content)
+        if wanted:  # a part of the file, as streaming readers ask for (a Parquet footer first)
+            first, last = wanted.group(1).split("-")
+            start = max(size - int(last), 0) if not first else int(first)
+            end = min(int(last), size - 1) if first and last else size - 1
+            if start >= size:  # past the end: the Hub answers 416, which readers take for the end
+                return self._send_empty(416, {"Content-Range": f"bytes */{size}"})
+            content = content[start:end + 1]
+        self.send_response(206 if wanted else 200)
+        self.send_header("X-Repo-Commit", repo["commits"][-1])
+        self.send_header("ETag", f'"{etag}"')
+        self.send_header("Content-Length", str(len(content)))
+        if wanted:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if not head:
+            self.wfile.write(content)
 
-            def do_DELETE(self):
-                hub.requests.append(("DELETE", self.path, b""))
-                if not self._authorized():
-                    return
-                match = re.match(r"^/api/models/([^/]+/[^/]+)/tag/([^/?]+)$", self.path)
-                if match and match.group(2) in hub.repos.get(match.group(1), {}).get("tags", {}):
-                    del hub.repos[match.group(1)]["tags"][match.group(2)]
-                    return self._send(200, {})
-                self._send(404, {"error": "Tag not found"})
+    def do_GET(self):
+        self.hub.requests.append(("GET", self.path, b""))
+        if not self._authorized():
+            return
+        if "/resolve/" in self.path and not self.path.startswith("/api/"):
+            return self._resolve(head=False)
+        if self.path.startswith("/api/whoami-v2"):
+            return self._send(200, {"name": self.hub.user, "type": "user", "auth": {"type": "access_token"}})
+        match = re.match(r"^/api/models/([^/]+/[^/?]+)/refs", self.path)
+        if match and match.group(1) in self.hub.repos:
+            repo = self.hub.repos[match.group(1)]
+            tags = [{"name": name, "ref": f"refs/tags/{name}", "targetCommit": commit}
+                    for name, commit in repo["tags"].items()]
+            main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": repo["commits"][-1]}
+                    ] if repo["commits"] else []
+            return self._send(200, {"branches": main, "converts": [], "tags": tags})
+        match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/([^/?]+)/?([^?]*)", self.path)
+        if match and match.group(2) in self.hub.store(match.group(1)):
+            return self._tree(self.hub.store(match.group(1))[match.group(2)]["files"], unquote(match.group(4)),
+                              "recursive=true" in self.path.lower())
+        match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
+        if match and match.group(2) in self.hub.store(match.group(1)):
+            repo = self.hub.store(match.group(1))[match.group(2)]
+            sha = repo["commits"][-1] if repo["commits"] else "0" * 40
+            return self._send(200, {"id": match.group(2), "sha": sha, "private": repo["private"],
+                                    "siblings": [{"rfilename": p} for p in repo["files"]]})
+        self._send(404, {"error": "Repository not found"})
 
-            def do_PUT(self):
-                body = self._body()
-                hub.requests.append(("PUT", self.path, body))
-                match = re.match(r"^/lfs-upload/([0-9a-f]{64})$", self.path)
-                if not match:
-                    return self._send(404, {"error": "not found"})
-                if hashlib.sha256(body).hexdigest() != match.group(1):
-                    return self._send(400, {"error": "sha256 mismatch"})
-                hub.lfs[match.group(1)] = body
-                self._send(200, {})
+    def _tree(self, files, folder, recursive):
+        """The entries under `folder` as the Hub lists them: its files and subfolders, and with
+        recursive everything below them too; an absent folder is EntryNotFound."""
+        prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+        entries = {}
+        for path, content in sorted(files.items()):
+            if not path.startswith(prefix):
+                continue
+            parts = path[len(prefix):].split("/")
+            for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
+                folder_path = prefix + "/".join(parts[:depth])
+                entries.setdefault(folder_path, {"type": "directory", "path": folder_path,
+                                                 "oid": hashlib.sha1(folder_path.encode()).hexdigest()})
+            if recursive or len(parts) == 1:
+                entries[path] = {"type": "file", "path": path, "size": len(content),
+                                 "oid": hashlib.sha1(content).hexdigest()}
+        if prefix and not entries:
+            return self._send_empty(404, {"X-Error-Code": "EntryNotFound"})
+        self._send(200, list(entries.values()))
 
-            def do_POST(self):
-                body = self._body()
-                hub.requests.append(("POST", self.path, body))
-                if not self._authorized():
-                    return
-                path = self.path.split("?")[0]
-                if path == "/api/repos/create":
-                    request = json.loads(body)
-                    repo_id = f"{request.get('organization') or hub.user}/{request['name']}"
-                    kind = {"space": "spaces", "dataset": "datasets"}.get(request.get("type"), "models")
-                    if repo_id in hub.store(kind):
-                        return self._send(409, {"error": f"You already created this {kind[:-1]} repo",
-                                                "url": f"{hub.url}/{repo_id}"})
-                    hub.store(kind)[repo_id] = {"private": request.get("visibility") == "private", "files": {},
-                                                "commits": [], "tags": {}, "sdk": request.get("sdk"),
-                                                "hardware": request.get("hardware")}
-                    return self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
-                if path == "/api/validate-yaml":
-                    if hub.yaml_errors:
-                        return self._send(400, {"error": "Invalid metadata",
-                                                "errors": [{"message": m} for m in hub.yaml_errors]})
-                    return self._send(200, {"errors": [], "warnings": []})
-                match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$",
-                                 path)
-                if match:
-                    kind, repo_id, action, revision = match.groups()
-                    if repo_id not in hub.store(kind):
-                        return self._send(404, {"error": "Repository not found"})
-                    if action == "commit" and (hub.fail_commits is True or kind in (hub.fail_commits or ())):
-                        return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
-                    return getattr(self, f"_{action}")(hub.store(kind)[repo_id], repo_id, json_or_ndjson(body))
-                match = re.match(r"^/(?:spaces/|datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
-                if match:
-                    return self._lfs_batch(json.loads(body))
-                self._send(404, {"error": f"no route for {path}"})
+    def do_DELETE(self):
+        self.hub.requests.append(("DELETE", self.path, b""))
+        if not self._authorized():
+            return
+        match = re.match(r"^/api/models/([^/]+/[^/]+)/tag/([^/?]+)$", self.path)
+        if match and match.group(2) in self.hub.repos.get(match.group(1), {}).get("tags", {}):
+            del self.hub.repos[match.group(1)]["tags"][match.group(2)]
+            return self._send(200, {})
+        self._send(404, {"error": "Tag not found"})
 
-            def _preupload(self, repo, repo_id, request):
-                files = [{"path": f["path"], "shouldIgnore": False,
-                          "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
-                          "oid": None} for f in request["files"]]
-                self._send(200, {"files": files})
+    def do_PUT(self):
+        body = self._body()
+        self.hub.requests.append(("PUT", self.path, body))
+        match = re.match(r"^/lfs-upload/([0-9a-f]{64})$", self.path)
+        if not match:
+            return self._send(404, {"error": "not found"})
+        if hashlib.sha256(body).hexdigest() != match.group(1):
+            return self._send(400, {"error": "sha256 mismatch"})
+        self.hub.lfs[match.group(1)] = body
+        self._send(200, {})
 
-            def _lfs_batch(self, request):
-                objects = []
-                for item in request["objects"]:
-                    entry = {"oid": item["oid"], "size": item["size"]}
-                    if item["oid"] not in hub.lfs:
-                        entry["actions"] = {"upload": {"href": f"{hub.url}/lfs-upload/{item['oid']}"}}
-                    objects.append(entry)
-                self.send_response(200)
-                data = json.dumps({"transfer": "basic", "objects": objects}).encode()
-                self.send_header("Content-Type", "application/vnd.git-lfs+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def do_POST(self):
+        body = self._body()
+        self.hub.requests.append(("POST", self.path, body))
+        if not self._authorized():
+            return
+        path = self.path.split("?")[0]
+        if path == "/api/repos/create":
+            request = json.loads(body)
+            repo_id = f"{request.get('organization') or self.hub.user}/{request['name']}"
+            kind = {"space": "spaces", "dataset": "datasets"}.get(request.get("type"), "models")
+            if repo_id in self.hub.store(kind):
+                return self._send(409, {"error": f"You already created this {kind[:-1]} repo",
+                                        "url": f"{self.hub.url}/{repo_id}"})
+            self.hub.store(kind)[repo_id] = {"private": request.get("visibility") == "private", "files": {},
+                                        "commits": [], "tags": {}, "sdk": request.get("sdk"),
+                                        "hardware": request.get("hardware")}
+            return self._send(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
+        if path == "/api/validate-yaml":
+            if self.hub.yaml_errors:
+                return self._send(400, {"error": "Invalid metadata",
+                                        "errors": [{"message": m} for m in self.hub.yaml_errors]})
+            return self._send(200, {"errors": [], "warnings": []})
+        match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)$",
+                         path)
+        if match:
+            kind, repo_id, action, revision = match.groups()
+            if repo_id not in self.hub.store(kind):
+                return self._send(404, {"error": "Repository not found"})
+            if action == "commit" and (self.hub.fail_commits is True or kind in (self.hub.fail_commits or ())):
+                return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
+            return getattr(self, f"_{action}")(self.hub.store(kind)[repo_id], repo_id, json_or_ndjson(body))
+        match = re.match(r"^/(?:spaces/|datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
+        if match:
+            return self._lfs_batch(json.loads(body))
+        self._send(404, {"error": f"no route for {path}"})
 
-            def _commit(self, repo, repo_id, lines):
-                files, deleted = {}, []
-                for line in lines[1:]:
-                    value = line["value"]
-                    if line["key"] == "deletedFile":
-                        deleted.append(value["path"])
-                    elif line["key"] == "file":
-                        files[value["path"]] = base64.b64decode(value["content"])
-                    elif line["key"] == "lfsFile":
-                        if value["oid"] not in hub.lfs:
-                            return self._send(422, {"error": f"LFS object {value['oid']} was never uploaded"})
-                        files[value["path"]] = hub.lfs[value["oid"]]
-                for path in deleted:
-                    repo["files"].pop(path, None)
-                repo["files"].update(files)
-                oid = hashlib.sha1(json.dumps(sorted(repo["files"])).encode() + str(len(repo["commits"])).encode())
-                repo["commits"].append(oid.hexdigest())
-                repo.setdefault("messages", []).append(lines[0]["value"]["summary"])
-                self._send(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{oid.hexdigest()}",
-                                 "commitOid": oid.hexdigest(), "success": True})
+    def _preupload(self, repo, repo_id, request):
+        files = [{"path": f["path"], "shouldIgnore": False,
+                  "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                  "oid": None} for f in request["files"]]
+        self._send(200, {"files": files})
 
-            def _tag(self, repo, repo_id, request):
-                if request["tag"] in repo["tags"]:
-                    return self._send(409, {"error": "Tag already exists"})
-                repo["tags"][request["tag"]] = repo["commits"][-1]
-                self._send(200, {})
+    def _lfs_batch(self, request):
+        objects = []
+        for item in request["objects"]:
+            entry = {"oid": item["oid"], "size": item["size"]}
+            if item["oid"] not in self.hub.lfs:
+                entry["actions"] = {"upload": {"href": f"{self.hub.url}/lfs-upload/{item['oid']}"}}
+            objects.append(entry)
+        self.send_response(200)
+        data = json.dumps({"transfer": "basic", "objects": objects}).encode()
+        self.send_header("Content-Type", "application/vnd.git-lfs+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        return Handler
+    def _commit(self, repo, repo_id, lines):
+        files, deleted = {}, []
+        for line in lines[1:]:
+            value = line["value"]
+            if line["key"] == "deletedFile":
+                deleted.append(value["path"])
+            elif line["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif line["key"] == "lfsFile":
+                if value["oid"] not in self.hub.lfs:
+                    return self._send(422, {"error": f"LFS object {value['oid']} was never uploaded"})
+                files[value["path"]] = self.hub.lfs[value["oid"]]
+        for path in deleted:
+            repo["files"].pop(path, None)
+        repo["files"].update(files)
+        oid = hashlib.sha1(json.dumps(sorted(repo["files"])).encode() + str(len(repo["commits"])).encode())
+        repo["commits"].append(oid.hexdigest())
+        repo.setdefault("messages", []).append(lines[0]["value"]["summary"])
+        self._send(200, {"commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid.hexdigest()}",
+                         "commitOid": oid.hexdigest(), "success": True})
+
+    def _tag(self, repo, repo_id, request):
+        if request["tag"] in repo["tags"]:
+            return self._send(409, {"error": "Tag already exists"})
+        repo["tags"][request["tag"]] = repo["commits"][-1]
+        self._send(200, {})
 
 
 def json_or_ndjson(body):

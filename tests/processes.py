@@ -1,25 +1,47 @@
-"""Running a script as a user does, and killing it at a chosen moment, for the fault-injection tests."""
+"""Scripts run as a user runs them, each in a process of its own: for the tests about the process itself
+(a kill, a signal, an exit status, what it prints), and for launchers that start their own processes."""
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+class Script:
+    """`python *argv` started in the repository, its output to a file (a pipe nobody reads would stall it)."""
+
+    def __init__(self, argv, log=None, env=None, launcher=(sys.executable,)):
+        self.log = Path(log) if log else Path(tempfile.mkstemp(suffix=".log")[1])
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen([*launcher, *argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                            text=True, env=env)
+
+    def output(self):
+        return self.log.read_text()
+
+    def wait(self, timeout=600):
+        self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def wait_until(self, condition, timeout=300):
+        deadline = time.time() + timeout
+        while not condition():
+            assert self.process.poll() is None, "the script ended before the moment awaited:\n" + self.output()[-3000:]
+            assert time.time() < deadline, self.output()[-3000:]
+            time.sleep(0.01)
+
+
 def kill_when(argv, reached, timeout=300):
-    """Start `python *argv` in the repository, SIGKILL it once reached() is true, and wait for it."""
-    process = subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
-    while not reached():
-        assert process.poll() is None, "the script ended before the moment to kill it"
-        assert time.time() < deadline
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
+    """Start `python *argv`, SIGKILL it once reached() is true, and wait for it."""
+    script = Script(argv)
+    script.wait_until(reached, timeout)
+    script.process.kill()
+    script.wait()
 
 
-def run(argv):
-    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True)
+def run(argv, **options):
+    """`python *argv` in the repository to its end; its exit status and output (text)."""
+    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, **options)

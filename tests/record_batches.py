@@ -1,6 +1,6 @@
 """Runs train.py with a recorder of what each process trains on, for the multi-process test.
 
-    accelerate launch ... tests/record_batches.py RECORD_DIR [train.py arguments]
+    accelerate launch ... -m tests.record_batches RECORD_DIR [train.py arguments]   (from the repository root)
 
 Each process writes RECORD_DIR/rank-N.json: the world size it saw and a digest of
 the input ids of each forward pass during training.
@@ -14,9 +14,8 @@ from pathlib import Path
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import train  # noqa: E402
-from gpt2ja.cli import run_main  # noqa: E402
+import train
+from gpt2ja.cli import run_main
 
 
 class BatchRecorder(TrainerCallback):

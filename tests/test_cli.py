@@ -8,7 +8,8 @@ from typing import Optional
 
 import pytest
 
-from gpt2ja.cli import UserError, parse_args
+from gpt2ja.cli import parse_args
+from gpt2ja.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_bad_recipes_are_one_sentence(tmp_path, name, recipe, message):
 
 
 def test_ctrl_c_ends_in_one_line_and_exit_130():
-    code = ("import sys; sys.path.insert(0, '.'); from gpt2ja.cli import run_main\n"
+    code = ("from gpt2ja.cli import run_main\n"
             "def main(): raise KeyboardInterrupt\n"
             "run_main(main)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -51,7 +52,7 @@ def test_ctrl_c_ends_in_one_line_and_exit_130():
 
 
 def test_run_main_ends_a_user_error_in_one_line_and_exit_1():
-    code = ("import sys; sys.path.insert(0, '.'); from gpt2ja.cli import UserError, run_main\n"
+    code = ("from gpt2ja.cli import run_main\nfrom gpt2ja.errors import UserError\n"
             "def main(): raise UserError('The flag --x is wrong; pass --y.')\n"
             "run_main(main)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

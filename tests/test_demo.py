@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 import demo
-from gpt2ja.cli import UserError
+from gpt2ja.errors import UserError
 
 pytestmark = pytest.mark.slow  # each test runs the whole chain, training included
 

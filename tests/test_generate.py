@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import generate
-from gpt2ja.cli import UserError
+from gpt2ja.errors import UserError
 from gpt2ja.settings import PROMPT
 
 REPO = Path(generate.__file__).parent

@@ -1,24 +1,21 @@
 """benchmarks/gpu_check.py in its CPU mode: the GPU check is known to run before a GPU meets it."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from gpt2ja.tokens import prepare_tokens
-
-REPO = Path(__file__).resolve().parents[1]
+from processes import run
 
 
 @pytest.mark.slow
 def test_the_gpu_check_runs_every_part_in_cpu_mode(excerpt_data, excerpt_tokenizer, tmp_path):
-    token_dir, _ = prepare_tokens(excerpt_data, excerpt_tokenizer)
+    run_dir = tmp_path / "run"  # a run folder as make demo leaves it, with no token cache yet
+    run_dir.mkdir()
+    (run_dir / "data").symlink_to(excerpt_data)
+    (run_dir / "tokenizer").symlink_to(excerpt_tokenizer)
     report_path = tmp_path / "gpu_check.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu", "--token_dir",
-                           str(token_dir), "--tokenizer_dir", str(excerpt_tokenizer), "--out", str(report_path)],
-                          capture_output=True, text=True, timeout=600)
+    done = run(["-m", "benchmarks.gpu_check", "--cpu", "--run_dir", str(run_dir), "--out", str(report_path)],
+               timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert [row["recipe"] for row in report["speed"]] == ["reference.yaml", "fast.yaml"]

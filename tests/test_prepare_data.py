@@ -13,9 +13,9 @@ import pytest
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
 from processes import kill_when, run
-from gpt2ja.cli import UserError
+from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
-from gpt2ja.splits import FEATURES, PREPARATION_FILE, SPLITS
+from gpt2ja.splits import FEATURES, SPLITS, Preparation
 from gpt2ja.wikitext import article_text, residue_share, short_line_share
 
 REPO = prepare_data.Path(prepare_data.__file__).parent
@@ -150,7 +150,7 @@ def test_max_articles_keeps_the_first_articles_and_counts_whatever_num_proc(tmp_
     records = {}
     for num_proc in (1, 2, 4):
         splits, stats = prepare(tmp_path, multistream, name=f"n{num_proc}", num_proc=num_proc, max_articles=20)
-        records[num_proc] = (tmp_path / f"n{num_proc}" / PREPARATION_FILE).read_text()
+        records[num_proc] = (tmp_path / f"n{num_proc}" / Preparation.FILE).read_text()
         assert all_ids(splits) == sorted(pages[i].id for i in kept[:20])
         assert stats.articles == 20 and stats.pages_read == len(head)
         assert stats.pages_read == stats.articles + sum(stats.dropped.values())
@@ -245,7 +245,7 @@ def run_cli(tmp_path, *argv):
 def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    stats = json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())
+    stats = json.loads((tmp_path / "out" / Preparation.FILE).read_text())
     assert stats["pages_read"] == 20 and stats["articles"] == 12 and stats["dump_date"] == "20220720"
     assert list((tmp_path / "hf_home").rglob("*")), "the download went through the datasets cache"
 
@@ -254,7 +254,7 @@ def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--max_articles", "5",
                   "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    assert json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())["articles"] == 5
+    assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["articles"] == 5
 
 
 def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):
@@ -320,8 +320,8 @@ def test_a_dump_with_no_article_is_one_sentence(tmp_path):
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
-    from gpt2ja.run_folder import writing
-    with writing(tmp_path / "out"):  # as a run in another process holds it
+    from gpt2ja.rerun import building
+    with building(tmp_path / "out"):  # as a run in another process holds it
         with pytest.raises(UserError, match="Another run is writing"):
             prepare(tmp_path, MARKUP_PAGES)
 
@@ -333,7 +333,7 @@ def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerp
     assert run(argv).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     _, straight = prepare(tmp_path / "straight", excerpt)
-    assert json.loads((tmp_path / "out" / PREPARATION_FILE).read_text())["fingerprint"] == straight.fingerprint
+    assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["fingerprint"] == straight.fingerprint
 
 
 def test_out_of_space_names_the_folder_and_leaves_no_output(small_disk, excerpt):

@@ -12,12 +12,11 @@ from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 from transformers import pipeline, set_seed
 
 import push_to_hub
-from gpt2ja.cli import UserError
+from gpt2ja.cards import example_output
+from gpt2ja.errors import UserError
+from gpt2ja.run_folder import STAGING_RECORD
 from gpt2ja.settings import PROMPT, SAMPLING
 from hub_double import HubDouble
-
-# every test here stages or uploads a model that a session fixture trains
-pytestmark = pytest.mark.slow
 
 REPO = Path(push_to_hub.__file__).parent
 TOKEN = "hf_TestDoubleTokenThatMustNeverLeak0123456789"
@@ -28,7 +27,7 @@ EXPECTED_FILES = {"model.safetensors", "config.json", "generation_config.json", 
 def staged_files(stage_dir):
     """{path in the repo: bytes} of everything staged to upload."""
     return {p.relative_to(stage_dir).as_posix(): p.read_bytes() for p in stage_dir.rglob("*")
-            if p.is_file() and p.name != push_to_hub.STAGING_RECORD}
+            if p.is_file() and p.name != STAGING_RECORD}
 
 
 def tensorboard_files(files):
@@ -43,8 +42,9 @@ def staged(tiny_model, tmp_path_factory):
     return stage_dir
 
 
+@pytest.mark.slow
 def test_dry_run_stages_exactly_the_repo_files(staged, tiny_model):
-    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES | {"runs", push_to_hub.STAGING_RECORD}
+    assert {p.name for p in staged.iterdir()} == EXPECTED_FILES | {"runs", STAGING_RECORD}
     # the run's TensorBoard logs, byte for byte, where the Hub's Training metrics tab reads them
     events = sorted((tiny_model.parent / "logs").rglob("events.out.tfevents.*"))
     assert events and tensorboard_files(staged_files(staged)) == sorted(
@@ -55,6 +55,7 @@ def test_dry_run_stages_exactly_the_repo_files(staged, tiny_model):
     assert not list(staged.parent.glob(".*partial"))
 
 
+@pytest.mark.slow
 def test_staged_folder_generates_with_pipeline(staged):
     set_seed(0)
     generator = pipeline("text-generation", model=str(staged))
@@ -63,6 +64,7 @@ def test_staged_folder_generates_with_pipeline(staged):
     assert text.startswith("近年の機械学習は") and len(text) > len("近年の機械学習は")
 
 
+@pytest.mark.slow
 def test_card_metadata_reads_back(staged, tiny_model):
     card = ModelCard.load(staged / "README.md")
     data = card.data.to_dict()
@@ -72,7 +74,7 @@ def test_card_metadata_reads_back(staged, tiny_model):
     widget = data["widget"][0]
     assert widget["text"] == "近年の機械学習は" and widget["output"]["text"].startswith("近年の機械学習は")
     # the example is this model's own output with the card's seed
-    assert widget["output"]["text"] == push_to_hub.example_output(tiny_model, 42)
+    assert widget["output"]["text"] == example_output(tiny_model, 42)
     results = json.loads((tiny_model / "all_results.json").read_text())
     metrics = {(r["dataset"]["split"], m["type"]): m["value"]
                for r in data["model-index"][0]["results"] for m in r["metrics"]}
@@ -90,19 +92,12 @@ def test_card_metadata_reads_back(staged, tiny_model):
     assert "/work/" not in body and str(REPO) not in body  # no local paths
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda d: (d / "spiece.model").unlink(), "lacks spiece.model"),
-    (lambda d: (d / "run_info.json").unlink(), "lacks run_info.json"),
-    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace(
-        '"vocab_size": 8000', '"vocab_size": 32000')), "vocabulary of 32000 but the tokenizer holds 8000"),
-    (lambda d: (d / "tokenizer_config.json").write_text((d / "tokenizer_config.json").read_text().replace(
-        '"BertGenerationTokenizer"', '"T5Tokenizer"')), "not BertGenerationTokenizer"),
-])
-def test_bad_model_folders_are_refused(tiny_model, tmp_path, break_it, message):
-    model_dir = tmp_path / "model"
+@pytest.mark.slow
+def test_a_bad_model_folder_is_refused_before_anything_is_staged(tiny_model, tmp_path):
+    model_dir = tmp_path / "model"  # the checks themselves: test_cards.py
     shutil.copytree(tiny_model, model_dir)
-    break_it(model_dir)
-    with pytest.raises(UserError, match=message):
+    (model_dir / "spiece.model").unlink()
+    with pytest.raises(UserError, match="lacks spiece.model"):
         push_to_hub.main(["--model_dir", str(model_dir), "--dry_run", "--stage_dir", str(tmp_path / "stage")])
     assert not (tmp_path / "stage").exists()
 
@@ -117,6 +112,7 @@ def run_push(hub, model_dir, stage_dir, *flags, token=TOKEN, home=None):
                            str(stage_dir), *flags], cwd=REPO, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/gpt2-small-ja-test",
@@ -140,6 +136,7 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
         assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "stage").rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
     with HubDouble(TOKEN, user="someone") as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage")
@@ -148,6 +145,7 @@ def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
         assert 'model="someone/gpt2-small-ja"' in hub.repos["someone/gpt2-small-ja"]["files"]["README.md"].decode()
 
 
+@pytest.mark.slow
 def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         hub.fail_commits = True
@@ -161,6 +159,7 @@ def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
         assert set(hub.repos["tester/m"]["files"]) == set(staged_files(tmp_path / "stage"))
 
 
+@pytest.mark.slow
 def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", token=None)
@@ -171,6 +170,7 @@ def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
         assert hub.repos == {}
 
 
+@pytest.mark.slow
 def test_unreachable_hub_fails_clearly(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         url = hub.url
@@ -183,6 +183,7 @@ def test_unreachable_hub_fails_clearly(tiny_model, tmp_path):
 
 # --- never losing a user's work, never publishing a wrong model --------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["the run folder", "the model folder"])
 def test_a_stage_dir_holding_anything_else_is_refused_and_kept(tiny_model, tmp_path, where):
     run = tmp_path / "run"
@@ -196,6 +197,7 @@ def test_a_stage_dir_holding_anything_else_is_refused_and_kept(tiny_model, tmp_p
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_an_existing_tag_is_refused_before_any_upload_unless_moved(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1")
@@ -222,6 +224,7 @@ def test_an_invalid_repo_id_is_refused_even_in_a_dry_run(tmp_path, repo_id):
 
 # --- the live demo, the Training metrics tab, the repo as the staging's mirror ---------------------
 
+@pytest.mark.slow
 def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--space_id", "tester/m-demo",
@@ -234,7 +237,6 @@ def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny
         space_card = SpaceCard(space["files"]["README.md"].decode()).data.to_dict()
         assert space_card["models"] == ["tester/m"] and space_card["sdk"] == "gradio"
         assert space_card["app_file"] == "app.py" and space_card["license"] == "cc-by-sa-3.0"
-        sys.path.insert(0, str(REPO / "space"))
         from app import model_from_space_card
         assert model_from_space_card(tmp_path / "space" / "README.md") == "tester/m"  # what the app will run
         model_card = hub.repos["tester/m"]["files"]["README.md"].decode()
@@ -243,7 +245,6 @@ def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny
 
 
 def test_the_space_app_without_a_card_naming_a_model_asks_for_one():
-    sys.path.insert(0, str(REPO / "space"))
     from app import model_from_space_card
     assert model_from_space_card(REPO / "space" / "README.md") is None  # the body alone names no model
     run = subprocess.run([sys.executable, str(REPO / "space" / "app.py")], capture_output=True, text=True,
@@ -251,6 +252,7 @@ def test_the_space_app_without_a_card_naming_a_model_asks_for_one():
     assert run.returncode == 2 and "no model: pass --model" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_model, run / "model")
@@ -285,6 +287,7 @@ def test_bad_space_and_dataset_flags_are_refused_before_anything_is_staged(tmp_p
 
 # --- a card the Hub can read fully -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_card_names_its_dataset_source_version_demo_and_code(tiny_model, tmp_path):
     push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/m", "--dry_run", "--stage_dir",
                       str(tmp_path / "stage"), "--space_id", "tester/m-demo", "--space_stage_dir",
@@ -302,6 +305,7 @@ def test_the_card_names_its_dataset_source_version_demo_and_code(tiny_model, tmp
     assert "| hardware |" in plain.text and "| training time |" in plain.text
 
 
+@pytest.mark.slow
 def test_results_that_are_not_finite_are_never_published(tiny_model, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model, model_dir)
@@ -313,6 +317,7 @@ def test_results_that_are_not_finite_are_never_published(tiny_model, tmp_path):
     assert not (tmp_path / "stage").exists()
 
 
+@pytest.mark.slow
 def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         hub.yaml_errors = ['"license" must be one of [apache-2.0, mit, ...]']
@@ -342,6 +347,7 @@ def load_from_hub(hub, code, home):
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(tiny_model, excerpt_data, tmp_path):
     import datasets
     with HubDouble(TOKEN) as hub:
@@ -382,6 +388,7 @@ def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(t
         assert commits[0].startswith("/api/datasets/tester/jawiki/") and commits[-1].startswith("/api/models/")
 
 
+@pytest.mark.slow
 def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_model, excerpt_data, tmp_path):
     flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
              "--dataset_stage_dir", str(tmp_path / "ds")]
@@ -399,6 +406,7 @@ def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_mo
         assert readme.data.to_dict()["license"] == "cc-by-sa-3.0" and "dataset_info" in readme.data.to_dict()
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_failed_model_upload_does_not_upload_the_dataset_again(tiny_model, excerpt_data, tmp_path):
     flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
              "--dataset_stage_dir", str(tmp_path / "ds")]
@@ -421,6 +429,7 @@ def test_a_rerun_after_a_failed_model_upload_does_not_upload_the_dataset_again(t
         assert len(dataset["commits"]) == len(commits) + 2 and b"https://example.org/code" in dataset["files"]["README.md"]
 
 
+@pytest.mark.slow
 def test_only_the_articles_the_model_was_trained_on_are_published(tiny_model, excerpt_data, tmp_path):
     import datasets
     edited = tmp_path / "edited"

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import train
+from gpt2ja.preemption import SignalAtStep
 
 REPO = Path(train.__file__).parent
 RECIPES = sorted((REPO / "configs").glob("*.yaml"))
@@ -29,7 +30,7 @@ def test_every_recipe_trains_and_resumes_on_the_cpu(recipe, excerpt_data, excerp
             "--output_dir", str(tmp_path), "--vocab_size", "8000", *SHRUNK]
     caplog.set_level(logging.INFO)
     with pytest.raises(SystemExit) as stopped:
-        train.main(argv, callbacks=[train.SignalAtStep(2)])
+        train.main(argv, callbacks=[SignalAtStep(2)])
     assert stopped.value.code == 128 + signal.SIGTERM
     assert (tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
 

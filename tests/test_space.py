@@ -7,14 +7,12 @@ import subprocess
 import sys
 
 import pytest
+import screenshot  # space/screenshot.py (space/ is on pytest's pythonpath): starts the app, drives Chromium
 from gradio_client import Client
 
 from gpt2ja.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # serves the session's trained tiny model
-
-sys.path.insert(0, str(REPO_ROOT / "space"))
-import screenshot  # noqa: E402  (space/screenshot.py: starts the app, drives Chromium)
 
 PROMPT = "近年の機械学習は"
 

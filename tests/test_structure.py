@@ -1,16 +1,22 @@
-"""Imports run one way: scripts -> gpt2ja -> third-party. A script never imports another script
-(demo.py, which chains them, excepted); a benchmark imports at most the script it measures."""
+"""The shape of the repository: imports run one way (scripts -> gpt2ja -> third-party), a script never imports
+another script (demo.py, which chains them, excepted), a benchmark imports at most the script it measures, the
+library is an installable package that nothing puts on sys.path by hand, and each of its modules has its tests."""
 
 import ast
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {p.stem for p in REPO.glob("*.py")}
-LIBRARY = sorted((REPO / "gpt2ja").glob("*.py"))
+LIBRARY = sorted(p for p in (REPO / "gpt2ja").glob("*.py") if p.name != "__init__.py")
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 TEST_MODULES = {p.stem for p in (REPO / "tests").glob("*.py")}
+PYTHON_FILES = sorted(p for folder in ("", "gpt2ja", "tests", "benchmarks", "space", "metrics")
+                      for p in (REPO / folder).glob("*.py" if not folder or folder == "gpt2ja" else "**/*.py"))
 
 
 def imported(path):
@@ -26,7 +32,7 @@ def imported(path):
 
 def test_the_four_scripts_and_their_helpers_are_at_the_top_level():
     assert {"prepare_data", "tokenizer", "train", "push_to_hub", "generate", "demo"} <= SCRIPTS
-    assert len(LIBRARY) >= 7 and len(BENCHMARKS) >= 3
+    assert len(LIBRARY) >= 10 and len(BENCHMARKS) >= 3
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS - {"demo"}))
@@ -38,9 +44,20 @@ def test_demo_chains_the_scripts_through_their_main():
     assert imported(REPO / "demo.py") & SCRIPTS == {"prepare_data", "tokenizer", "train", "push_to_hub", "generate"}
 
 
+@pytest.mark.parametrize("script", sorted(SCRIPTS), ids=lambda name: f"{name}.py")
+def test_a_script_tells_its_story_in_at_most_450_lines(script):
+    # what grows beyond (provenance, publishing, helpers for tests) belongs in the library
+    assert len((REPO / f"{script}.py").read_text(encoding="utf-8").splitlines()) <= 450
+
+
 @pytest.mark.parametrize("module", LIBRARY, ids=lambda p: p.name)
 def test_the_library_imports_no_script_and_no_test(module):
-    assert not imported(module) & (SCRIPTS | TEST_MODULES)
+    assert not imported(module) & (SCRIPTS | TEST_MODULES | {"benchmarks"})
+
+
+@pytest.mark.parametrize("module", LIBRARY, ids=lambda p: p.name)
+def test_every_library_module_has_a_test_file(module):
+    assert (REPO / "tests" / f"test_{module.stem}.py").is_file()
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda p: p.name)
@@ -50,4 +67,27 @@ def test_a_benchmark_imports_at_most_the_script_it_measures(benchmark):
         benchmark.stem, {benchmark.stem.removesuffix("_bench")})
     assert imported(benchmark) & SCRIPTS <= measured
     assert not imported(benchmark) & TEST_MODULES
-    assert '"tests"' not in benchmark.read_text(encoding="utf-8")  # no test helpers on sys.path
+
+
+def test_no_file_puts_anything_on_sys_path_by_hand():
+    assert len(PYTHON_FILES) > 50
+    edits_of_the_path = tuple(f"sys.path.{verb}(" for verb in ("insert", "append"))  # (spelt so: not one itself)
+    edits = [f"{p.relative_to(REPO)}:{n}" for p in PYTHON_FILES
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if any(edit in line for edit in edits_of_the_path)]
+    assert edits == []
+
+
+def test_a_wheel_of_the_library_builds_and_holds_the_package_alone(tmp_path):
+    # built from a copy, so that no build/ of an earlier build leaks in, and none is left in the checkout
+    source = tmp_path / "source"
+    (source / "gpt2ja").mkdir(parents=True)
+    for path in [REPO / "pyproject.toml", REPO / "README.md", *(REPO / "gpt2ja").glob("*.py")]:
+        (source / path.relative_to(REPO)).write_bytes(path.read_bytes())
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "--wheel-dir", str(tmp_path), str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("gpt2ja-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = {name for name in names if name.endswith(".py")}
+    assert modules == {f"gpt2ja/{p.name}" for p in (REPO / "gpt2ja").glob("*.py")}

@@ -13,9 +13,9 @@ import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
 from processes import kill_when, run
-from gpt2ja.cli import UserError
+from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
-from gpt2ja.tokens import TOKENIZER_REPORT
+from gpt2ja.tokens import TokenizerReport
 
 REPO = Path(tokenizer.__file__).parent
 
@@ -58,7 +58,7 @@ def test_fast_twin_gives_identical_ids_on_every_validation_line(excerpt_tokenize
     lines += ["", "  二つの  空白  ", "全角\u3000空白", "特別<s>トークン</s>を含む<sep>", "ＡＢＣ！😀𠮷"]
     assert len(lines) > 100
     assert [fast(line)["input_ids"] for line in lines] == [slow(line)["input_ids"] for line in lines]
-    report = json.loads((excerpt_tokenizer / TOKENIZER_REPORT).read_text())
+    report = json.loads((excerpt_tokenizer / TokenizerReport.FILE).read_text())
     assert report["fast_slow_identical_lines"] == report["validation_lines"] > 100
     # on this small corpus, rare kanji beyond the 99.95% character coverage are <unk>
     assert 0 < report["unk_share"] < 0.01

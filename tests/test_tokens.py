@@ -1,4 +1,4 @@
-"""gpt2ja.tokens: the fast encoder, the token cache and its blocks."""
+"""gpt2ja.tokens: the batch encoder, the token cache and its blocks."""
 
 import logging
 import shutil
@@ -9,14 +9,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from gpt2ja.cli import UserError
-from gpt2ja.tokens import (FastEncoder, TokenBlocks, load_tokenizer, prepare_tokens, token_cache_dir, token_dtype,
-                           tokenize_split)
+from gpt2ja.errors import UserError
+from gpt2ja.tokens import (SentencePieceEncoder, TokenBlocks, TokenCache, input_fingerprints, load_tokenizer,
+                           prepare_tokens, token_cache_folder, token_dtype, tokenize_split)
 
 
 def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
     slow = AutoTokenizer.from_pretrained(str(excerpt_tokenizer))
-    encoder = FastEncoder(excerpt_tokenizer)
+    encoder = SentencePieceEncoder(excerpt_tokenizer)
     texts = list(datasets.load_from_disk(str(excerpt_data))["train"]["text"][:60])
     texts += ["本文に<s>と</s>が現れる。", "<unk>だけ", ""]
     assert encoder(texts) == [slow(t)["input_ids"] for t in texts]
@@ -24,7 +24,7 @@ def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
 
 def test_packing_puts_eos_between_articles_and_cuts_full_blocks(excerpt_data, excerpt_tokenizer, tmp_path):
     articles = datasets.load_from_disk(str(excerpt_data))["validation"]
-    encoder = FastEncoder(excerpt_tokenizer)
+    encoder = SentencePieceEncoder(excerpt_tokenizer)
     eos = encoder.tokenizer.eos_token_id
     counts = tokenize_split(articles, encoder, eos, tmp_path / "validation.bin", np.uint16)
     tokens = np.fromfile(tmp_path / "validation.bin", dtype=np.uint16)
@@ -51,17 +51,18 @@ def test_token_ids_fit_uint16_for_32k_and_widen_beyond():
 
 
 def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
-    first, meta = prepare_tokens(excerpt_data, excerpt_tokenizer)
-    assert set(meta["splits"]) == {"train", "validation", "test"} and meta["eos_token_id"] == 3
+    first, meta = prepare_tokens(excerpt_data, excerpt_tokenizer, tmp_path / "cache")
+    assert first.parent == tmp_path / "cache" and TokenCache.load(first) == meta
+    assert set(meta.splits) == {"train", "validation", "test"} and meta.eos_token_id == 3
     stamp = (first / "train.bin").stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="gpt2ja.tokens"):
-        again, meta_again = prepare_tokens(excerpt_data, excerpt_tokenizer)
+        again, meta_again = prepare_tokens(excerpt_data, excerpt_tokenizer, tmp_path / "cache")
     assert again == first and meta_again == meta and (first / "train.bin").stat().st_mtime_ns == stamp
     assert "Reusing the token cache" in caplog.text
     other = tmp_path / "tokenizer"
     shutil.copytree(excerpt_tokenizer, other)
     (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
-    assert token_cache_dir(excerpt_data, other) != first
+    assert token_cache_folder(tmp_path / "cache", input_fingerprints(excerpt_data, other)) != first
 
 
 def test_load_tokenizer_names_the_missing_folder_and_takes_overrides(excerpt_tokenizer, tmp_path):

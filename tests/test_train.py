@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,10 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments, pipeline, set_seed
 
 import train
-from gpt2ja.cli import UserError
+from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
+from processes import Script, run
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
@@ -37,28 +37,16 @@ def losses(run_dir):
     return [(entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry]
 
 
-class Run:
-    """train.py in a child process, its output to a file (a pipe nobody reads would stall it)."""
+def Run(argv, log, env=None):
+    """train.py in a child process."""
+    return Script(["train.py", *argv], log, env)
 
-    def __init__(self, argv, log, env=None):
-        self.log = Path(log)
-        with open(self.log, "w") as out:
-            self.process = subprocess.Popen([sys.executable, "train.py", *argv], cwd=REPO, stdout=out,
-                                            stderr=subprocess.STDOUT, text=True, env=env)
 
-    def output(self):
-        return self.log.read_text()
-
-    def wait(self, timeout=600):
-        self.process.wait(timeout=timeout)
-        return self.process.returncode
-
-    def wait_until(self, condition, timeout=300):
-        deadline = time.time() + timeout
-        while not condition():
-            assert self.process.poll() is None, self.output()
-            assert time.time() < deadline, self.output()
-            time.sleep(0.05)
+def Launch(flags, script_argv, log):
+    """`accelerate launch` of processes on the CPU, one thread each (2 cores), as a user types it."""
+    accelerate = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+                  "accelerate_config.yaml", "--mixed_precision", "no", *flags]
+    return Script(script_argv, log, {**os.environ, "OMP_NUM_THREADS": "1"}, launcher=accelerate)
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -66,11 +54,11 @@ class Run:
 def test_reference_recipe_is_the_reference():
     recipe = yaml.safe_load((REPO / "configs" / "reference.yaml").read_text())
     assert recipe["bf16"] is True  # mixed precision on the GPU; this machine has no bf16 GPU, so off below
-    model_args, run_args, args = train.parse_arguments(["--bf16", "false"])  # no recipe: the reference
+    model_args, data_args, args = train.parse_arguments(["--bf16", "false"])  # no recipe: the reference
     assert (model_args.n_positions, model_args.n_embd, model_args.n_head, model_args.n_layer) == (1024, 768, 12, 12)
     assert model_args.vocab_size == 32000
     assert args.num_train_epochs == 10
-    assert run_args.global_batch_size * model_args.n_positions == 2048
+    assert args.global_batch_size * model_args.n_positions == 2048
     assert args.optim == "adamw_torch" and args.weight_decay == 0.0
     assert args.learning_rate == 1e-4 and args.lr_scheduler_type == "linear"
     assert args.warmup_steps == 0 and recipe.get("warmup_ratio", 0) == 0
@@ -105,23 +93,16 @@ def test_out_of_range_values_are_refused_at_parse_time(flags, message):
 
 
 def test_training_arguments_are_built_once_with_what_train_decides(tmp_path):
-    model_args, run_args, given = train.parse_arguments(["configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+    model_args, data_args, given = train.parse_arguments(["configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
                                                          "--per_device_train_batch_size", "4"])
     run = RunFolder(given.output_dir)
-    args = train.training_arguments(given, run_args, run, evaluate=False)
+    args = train.training_arguments(given, run, evaluate=False)
     assert isinstance(args, TrainingArguments) and args is not given
     assert args.output_dir == str(tmp_path / "run" / "checkpoints")
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 4)  # global batch 16
     assert args.eval_strategy == "no" and not args.logging_nan_inf_filter
-    assert train.training_arguments(given, run_args, run, evaluate=True).eval_strategy == "steps"
+    assert train.training_arguments(given, run, evaluate=True).eval_strategy == "steps"
     assert given.output_dir == str(tmp_path / "run") and given.per_device_train_batch_size == 4  # untouched
-
-
-def test_flops_per_token_counts_gpt2_small():
-    from transformers import GPT2Config, GPT2LMHeadModel
-    config = GPT2Config(vocab_size=32000, n_positions=1024, n_embd=768, n_layer=12, n_head=12)
-    n = sum(p.numel() for p in GPT2LMHeadModel(config).parameters()) - 1024 * 768  # no position embeddings
-    assert train.flops_per_token(config) == 6 * n + 12 * 12 * 768 * 1024
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -188,13 +169,11 @@ def test_a_run_killed_anywhere_then_rerun_ends_as_an_uninterrupted_run(excerpt_d
     expected = results(tmp_path / "straight")
     assert expected["train_steps"] == 30 and expected["train_runtime"] > 0
 
-    data = tmp_path / "data"  # the same articles with no token cache yet
-    shutil.copytree(excerpt_data, data, ignore=shutil.ignore_patterns("token_cache"))
-    run_dir = tmp_path / "killed"
+    run_dir = tmp_path / "killed"  # no token cache yet
     kill_points = {
-        "while tokenizing": lambda: any((data / "token_cache").glob(".*.partial/train.partial")),
+        "while tokenizing": lambda: any((run_dir / "token_cache").glob(".*.partial/output")),
         "after a checkpoint": lambda: (run_dir / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists(),
-        "during the final evaluation": lambda: (run_dir / ".model.partial" / "model.safetensors").exists(),
+        "during the final evaluation": lambda: (run_dir / ".model.partial" / "output" / "model.safetensors").exists(),
     }
     how_the_rerun_goes_on = {  # what the run after each kill says, and must not say
         "while tokenizing": (["left by a run that was stopped"], ["Resuming"]),
@@ -203,7 +182,7 @@ def test_a_run_killed_anywhere_then_rerun_ends_as_an_uninterrupted_run(excerpt_d
     }
     previous = None
     for name, reached in [*kill_points.items(), ("not killed", None)]:
-        run = Run(run_args(data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}.log")
+        run = Run(run_args(excerpt_data, excerpt_tokenizer, run_dir, *extra), tmp_path / f"{name}.log")
         if reached:
             run.wait_until(reached)
             run.process.send_signal(signal.SIGKILL)
@@ -309,7 +288,7 @@ def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, 
     assert last_complete_checkpoint(run / "checkpoints").endswith("checkpoint-2")
 
     train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir"])
-    identity = json.loads((run / "checkpoints" / "run_identity.json").read_text())
+    identity = json.loads((run / "checkpoints" / "run_identity.json").read_text())["identity"]
     assert identity["recipe"]["learning_rate"] == 5e-4 and results(run)["train_steps"] == 2
 
 
@@ -327,21 +306,21 @@ def test_a_second_run_on_the_same_run_folder_is_refused(excerpt_data, excerpt_to
 
 @pytest.mark.slow
 def test_runs_that_meet_at_a_fresh_token_cache_wait_for_each_other(excerpt_data, excerpt_tokenizer, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(excerpt_data, data, ignore=shutil.ignore_patterns("token_cache"))
-    runs = [Run(run_args(data, excerpt_tokenizer, tmp_path / f"run{i}", "--max_steps", "2"), tmp_path / f"{i}.log")
+    shared = tmp_path / "tokens"  # --token_cache_dir: one cache for runs on the same data and tokenizer
+    runs = [Run(run_args(excerpt_data, excerpt_tokenizer, tmp_path / f"run{i}", "--max_steps", "2",
+                         "--token_cache_dir", str(shared)), tmp_path / f"{i}.log")
             for i in range(2)]
     assert [run.wait() for run in runs] == [0, 0], runs[0].output() + runs[1].output()
     assert sum("Reusing the token cache" in run.output() for run in runs) == 1
-    assert len(list((data / "token_cache").iterdir())) == 1
+    assert len(list(shared.iterdir())) == 1
+    assert not any((tmp_path / f"run{i}" / "token_cache").exists() for i in range(2))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("small_disk", ["12m"], indirect=True)
 def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk):
-    out = subprocess.run([sys.executable, "train.py", *run_args(excerpt_data, excerpt_tokenizer, small_disk / "run",
-                                                               "--max_steps", "4", "--save_steps", "2")],
-                         cwd=REPO, capture_output=True, text=True)
+    out = run(["train.py", *run_args(excerpt_data, excerpt_tokenizer, small_disk / "run", "--max_steps", "4",
+                                     "--save_steps", "2")])
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ran out of space while writing" in errors[0], errors
@@ -359,21 +338,17 @@ def test_training_puts_the_sigterm_handler_back(excerpt_data, excerpt_tokenizer,
 @pytest.mark.slow
 def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10")
-    single = subprocess.run([sys.executable, "tests/record_batches.py", str(tmp_path / "rec1"), *argv], cwd=REPO,
-                            capture_output=True, text=True)
-    assert single.returncode == 0, single.stdout + single.stderr
+    single = Script(["-m", "tests.record_batches", str(tmp_path / "rec1"), *argv], tmp_path / "one.log")
+    assert single.wait() == 0, single.output()
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "two", "--max_steps", "10")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launched = subprocess.run(
-        [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", "accelerate_config.yaml",
-         "--num_processes", "2", "--mixed_precision", "no", "tests/record_batches.py", str(tmp_path / "rec2"), *argv],
-        cwd=REPO, capture_output=True, text=True, env=env)
-    assert launched.returncode == 0, launched.stdout + launched.stderr
+    launched = Launch(["--num_processes", "2", "-m"], ["tests.record_batches", str(tmp_path / "rec2"), *argv],
+                      tmp_path / "two.log")
+    assert launched.wait() == 0, launched.output()
     ranks = [json.loads((tmp_path / "rec2" / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert len(ranks[0]["digests"]) == len(ranks[1]["digests"]) == 10
     assert not set(ranks[0]["digests"]) & set(ranks[1]["digests"])  # each rank its own half of the batch
-    assert "Global batch 16 sequences = 2 processes x 8 per device x 1 accumulation steps" in launched.stderr
+    assert "Global batch 16 sequences = 2 processes x 8 per device x 1 accumulation steps" in launched.output()
     # the same global batches, so the same losses, up to float summation order
     for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
         assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
@@ -412,9 +387,8 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(excerpt_data
 
 
 def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
-    out = subprocess.run([sys.executable, "train.py", "configs/tiny.yaml", "--data_dir", str(excerpt_data),
-                          "--tokenizer_dir", str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")],
-                         cwd=REPO, capture_output=True, text=True)
+    out = run(["train.py", "configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
+               str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")])
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "holds no tokenizer" in out.stderr and "tokenizer.py" in out.stderr
 
@@ -422,7 +396,7 @@ def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_names_only_known_settings(recipe):
     import dataclasses
-    known = {f.name for t in (train.ModelArguments, train.RunArguments, TrainingArguments)
+    known = {f.name for t in (train.ModelArguments, train.DataTrainingArguments, train.LMTrainingArguments)
              for f in dataclasses.fields(t)}
     assert set(yaml.safe_load(recipe.read_text())) <= known
 
@@ -452,21 +426,13 @@ def children_of(pid):
 def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excerpt_data, excerpt_tokenizer,
                                                                            tmp_path):
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "400", "--save_steps", "1000")
-    launcher = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
-                "accelerate_config.yaml", "--num_processes", "2", "--mixed_precision", "no", "train.py"]
-    log = tmp_path / "launch.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(launcher + argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 300
-    while "'loss'" not in log.read_text():
-        assert process.poll() is None and time.time() < deadline, log.read_text()
-        time.sleep(0.1)
-    workers = children_of(process.pid)
+    launched = Launch(["--num_processes", "2"], ["train.py", *argv], tmp_path / "launch.log")
+    launched.wait_until(lambda: "'loss'" in launched.output())
+    workers = children_of(launched.process.pid)
     assert len(workers) == 2
     os.kill(workers[1], signal.SIGTERM)  # the preemption reaches one rank first
-    process.wait(timeout=120)
-    output = log.read_text()
+    launched.wait(timeout=120)
+    output = launched.output()
     assert output.count("Stopped by SIGTERM") == 2, output  # both ranks agreed to stop
     # The rank that exits first ends with 143; torchrun then sends SIGTERM to the other, which may
     # still be shutting down after its own "Stopped by SIGTERM" and then dies of it (-15) instead.
@@ -482,23 +448,16 @@ def test_two_nodes_from_a_fresh_token_cache_train_like_one_process(excerpt_data,
     # Two "nodes" side by side on 127.0.0.1, one process each, sharing a filesystem as cluster nodes do:
     # the token cache is written once (the other node waits for it), and the run matches one process.
     train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "one", "--max_steps", "10"))
-    data = tmp_path / "data"
-    shutil.copytree(excerpt_data, data, ignore=shutil.ignore_patterns("token_cache"))
-    argv = run_args(data, excerpt_tokenizer, tmp_path / "two", "--max_steps", "10")
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "two", "--max_steps", "10")  # no token cache yet
     port = str(29500 + os.getpid() % 1000)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = []
-    for rank in (0, 1):
-        log = open(tmp_path / f"node{rank}.log", "w")
-        nodes.append(subprocess.Popen(
-            [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", "accelerate_config.yaml",
-             "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
-             "--main_process_port", port, "--num_processes", "2", "--mixed_precision", "no", "train.py", *argv],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env))
+    nodes = [Launch(["--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+                     "--main_process_port", port, "--num_processes", "2"], ["train.py", *argv],
+                    tmp_path / f"node{rank}.log")
+             for rank in (0, 1)]
     codes = [node.wait(timeout=600) for node in nodes]
-    outputs = [(tmp_path / f"node{rank}.log").read_text() for rank in (0, 1)]
+    outputs = [node.output() for node in nodes]
     assert codes == [0, 0], "\n".join(output[-3000:] for output in outputs)
-    assert len(list((data / "token_cache").iterdir())) == 1
+    assert len(list((tmp_path / "two" / "token_cache").iterdir())) == 1
     assert sum("Reusing the token cache" in output for output in outputs) == 1
     assert "Global batch 16 sequences = 2 processes x 8 per device" in outputs[0]
     for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):

@@ -1,0 +1,219 @@
+"""The cards push_to_hub.py publishes, rendered from the run's own files: the model card (with its training
+curve and example output), the Space's card, the dataset card. Templates live in model_card/ (space/ for
+the body of the Space's card).
+
+A model folder is read once, by `ModelFolder.check`, into what the cards need; a folder that misses a file
+or whose tokenizer and config disagree is refused there, before anything is staged.
+"""
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
+
+from .errors import UserError
+from .rerun import read_json
+from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
+from .settings import PROMPT, REPO_ROOT
+from .splits import SPLITS
+from .tokens import load_tokenizer
+from .wikitext import CLEANING
+
+MODEL_TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
+DATASET_TEMPLATE = REPO_ROOT / "model_card" / "dataset_card.md.j2"
+SPACE_APP = REPO_ROOT / "space"
+SPACE_FILES = ("app.py", "requirements.txt")
+SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
+CURVE = "training_curve.png"
+
+
+@dataclass
+class Links:
+    """What the cards say beyond the run's own files: where the model, its demo, its code, its data and this
+    version are."""
+    repo_id: str
+    space_id: Optional[str] = None
+    revision_tag: Optional[str] = None
+    code_url: Optional[str] = None
+    dataset_repo_id: Optional[str] = None
+
+
+@dataclass
+class ModelFolder:
+    """A finished train.py model folder, checked: its files are all there, its tokenizer is the
+    BertGenerationTokenizer of its config's vocabulary, and its records are of this version."""
+    path: Path
+    tokenizer: BertGenerationTokenizer
+    config: object  # GPT2Config
+    info: RunInfo
+    results: dict  # all_results.json
+    state: dict  # trainer_state.json of the final step
+
+    @classmethod
+    def check(cls, path):
+        path = Path(path)
+        missing = [name for name in MODEL_FILES + RUN_FILES if not (path / name).is_file()]
+        if missing:
+            raise UserError(f"{path} lacks {', '.join(missing)}; point --model_dir at the model/ folder of a "
+                            "finished train.py run.")
+        tokenizer = load_tokenizer(path)
+        if not isinstance(tokenizer, BertGenerationTokenizer):
+            raise UserError(f"The tokenizer in {path} loads as {type(tokenizer).__name__}, not "
+                            "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
+        info = RunInfo.load(path)
+        if info is None:
+            raise UserError(f"{path}/{RunInfo.FILE} was written by an older version of train.py; rerun train.py "
+                            "with --overwrite_output_dir to make a folder push_to_hub.py can describe.")
+        config = AutoConfig.from_pretrained(path)
+        if config.vocab_size != len(tokenizer):
+            raise UserError(f"{path}: config.json has a vocabulary of {config.vocab_size} but the tokenizer holds "
+                            f"{len(tokenizer)} entries; they must come from the same run.")
+        return cls(path, tokenizer, config, info, read_json(path / ALL_RESULTS), read_json(path / TRAINER_STATE))
+
+    def parameter_count(self):
+        from safetensors import safe_open
+        with safe_open(str(self.path / "model.safetensors"), framework="pt") as weights:
+            return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+
+
+def plot_curve(trainer_state, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    history = trainer_state["log_history"]
+    train = [(e["step"], e["loss"]) for e in history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    if train:
+        axes.plot(*zip(*train), label="train loss", linewidth=1)
+    if evals:
+        axes.plot(*zip(*evals), label="validation loss", marker="o", markersize=3)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (nats per token)")
+    axes.grid(alpha=0.3)
+    if train or evals:
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
+def example_output(model_dir, seed):
+    set_seed(seed)
+    generator = pipeline("text-generation", model=str(model_dir), device=0 if torch.cuda.is_available() else -1)
+    return generator(PROMPT, max_new_tokens=50)[0]["generated_text"]
+
+
+def describe_time(seconds):
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
+def model_card(model, links, example, seed):
+    """The model card: metadata the Hub reads (model-index results included) and the body of the template."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    info, results, state = model.info, model.results, model.state
+    dataset_name = f"Japanese Wikipedia ({info.dump_date})" if info.dump_date else "Japanese Wikipedia"
+    dataset_args = {"language": "ja", **({"dump_date": info.dump_date} if info.dump_date else {})}
+    source = {"source_name": "gpt2-small-ja training code (metrics/causal_lm_eval)",
+              "source_url": links.code_url} if links.code_url else {}
+    dataset_id = links.dataset_repo_id or "wikipedia"
+    eval_results = [
+        EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type=dataset_id,
+                   dataset_name=dataset_name, dataset_config="default" if links.dataset_repo_id else "ja",
+                   dataset_args=dataset_args,
+                   dataset_split=split, metric_type=metric, metric_name=name,
+                   metric_value=round(results[f"{prefix}_{metric}"], 4), **source)
+        for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
+        for metric, name in (("loss", "Loss"), ("perplexity", "Perplexity"),
+                             ("bits_per_character", "Bits per character"))
+    ]
+    card_data = ModelCardData(
+        language="ja", license="cc-by-sa-3.0", datasets=[dataset_id], pipeline_tag="text-generation",
+        library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
+        widget=[{"text": PROMPT, "output": {"text": example}}],
+        model_name=links.repo_id.split("/")[-1], eval_results=eval_results,
+    )
+    devices = sorted(set(info.hardware["devices"]))
+    tokenizer = model.tokenizer
+    special_ids = sorted((tokenizer.convert_tokens_to_ids(token), token) for token in tokenizer.all_special_tokens)
+    return ModelCard.from_template(
+        card_data, template_path=str(MODEL_TEMPLATE), model_name=links.repo_id.split("/")[-1],
+        repo_id=links.repo_id, prompt=PROMPT, example_output=example, example_seed=seed,
+        vocab_size=model.config.vocab_size, parameters=model.parameter_count(), recipe=info.recipe,
+        data=info.preparation, dump_date=info.dump_date, sources=[Path(source).name for source in info.sources],
+        sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
+        eos_id=tokenizer.eos_token_id,
+        final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
+        tokens=info.tokens, tokenizer=info.tokenizer_report, steps=state["global_step"],
+        epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
+        training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
+        space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
+        dataset_repo_id=links.dataset_repo_id,
+        cleaning=CLEANING[info.preparation.identity["cleaner"]] if info.preparation else None,
+    )
+
+
+def check_card_metadata(card):
+    """Refuse, before anything is uploaded, a card whose metadata the Hub would reject or that would publish
+    broken results: it must read back as written (model-index included), every result a finite number."""
+    from huggingface_hub import ModelCard
+    try:
+        data = ModelCard(str(card), ignore_metadata_errors=False).data
+    except ValueError as error:
+        raise UserError(f"The model card's metadata does not read back ({str(error).splitlines()[0]}); "
+                        "nothing was uploaded.") from None
+    broken = [f"{result.dataset_split} {result.metric_type} {result.metric_value}" for result in data.eval_results
+              if not (isinstance(result.metric_value, (int, float)) and math.isfinite(result.metric_value))]
+    if broken:
+        raise UserError(f"The run's results are not all finite numbers ({', '.join(broken)}): a model that "
+                        "diverged, or broken *_results.json files; nothing was uploaded.")
+
+
+def stage_space_files(folder, repo_id, space_id):
+    """The Space's files in `folder`: the app, its requirements, and a README whose YAML makes it a Gradio
+    Space that runs (and names) the model repo_id."""
+    from importlib.metadata import version
+
+    from huggingface_hub import SpaceCard, SpaceCardData
+    for name in SPACE_FILES:
+        shutil.copy(SPACE_APP / name, Path(folder, name))
+    data = SpaceCardData(title=space_id.split("/")[-1], sdk="gradio", sdk_version=version("gradio"),
+                         python_version=SPACE_PYTHON, app_file="app.py", license="cc-by-sa-3.0",
+                         models=[repo_id], tags=["japanese", "text-generation", "gpt2"],
+                         emoji="🗾", colorFrom="indigo", colorTo="gray", pinned=False,
+                         short_description="Continue Japanese text with a GPT-2 trained on Wikipedia")
+    body = (SPACE_APP / "README.md").read_text(encoding="utf-8")
+    SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(Path(folder, "README.md"))
+
+
+def size_category(rows):
+    """The Hub's size_categories value for a dataset of `rows` rows."""
+    bounds = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+              (10**7, "1M<n<10M"), (10**8, "10M<n<100M")]
+    return next((name for bound, name in bounds if rows < bound), "100M<n<1B")  # more articles than any wiki has
+
+
+def dataset_card(links, preparation, eos_id):
+    """The dataset card: license, dump date, counts and what cleaning removed; DatasetDict.push_to_hub adds the
+    splits' files and sizes to its YAML. Refused unless its metadata reads back as written."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+    pretty_name = f"Japanese Wikipedia {preparation.dump_date or ''} for gpt2-small-ja".replace("  ", " ")
+    data = DatasetCardData(language=["ja"], license="cc-by-sa-3.0", pretty_name=pretty_name,
+                           task_categories=["text-generation"], task_ids=["language-modeling"],
+                           size_categories=[size_category(preparation.articles)], source_datasets=["original"],
+                           tags=["wikipedia", "japanese"])
+    card = DatasetCard.from_template(
+        data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
+        dataset_repo_id=links.dataset_repo_id, dump_date=preparation.dump_date, data=preparation, splits=SPLITS,
+        cleaning=CLEANING[preparation.identity["cleaner"]], code_url=links.code_url, eos_id=eos_id)
+    try:
+        DatasetCard(str(card), ignore_metadata_errors=False)
+    except ValueError as error:
+        raise UserError(f"The dataset card's metadata does not read back ({str(error).splitlines()[0]}); "
+                        "nothing was uploaded.") from None
+    return card

@@ -1,0 +1,116 @@
+"""The Hugging Face Hub client as push_to_hub.py uses it: the token, repo ids, tags, failures in one sentence,
+and one way to publish a staged folder: make the repo its mirror.
+
+The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never printed or written.
+"""
+
+import importlib
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import UserError
+from .rerun import Record
+from .run_folder import STAGING_RECORD
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StagingRecord(Record):
+    """push_to_hub.py's record in a folder it staged: for which repo, from what."""
+
+    FILE = STAGING_RECORD
+    OTHER = "another staging"
+
+
+def check_repo_id(flag, repo_id):
+    """Refuse (ValueError, as an argument dataclass raises) what is not a Hub repo id of the form USER/NAME."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    if repo_id is None:
+        return
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"{flag} {repo_id!r} is not a Hub repo id such as USER/NAME: "
+                         f"{str(error).splitlines()[0]}") from None
+    if "/" not in repo_id:
+        raise ValueError(f"{flag} {repo_id!r} is not a Hub repo id such as USER/NAME: it names no user or "
+                         "organization.")
+
+
+def network_errors():
+    """What a failed connection raises: OSError, or the HTTP client's own errors (huggingface_hub 2 uses
+    httpx2, earlier versions httpx or requests)."""
+    errors = [OSError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+@contextmanager
+def hub_errors(api, what):
+    """Turn the Hub client's failures into one sentence that says what to do."""
+    from huggingface_hub.errors import HfHubHTTPError
+    try:
+        yield
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise UserError(f"The Hub refused the token (HTTP {status}) for {what}: it needs write access; run "
+                            "`hf auth login` with a write token or set HF_TOKEN.") from None
+        raise UserError(f"The Hub answered HTTP {status} for {what} ({str(error).splitlines()[0]}); "
+                        "rerun the same command to finish the upload.") from None
+    except ValueError as error:
+        if not str(error).startswith("Invalid metadata"):
+            raise
+        # not the network: the same card would be refused again, so a rerun is no answer
+        reasons = "; ".join(line.lstrip("- ") for line in str(error).splitlines()[1:]) or "no reason given"
+        raise UserError(f"The Hub rejected the card's metadata for {what} ({reasons}); nothing was committed. "
+                        "The card comes from push_to_hub.py and model_card/ (space/ for a Space): fix it there "
+                        "(or report it), then push again.") from None
+    except network_errors() as error:
+        raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
+                        "and rerun the same command to finish the upload.") from None
+
+
+def hub_api():
+    from huggingface_hub import HfApi, get_token
+    token = get_token()
+    if not token:
+        raise UserError("No Hugging Face token: run `hf auth login` with a write token, or set HF_TOKEN.")
+    return HfApi(token=token)
+
+
+def logged_in_user(api):
+    with hub_errors(api, "the logged-in user"):
+        return api.whoami()["name"]
+
+
+def check_tag(api, repo_id, tag, move):
+    """Refuse, before any upload, a tag that exists already (a tag names one published model) unless asked to
+    move it; return whether it must be deleted first."""
+    with hub_errors(api, repo_id):
+        if not api.repo_exists(repo_id):
+            return False
+        existing = {ref.name: ref.target_commit for ref in api.list_repo_refs(repo_id).tags}
+    if tag not in existing:
+        return False
+    if not move:
+        raise UserError(f"The tag {tag} of {repo_id} already points at commit {existing[tag][:12]}; pass "
+                        "--move_tag to move it to this upload, or another --revision_tag.")
+    return True
+
+
+def mirror_folder(api, folder, repo_id, repo_type, message, private, **create_options):
+    """Create the repo if absent and commit the staged folder to it as its mirror: what the staging no longer
+    holds leaves the repo in the same commit. Returns (repo URL, commit)."""
+    with hub_errors(api, repo_id):
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_options)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                                   commit_message=message, ignore_patterns=[STAGING_RECORD], delete_patterns="*")
+    return url, commit

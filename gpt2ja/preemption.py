@@ -1,0 +1,63 @@
+"""Stopping a training run cleanly on SIGTERM or Ctrl-C, and the drill that sends the signal."""
+
+import os
+import signal
+
+import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
+
+
+class PreemptionCallback(TrainerCallback):
+    """Inside `with`: on SIGTERM (a preempted job) or SIGINT (Ctrl-C), save a checkpoint at the end of the
+    current step and stop; `received` is the signal's number.
+
+    Leaving the block puts the previous handlers back: a process that goes on to fork workers (datasets'
+    num_proc pools stop theirs with SIGTERM) must not hand them a handler that ignores it, or the pool
+    waits for them forever."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self._previous_handlers = {}
+
+    def __enter__(self):
+        self._previous_handlers = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.received == signal.SIGINT:  # a second Ctrl-C: a step may be stuck
+            signal.signal(signal.SIGINT, self._previous_handlers[signal.SIGINT])
+            raise KeyboardInterrupt
+        self.received = max(self.received, signum)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        stop = self.received
+        if dist.is_available() and dist.is_initialized():
+            # every process must agree, or one would wait forever for the others at the next step
+            flag = torch.tensor([float(stop)], device=args.device if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = int(flag.item())
+        if stop:
+            self.received = stop
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class SignalAtStep(TrainerCallback):
+    """The preemption drill of benchmarks/gpu_check.py and of the tests, never of a real run: sends this
+    process a signal (SIGTERM) as step `step` begins, as a scheduler preempting the job would.
+    PreemptionCallback then stops the run with checkpoint-`step`, whatever the order of the callbacks."""
+
+    def __init__(self, step, signum=signal.SIGTERM):
+        self.step, self.signum = step, signum
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step - 1:
+            os.kill(os.getpid(), self.signum)

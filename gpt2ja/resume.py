@@ -1,0 +1,156 @@
+"""What a training run is made of, and what a rerun of it does: resume, reuse, refuse or start over.
+
+A run's identity is its inputs by content (the data and the tokenizer), the model config and the recipe.
+checkpoints/run_identity.json records it from the first step on and model/run_info.json with the finished
+model; a rerun with the same identity resumes from the last complete checkpoint or reuses the model, and
+one with another identity is refused, naming what differs, unless --overwrite_output_dir.
+"""
+
+import json
+import logging
+import os
+import shutil
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import transformers
+from accelerate import PartialState
+
+from .errors import UserError
+from .rerun import building, check_output_folder, differences, read_json, reuse_or_refuse
+from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, last_complete_checkpoint,
+                         remove_incomplete_checkpoints)
+from .splits import Preparation
+from .tokens import TokenizerReport, input_fingerprints
+
+logger = logging.getLogger(__name__)
+
+# The TrainingArguments that make the recipe, recorded in run_info.json for the model card and, but for the
+# ones that do not change the weights (IDENTITY_EXEMPT), compared when a run is resumed or reused.
+RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
+               "warmup_steps", "optim", "optim_args", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+               "max_grad_norm", "label_smoothing_factor", "bf16", "fp16", "torch_compile", "seed")
+IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size")  # speed, or already in the config
+
+
+def recipe(model_args, args):
+    """The settings that shape the training, whatever the number of processes (the global batch, not its split)."""
+    return {**{key: getattr(args, key) for key in RECIPE_KEYS}, **asdict(model_args),
+            "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            * args.world_size}
+
+
+def run_identity(model_args, data_args, args, config):
+    """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe
+    (as JSON holds it, so that it compares equal with the one recorded)."""
+    identity = {
+        **input_fingerprints(data_args.data_dir, data_args.tokenizer_dir),
+        "config": {k: v for k, v in config.to_diff_dict().items() if k not in ("transformers_version", "use_cache")},
+        "recipe": {k: v for k, v in recipe(model_args, args).items() if k not in IDENTITY_EXEMPT},
+    }
+    if args.max_steps > 0:  # Trainer ignores the epochs then
+        del identity["recipe"]["num_train_epochs"]
+    return json.loads(json.dumps(identity, default=str))
+
+
+def check_run_folder(run):
+    """train.py owns checkpoints/, logs/ and model/ of its run folder: refuse a run folder that is another
+    step's output folder, and folders of those names that hold anything else (a checkpoints/ of its own
+    holds run_identity.json from its first step on)."""
+    for record in (Preparation.FILE, TokenizerReport.FILE, STAGING_RECORD):
+        if (run.root / record).is_file():
+            raise UserError(f"--output_dir {run.root} is another step's output folder (it holds {record}); pass "
+                            "the run folder above it, or a new one.")
+    check_output_folder(run.checkpoints, RunIdentity)
+    check_output_folder(run.model, RunInfo)
+    if run.logs.exists() and any(run.logs.iterdir()) and not (run.checkpoints / RunIdentity.FILE).is_file():
+        raise UserError(f"--output_dir {run.root} holds a logs/ folder that train.py did not write; pass a new "
+                        "or empty run folder.")
+
+
+@contextmanager
+def run_lock(run, args):
+    """The main process holds the model folder's lock for the whole job and yields its Build (None in the
+    other processes); a second run on this folder is refused in one sentence by every process."""
+    with ExitStack() as stack:
+        refusal, build = [None], None
+        if args.process_index == 0:
+            try:
+                build = stack.enter_context(building(run.model))
+            except UserError as error:
+                refusal = [str(error)]
+        if args.world_size > 1:
+            dist.broadcast_object_list(refusal, src=0)
+        if refusal[0]:
+            raise UserError(refusal[0])
+        yield build
+
+
+def reuse_finished(run, identity, overwrite):
+    """Whether the run folder holds the finished model of this very run; another run's is refused."""
+    return reuse_or_refuse(run.model, RunInfo, identity, overwrite) is not None
+
+
+def start_over(run):
+    """--overwrite_output_dir: remove what train.py wrote in the run folder, and nothing else (the main
+    process, holding the run's lock). The token cache stays: it is keyed by its content."""
+    for folder in (run.checkpoints, run.logs, run.model):
+        shutil.rmtree(folder, ignore_errors=True)
+    logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
+
+
+def checkpoint_to_resume(args, identity):
+    """The last complete checkpoint of this run, after the main process removed any cut short; a checkpoint
+    of another run (other data, tokenizer, config or recipe) is refused. A fresh run records its identity."""
+    if args.process_index == 0:
+        remove_incomplete_checkpoints(args.output_dir)
+    PartialState().wait_for_everyone()
+    resume = last_complete_checkpoint(args.output_dir)
+    if resume:
+        recorded = RunIdentity.load(args.output_dir)
+        if recorded is None or recorded.identity != identity:
+            changed = differences(recorded.identity, identity) if recorded else "no record of its run"
+            raise UserError(f"{resume} belongs to another run ({changed}); pass --overwrite_output_dir to start "
+                            "over, or another --output_dir.")
+        logger.info("Resuming from %s", resume)
+    elif args.process_index == 0:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        RunIdentity(identity).save(args.output_dir)
+    return resume
+
+
+def finished_training(checkpoint):
+    """Whether a checkpoint is the last step of its run (so a rerun goes straight to export)."""
+    if checkpoint is None:
+        return False
+    state = read_json(Path(checkpoint, TRAINER_STATE))
+    return state["global_step"] >= state["max_steps"] > 0
+
+
+def check_inputs_unchanged(identity, data_dir, tokenizer_dir):
+    """Refuse to export weights whose data or tokenizer another step rewrote while the run trained."""
+    now = input_fingerprints(data_dir, tokenizer_dir)
+    replaced = [f"the {name}" for name, fingerprint in now.items() if fingerprint != identity[name]]
+    if replaced:
+        raise UserError(f"{' and '.join(replaced)} of this run changed while it trained (another step rewrote "
+                        f"{tokenizer_dir if 'the tokenizer' in replaced else data_dir}); the weights belong to the "
+                        "old one: put it back, or train again with --overwrite_output_dir.")
+
+
+def run_info(model_args, data_args, args, token_counts, identity):
+    """What the model card reports of this run: data, tokenizer, recipe, hardware."""
+    devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
+               else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
+    return RunInfo(
+        identity=identity,
+        preparation=Preparation.load(data_args.data_dir),
+        tokens=token_counts,
+        tokenizer_report=TokenizerReport.load(data_args.tokenizer_dir),
+        recipe={**recipe(model_args, args), "per_device_train_batch_size": args.per_device_train_batch_size,
+                "gradient_accumulation_steps": args.gradient_accumulation_steps},
+        hardware={"processes": args.world_size, "devices": devices},
+        versions={"torch": torch.__version__, "transformers": transformers.__version__},
+    )

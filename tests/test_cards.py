@@ -1,0 +1,81 @@
+"""gpt2ja.cards: the model folder as the cards read it, and the model, Space and dataset cards."""
+
+import shutil
+
+import pytest
+from huggingface_hub import DatasetCard, SpaceCard
+
+from gpt2ja.cards import (Links, ModelFolder, check_card_metadata, dataset_card, describe_time, model_card,
+                          plot_curve, size_category, stage_space_files)
+from gpt2ja.errors import UserError
+from gpt2ja.splits import Preparation
+from gpt2ja.wikitext import CLEANER_VERSION
+
+PREPARATION = Preparation(
+    identity={"dumps": [{"name": "jawiki-20220720-pages-articles.xml.bz2", "sha256": "a" * 64}], "max_articles": None,
+              "validation_percent": 5.0, "test_percent": 5.0, "cleaner": CLEANER_VERSION},
+    sources=["/data/jawiki-20220720-pages-articles.xml.bz2"], dump_date="20220720", pages_read=262,
+    dropped={"not_article": 40, "redirect": 20, "disambiguation": 2, "empty": 2}, articles=198,
+    splits={"train": 180, "validation": 10, "test": 8}, characters={"train": 900_000, "validation": 50_000,
+                                                                  "test": 40_000}, fingerprint="b" * 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("break_it, message", [
+    (lambda d: (d / "spiece.model").unlink(), "lacks spiece.model"),
+    (lambda d: (d / "run_info.json").unlink(), "lacks run_info.json"),
+    (lambda d: (d / "run_info.json").write_text('{"identity": {}}'), "written by an older version of train.py"),
+    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace(
+        '"vocab_size": 8000', '"vocab_size": 32000')), "vocabulary of 32000 but the tokenizer holds 8000"),
+    (lambda d: (d / "tokenizer_config.json").write_text((d / "tokenizer_config.json").read_text().replace(
+        '"BertGenerationTokenizer"', '"T5Tokenizer"')), "not BertGenerationTokenizer"),
+])
+def test_a_model_folder_that_is_not_a_finished_run_is_refused(tiny_model, tmp_path, break_it, message):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    break_it(folder)
+    with pytest.raises(UserError, match=message):
+        ModelFolder.check(folder)
+
+
+@pytest.mark.slow
+def test_the_model_card_reports_the_runs_own_files_and_refuses_results_that_are_not_numbers(tiny_model):
+    model = ModelFolder.check(tiny_model)
+    assert model.parameter_count() == sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM
+                                          .from_pretrained(tiny_model).parameters())
+    card = model_card(model, Links("tester/m"), example="近年の機械学習は…", seed=1)
+    check_card_metadata(card)
+    metrics = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert metrics[("test", "loss")] == round(model.results["test_loss"], 4)
+    assert f"{model.info.tokenizer_report.tokens_per_character:.3f} tokens per character" in card.text
+    model.results["test_loss"] = float("nan")
+    with pytest.raises(UserError, match=r"not all finite numbers \(test loss nan\)"):
+        check_card_metadata(model_card(model, Links("tester/m"), example="x", seed=1))
+
+
+def test_the_dataset_card_gives_the_counts_license_and_source(tmp_path):
+    card = dataset_card(Links("tester/m", dataset_repo_id="tester/jawiki"), PREPARATION, eos_id=3)
+    data = card.data.to_dict()
+    assert data["license"] == "cc-by-sa-3.0" and data["size_categories"] == ["n<1K"]
+    assert "| test | 8 | 40,000 |" in card.text and "Of 262 pages read" in card.text
+    assert "a" * 64 in card.text and 'load_dataset("tester/jawiki", split="test")' in card.text
+    card.save(tmp_path / "README.md")
+    assert DatasetCard.load(tmp_path / "README.md").data.to_dict() == data
+
+
+def test_the_space_runs_the_model_it_names(tmp_path):
+    stage_space_files(tmp_path, "tester/m", "tester/m-demo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    data = SpaceCard.load(tmp_path / "README.md").data
+    assert data.models == ["tester/m"] and data.sdk == "gradio" and data.app_file == "app.py"
+
+
+def test_the_curve_is_a_picture_of_both_losses(tmp_path):
+    plot_curve({"log_history": [{"step": 1, "loss": 9.0}, {"step": 2, "loss": 8.0}, {"step": 2, "eval_loss": 8.5}]},
+               tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sizes_and_times_read_as_the_hub_and_people_read_them():
+    assert [size_category(n) for n in (999, 1000, 1_500_000, 10**9)] == ["n<1K", "1K<n<10K", "1M<n<10M", "100M<n<1B"]
+    assert describe_time(65) == "1 min 5 s" and describe_time(3 * 3600 + 120) == "3 h 2 min"

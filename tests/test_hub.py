@@ -1,0 +1,86 @@
+"""gpt2ja.hub: the Hub client as push_to_hub.py uses it, against the loopback Hub double."""
+
+import pytest
+from huggingface_hub import HfApi
+
+from gpt2ja.errors import UserError
+from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_errors, mirror_folder
+from hub_double import HubDouble
+
+TOKEN = "hf_HubModuleTestToken0123456789"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)  # the double speaks no Xet
+    with HubDouble(TOKEN) as double:
+        yield double
+
+
+def api(hub, token=TOKEN):
+    return HfApi(endpoint=hub.url, token=token)
+
+
+@pytest.mark.parametrize("repo_id, message", [
+    ("no spaces/allowed here", "is not a Hub repo id such as USER/NAME"),
+    ("user/two..dots", "is not a Hub repo id such as USER/NAME"),
+    ("nouser", "is not a Hub repo id such as USER/NAME: it names no user or organization"),
+])
+def test_a_repo_id_is_user_slash_name(repo_id, message):
+    with pytest.raises(ValueError, match=f"--repo_id '{repo_id}' {message}"):
+        check_repo_id("--repo_id", repo_id)
+    check_repo_id("--repo_id", "tester/gpt2-small-ja")
+    check_repo_id("--repo_id", None)
+
+
+def staged(folder, files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
+    StagingRecord(identity={"repo_id": "tester/m"}).save(folder)
+    return folder
+
+
+def test_the_repo_becomes_the_staged_folders_mirror(hub, tmp_path):
+    folder = staged(tmp_path / "stage", {"README.md": "card", "weights.safetensors": "w", "runs/a/events": "e"})
+    url, commit = mirror_folder(api(hub), folder, "tester/m", "model", "first", private=True)
+    repo = hub.repos["tester/m"]
+    assert repo["files"] == {"README.md": b"card", "weights.safetensors": b"w", "runs/a/events": b"e"}
+    assert repo["private"] and repo["commits"] == [commit.oid] and str(url).endswith("tester/m")
+    (folder / "runs" / "a" / "events").unlink()  # gone from the staging: gone from the repo, in one commit
+    mirror_folder(api(hub), folder, "tester/m", "model", "second", private=True)
+    assert set(repo["files"]) == {"README.md", "weights.safetensors"} and len(repo["commits"]) == 2
+
+
+def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path):
+    folder = staged(tmp_path / "stage", {"README.md": "card"})
+    with pytest.raises(UserError, match=r"refused the token \(HTTP 401\) for tester/m: it needs write access"):
+        mirror_folder(api(hub, "hf_wrong"), folder, "tester/m", "model", "x", private=False)
+    hub.fail_commits = True
+    with pytest.raises(UserError, match=r"answered HTTP 500 for tester/m .*; rerun the same command"):
+        mirror_folder(api(hub), folder, "tester/m", "model", "x", private=False)
+    hub.fail_commits = False
+    hub.yaml_errors = ['"license" must be one of [...]']
+    with pytest.raises(UserError, match=r"rejected the card's metadata for tester/m") as raised:
+        with hub_errors(api(hub), "tester/m"):
+            raise ValueError("Invalid metadata in README.md.\n- \"license\" must be one of [...]")
+    assert "rerun" not in str(raised.value)
+    gone = HubDouble(TOKEN)
+    with gone:
+        url = gone.url
+    with pytest.raises(UserError, match=r"Could not reach .*; check the network and rerun the same command"):
+        mirror_folder(HfApi(endpoint=url, token=TOKEN), folder, "tester/m", "model", "x", private=False)
+
+
+def test_a_tag_that_exists_is_refused_unless_moved(hub, tmp_path):
+    client = api(hub)
+    assert check_tag(client, "tester/m", "v1", move=False) is False  # no repo yet
+    _, commit = mirror_folder(client, staged(tmp_path / "stage", {"README.md": "card"}), "tester/m", "model", "x",
+                              private=False)
+    client.create_tag("tester/m", tag="v1", revision=commit.oid)
+    with pytest.raises(UserError, match=f"The tag v1 of tester/m already points at commit {commit.oid[:12]}"):
+        check_tag(client, "tester/m", "v1", move=False)
+    assert check_tag(client, "tester/m", "v1", move=True) is True
+    assert check_tag(client, "tester/m", "v2", move=False) is False

@@ -1,0 +1,61 @@
+"""gpt2ja.resume: a training run's identity, and what a rerun does with the folder it finds."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from gpt2ja.errors import UserError
+from gpt2ja.resume import check_run_folder, checkpoint_to_resume, finished_training, reuse_finished
+from gpt2ja.run_folder import RunFolder, RunIdentity, RunInfo
+
+
+def args_of(run):
+    return SimpleNamespace(output_dir=str(run.checkpoints), process_index=0)
+
+
+def checkpoint(run, step, max_steps=10):
+    folder = run.checkpoints / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps}))
+    return str(folder)
+
+
+def test_a_fresh_run_records_its_identity_and_a_rerun_resumes_only_the_same_run(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    identity = {"data": "a" * 64, "recipe": {"learning_rate": 0.001}}
+    assert checkpoint_to_resume(args_of(run), identity) is None
+    assert RunIdentity.load(run.checkpoints).identity == identity
+    checkpoint(run, 2)
+    (run.checkpoints / "checkpoint-4").mkdir()  # cut short by a kill: no trainer_state.json
+    assert checkpoint_to_resume(args_of(run), identity) == str(run.checkpoints / "checkpoint-2")
+    assert not (run.checkpoints / "checkpoint-4").exists()
+    with pytest.raises(UserError, match=r"checkpoint-2 belongs to another run \(recipe \(learning_rate 0.001 -> "
+                                        r"0.01\)\); pass --overwrite_output_dir"):
+        checkpoint_to_resume(args_of(run), {**identity, "recipe": {"learning_rate": 0.01}})
+
+
+def test_the_last_step_goes_straight_to_export(tmp_path):
+    run = RunFolder(tmp_path)
+    assert not finished_training(None)
+    assert not finished_training(checkpoint(run, 5))
+    assert finished_training(checkpoint(run, 10))
+
+
+@pytest.mark.parametrize("record", ["preparation.json", "tokenizer_report.json", ".staged_by_push_to_hub.json"])
+def test_another_steps_folder_is_no_run_folder(tmp_path, record):
+    (tmp_path / record).write_text("{}")
+    with pytest.raises(UserError, match=f"is another step's output folder \\(it holds {record}\\)"):
+        check_run_folder(RunFolder(tmp_path))
+
+
+def test_a_finished_model_is_reused_by_the_same_run_and_refused_to_another(tmp_path):
+    run = RunFolder(tmp_path)
+    assert reuse_finished(run, {"seed": 1}, overwrite=False) is False
+    run.model.mkdir()
+    RunInfo(identity={"seed": 1}, preparation=None, tokens={}, tokenizer_report=None, recipe={}, hardware={},
+            versions={}).save(run.model)
+    assert reuse_finished(run, {"seed": 1}, overwrite=False) is True
+    assert reuse_finished(run, {"seed": 2}, overwrite=True) is False
+    with pytest.raises(UserError, match=r"holds the model of another run \(seed 1 -> 2\)"):
+        reuse_finished(run, {"seed": 2}, overwrite=False)
