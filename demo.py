@@ -6,6 +6,7 @@ tiny recipe of train.py; evaluation; a few generations; the Hub folder staged by
 push_to_hub.py --dry_run. A rerun reuses every step already done.
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import argparse
 import time
 

@@ -4,6 +4,7 @@
     python generate.py --model USER/gpt2-small-ja --prompt 日本の首都は --num_return_sequences 3 --seed 0
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -15,6 +16,7 @@ from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, PROMPT, SAMPLING
+from gpt2ja.tokens import room_after
 
 
 @dataclass
@@ -50,8 +52,8 @@ def check_model(model):
     if not (folder / "config.json").is_file():
         raise UserError(f"--model {model} holds no model (config.json); pass the model/ folder of a train.py run.")
     if not (folder / "spiece.model").is_file():
-        raise UserError(f"--model {model} holds no tokenizer (spiece.model), as a Trainer checkpoint does not; "
-                        "pass the model/ folder of a train.py run.")
+        raise UserError(f"--model {model} holds no tokenizer (spiece.model); pass the model/ folder of a train.py "
+                        "run, or one of its checkpoints.")
 
 
 def generate(args):
@@ -63,6 +65,12 @@ def generate(args):
     except (OSError, ValueError) as error:  # a Hub id that does not exist, or no network to reach it
         raise UserError(f"--model {args.model} is neither a folder here nor a model the Hub gave "
                         f"({str(error).splitlines()[0]}); pass the model/ folder of a train.py run or a Hub id.") from None
+    context = generator.model.config.max_position_embeddings
+    room, used = room_after(generator.tokenizer, args.prompt, context, args.max_new_tokens)
+    if room < args.max_new_tokens:
+        fix = f"pass --max_new_tokens {room} or fewer, or shorten the prompt" if room else "shorten the prompt"
+        raise UserError(f"The prompt is {used} tokens long; with {args.max_new_tokens} new tokens that passes the "
+                        f"model's context of {context} tokens: {fix}.")
     options = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature))
                if v is not None}
     outputs = generator(args.prompt, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,

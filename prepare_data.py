@@ -10,6 +10,7 @@ assigns each article to train / validation / test by a stable hash of its page
 id, so an article keeps its split across reruns, machines and dump dates.
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import json
 import logging
 import math
@@ -21,8 +22,10 @@ from typing import Optional
 import datasets
 
 from gpt2ja.cli import parse_args, run_main
-from gpt2ja.dump import check_exists, dump_date, dump_identity, dump_url, expand_sources, is_url, iter_pages, plan_ranges
+from gpt2ja.dump import (check_exists, download_error, dump_date, dump_identity, dump_url, expand_sources, is_url,
+                         iter_pages, plan_ranges)
 from gpt2ja.errors import DumpError, UserError
+from gpt2ja.interrupts import ctrl_c_exits_at_once
 from gpt2ja.rerun import building, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
@@ -30,13 +33,6 @@ from gpt2ja.splits import FEATURES, SPLITS, Preparation, content_fingerprint, co
 from gpt2ja.wikitext import CLEANER_VERSION, OUTCOMES, article_text
 
 logger = logging.getLogger("prepare_data")
-
-ARCHIVE_MIRROR_HINT = (
-    "dumps.wikimedia.org keeps only the last few dates; for an older one pass --mirror "
-    "with a mirror that keeps it (see https://meta.wikimedia.org/wiki/Mirroring_Wikimedia_project_XML_dumps, "
-    "or the Internet Archive's 'jawiki-DATE' items) or download the file and pass --dump PATH"
-)
-
 
 @dataclass
 class PrepareArguments:
@@ -108,8 +104,7 @@ class JaWikipedia(datasets.GeneratorBasedBuilder):
                 try:
                     paths.append(dl_manager.download(source))
                 except (FileNotFoundError, ConnectionError, OSError) as error:
-                    detail = type(error).__name__ if str(error) in ("", source) else str(error)
-                    raise DumpError(f"Could not download {source} ({detail}). {ARCHIVE_MIRROR_HINT}.") from None
+                    raise download_error(source, error) from None
         ranges_per_dump = max(1, math.ceil(self.config.num_proc / len(paths)))
         shards = []
         for path in paths:
@@ -123,22 +118,31 @@ class JaWikipedia(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, shards):
         for index, (path, start, end) in shards:
-            counts = dict.fromkeys(OUTCOMES, 0)
-            # With --max_articles, each shard stops on its own after N articles, so the counts as they
-            # stood at each kept article are recorded too: the merge then stops where the dump's Nth is.
-            at_kept = []
-            for page in iter_pages(path, start, end):
-                text, outcome = article_text(page)
-                counts[outcome] += 1
-                if text is not None:
-                    yield page.id, {"id": page.id, "title": page.title, "text": text}
-                    if self.config.max_articles:
-                        at_kept.append(dict(counts))
-                        if counts["kept"] == self.config.max_articles:
-                            break
-            if self.config.stats_dir:
-                Path(self.config.stats_dir, f"{index:06d}.json").write_text(
-                    json.dumps({"counts": counts, "at_kept": at_kept}))
+            try:
+                yield from self._shard_examples(index, path, start, end)
+            except (UserError, OSError) as error:
+                # A worker's exception reaches the main process without its cause (datasets wraps it, the
+                # pool pickles it): the main process reads the reason here (see worker_error).
+                Path(self.config.stats_dir, f"{index:06d}.error").write_text(json.dumps(
+                    {"message": str(error) if isinstance(error, UserError) else error.strerror,
+                     "errno": getattr(error, "errno", None)}))
+                raise
+
+    def _shard_examples(self, index, path, start, end):
+        counts = dict.fromkeys(OUTCOMES, 0)
+        # With --max_articles, each shard stops on its own after N articles, so the counts as they
+        # stood at each kept article are recorded too: the merge then stops where the dump's Nth is.
+        at_kept = []
+        for page in iter_pages(path, start, end):
+            text, outcome = article_text(page)
+            counts[outcome] += 1
+            if text is not None:
+                yield page.id, {"id": page.id, "title": page.title, "text": text}
+                if self.config.max_articles:
+                    at_kept.append(dict(counts))
+                    if counts["kept"] == self.config.max_articles:
+                        break
+        Path(self.config.stats_dir, f"{index:06d}.json").write_text(json.dumps({"counts": counts, "at_kept": at_kept}))
 
 
 def merge_counts(shard_stats, max_articles=None):
@@ -179,9 +183,7 @@ def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
         cause = error.__cause__ or error.__context__
         while cause is not None and not isinstance(cause, (UserError, OSError)):
             cause = cause.__cause__ or cause.__context__
-        if cause is not None:
-            raise cause from None
-        raise
+        raise (cause or worker_error(stats_dir) or error) from None
     except ValueError as error:
         if "corresponds to no data" not in str(error):
             raise
@@ -189,7 +191,34 @@ def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
     counts = merge_counts([json.loads(p.read_text()) for p in sorted(stats_dir.glob("*.json"))], max_articles)
     if articles is not None and max_articles and len(articles) > max_articles:
         articles = articles.select(range(max_articles))
+    if articles is not None:
+        articles, counts["duplicate"] = drop_duplicates(articles)
+        counts["kept"] -= counts["duplicate"]
     return articles, counts
+
+
+def worker_error(stats_dir):
+    """The first error a worker process recorded (see JaWikipedia._generate_examples), as it was raised."""
+    recorded = sorted(Path(stats_dir).glob("*.error"))
+    if not recorded:
+        return None
+    error = json.loads(recorded[0].read_text())
+    return OSError(error["errno"], error["message"]) if error["errno"] else DumpError(error["message"])
+
+
+def drop_duplicates(articles):
+    """(articles with the first page of each page id only, in dump order; how many were dropped): a page
+    given twice (a dump's repeated page, overlapping parts) is trained on once."""
+    seen, keep = set(), []
+    for index, page_id in enumerate(articles["id"]):
+        if page_id not in seen:
+            seen.add(page_id)
+            keep.append(index)
+    if len(keep) == len(articles):
+        return articles, 0
+    logger.warning("%d pages share the page id of an earlier page: only the first of each is kept.",
+                   len(articles) - len(keep))
+    return articles.select(keep), len(articles) - len(keep)
 
 
 def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=None):
@@ -217,7 +246,7 @@ def prepare(args):
     if previous:
         return previous
 
-    with building(output_dir) as build:
+    with building(output_dir) as build, ctrl_c_exits_at_once():
         articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)
         if articles is None or len(articles) == 0:
             raise UserError(f"{', '.join(sources)} holds no article (namespace 0, not a redirect); "

@@ -19,6 +19,7 @@ The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
 printed or written.
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import logging
 import re
 import shutil

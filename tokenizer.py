@@ -10,6 +10,7 @@ same tokenizer for the `tokenizers` library, with identical ids, and
 on the validation split).
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import dataclasses
 import io
 import logging
@@ -28,6 +29,7 @@ from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
+from gpt2ja.interrupts import run_apart
 from gpt2ja.rerun import building, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
@@ -162,29 +164,13 @@ def memory_warning(sentences, characters, available):
 
 
 def train_sentencepiece(sentences, model_file, args):
-    spm.set_random_generator_seed(args.seed)
-    # Written through model_writer, not model_prefix, so that no temporary path is recorded
-    # in the model: the same data, settings and seed then give a byte-identical file.
-    model = io.BytesIO()
+    """Train SentencePiece on the sentences into model_file, in a child process: its C++ trainer does not
+    return to Python until done, and there Ctrl-C stops it at once."""
     try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=sentences,
-            model_writer=model,
-            model_type="unigram",
-            vocab_size=args.vocab_size,
-            character_coverage=args.character_coverage,
-            normalization_rule_name=args.normalization_rule_name,
-            add_dummy_prefix=args.add_dummy_prefix,
-            pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-            control_symbols=["<cls>", "<sep>"],
-            user_defined_symbols=["\n"],  # paragraph breaks stay in the text the model learns and writes
-            # No byte_fallback: BertGenerationTokenizer (transformers 5) decodes by joining pieces, so byte
-            # pieces would come out as "<0xE5>" text; characters beyond the coverage stay <unk>.
-            input_sentence_size=0,  # we sample ourselves; SentencePiece takes every sentence it is given
-            max_sentence_length=4192 * 4,
-            num_threads=args.num_threads,
-            minloglevel=2,
-        )
+        run_apart(_train_sentencepiece, sentences, model_file, args)
+    except ChildProcessError as error:
+        raise UserError(f"SentencePiece's training was {error}, most likely for want of memory; pass a smaller "
+                        "--num_samples.") from None
     except RuntimeError as error:
         needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
         if needed:
@@ -197,6 +183,31 @@ def train_sentencepiece(sentences, model_file, args):
                             f"{args.vocab_size}; pass --vocab_size {limit.group(1)} or less, or prepare more "
                             "articles.") from None
         raise
+
+
+def _train_sentencepiece(sentences, model_file, args):
+    spm.set_random_generator_seed(args.seed)
+    # Written through model_writer, not model_prefix, so that no temporary path is recorded
+    # in the model: the same data, settings and seed then give a byte-identical file.
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=sentences,
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=args.vocab_size,
+        character_coverage=args.character_coverage,
+        normalization_rule_name=args.normalization_rule_name,
+        add_dummy_prefix=args.add_dummy_prefix,
+        pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+        control_symbols=["<cls>", "<sep>"],
+        user_defined_symbols=["\n"],  # paragraph breaks stay in the text the model learns and writes
+        # No byte_fallback: BertGenerationTokenizer (transformers 5) decodes by joining pieces, so byte
+        # pieces would come out as "<0xE5>" text; characters beyond the coverage stay <unk>.
+        input_sentence_size=0,  # we sample ourselves; SentencePiece takes every sentence it is given
+        max_sentence_length=4192 * 4,
+        num_threads=args.num_threads,
+        minloglevel=2,
+    )
     Path(model_file).write_bytes(model.getvalue())
 
 
@@ -273,7 +284,8 @@ def train_tokenizer(args):
             identity=identity,
             sentences_trained_on=used,
             training_seconds=round(seconds, 1),
-            peak_memory_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            peak_memory_mib=round(max(resource.getrusage(who).ru_maxrss  # SentencePiece trained in a child
+                                      for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024),
             **(report(build.output, validation) if len(validation) else {}),
         )
         build.finish(record)

@@ -12,6 +12,7 @@ logs/ (TensorBoard), model/ (the final model with its tokenizer and
 checkpoint.
 """
 
+import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import dataclasses
 import logging
 import math
@@ -45,6 +46,16 @@ logger = logging.getLogger("train")
 
 EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
 OUT_OF_DOMAIN_TEXT = REPO_ROOT / "metrics" / "out_of_domain" / "soseki_bocchan.txt"
+
+
+# Trainer's settings that train.py decides itself: hidden from --help, refused when given.
+NOT_TAKEN = {
+    "do_train": "train.py always trains (or resumes, or reuses a finished run)",
+    "do_eval": "train.py evaluates every --eval_steps when the validation split holds a block, and scores the "
+               "whole validation and test splits at the end",
+    "do_predict": "train.py scores the test split at the end",
+    "logging_nan_inf_filter": "a loss that is not finite stops the run; it is never averaged away",
+}
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -125,7 +136,11 @@ def parse_arguments(argv=None):
     if not (argv and argv[0].endswith(RECIPE_SUFFIXES)):
         argv.insert(0, str(REFERENCE_RECIPE))
     model_args, data_args, given = parse_args([ModelArguments, DataTrainingArguments, LMTrainingArguments], argv,
-                                              description=__doc__)
+                                              description=__doc__, not_taken=NOT_TAKEN)
+    if given.global_batch_size is not None and given.gradient_accumulation_steps != 1:
+        raise UserError(f"--gradient_accumulation_steps is derived from --global_batch_size "
+                        f"({given.global_batch_size}), the number of processes and --per_device_train_batch_size "
+                        "(the most a device takes); change those instead.")
     if given.max_steps == 0 or given.max_steps < -1:
         raise UserError(f"--max_steps must be 1 or more (or -1: the recipe's epochs), not {given.max_steps}.")
     if given.num_train_epochs <= 0 and given.max_steps == -1:

@@ -10,7 +10,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
@@ -20,7 +20,7 @@ from .rerun import read_json
 from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
 from .settings import PROMPT, REPO_ROOT
 from .splits import SPLITS
-from .tokens import load_tokenizer
+from .tokens import load_tokenizer, room_after
 from .wikitext import CLEANING
 
 MODEL_TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
@@ -102,10 +102,19 @@ def plot_curve(trainer_state, path):
     plt.close(figure)
 
 
-def example_output(model_dir, seed):
+class Example(NamedTuple):
+    text: str  # the prompt and what the model wrote after it
+    new_tokens: int  # asked for: 50, or what the model's context leaves after the prompt
+
+
+def example_output(model_dir, seed, wanted=50):
+    """The model's continuation of the card's prompt with the card's seed."""
     set_seed(seed)
     generator = pipeline("text-generation", model=str(model_dir), device=0 if torch.cuda.is_available() else -1)
-    return generator(PROMPT, max_new_tokens=50)[0]["generated_text"]
+    new_tokens, _ = room_after(generator.tokenizer, PROMPT, generator.model.config.max_position_embeddings, wanted)
+    if new_tokens == 0:
+        return Example(PROMPT, 0)
+    return Example(generator(PROMPT, max_new_tokens=new_tokens)[0]["generated_text"], new_tokens)
 
 
 def describe_time(seconds):
@@ -114,7 +123,8 @@ def describe_time(seconds):
 
 
 def model_card(model, links, example, seed):
-    """The model card: metadata the Hub reads (model-index results included) and the body of the template."""
+    """The model card: metadata the Hub reads (model-index results included) and the body of the template;
+    `example` is an Example of example_output."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     info, results, state = model.info, model.results, model.state
     dataset_name = f"Japanese Wikipedia ({info.dump_date})" if info.dump_date else "Japanese Wikipedia"
@@ -135,7 +145,7 @@ def model_card(model, links, example, seed):
     card_data = ModelCardData(
         language="ja", license="cc-by-sa-3.0", datasets=[dataset_id], pipeline_tag="text-generation",
         library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
-        widget=[{"text": PROMPT, "output": {"text": example}}],
+        widget=[{"text": PROMPT, "output": {"text": example.text}}],
         model_name=links.repo_id.split("/")[-1], eval_results=eval_results,
     )
     devices = sorted(set(info.hardware["devices"]))
@@ -143,7 +153,8 @@ def model_card(model, links, example, seed):
     special_ids = sorted((tokenizer.convert_tokens_to_ids(token), token) for token in tokenizer.all_special_tokens)
     return ModelCard.from_template(
         card_data, template_path=str(MODEL_TEMPLATE), model_name=links.repo_id.split("/")[-1],
-        repo_id=links.repo_id, prompt=PROMPT, example_output=example, example_seed=seed,
+        repo_id=links.repo_id, prompt=PROMPT, example_output=example.text, example_tokens=example.new_tokens,
+        context=model.config.n_positions, example_seed=seed,
         vocab_size=model.config.vocab_size, parameters=model.parameter_count(), recipe=info.recipe,
         data=info.preparation, dump_date=info.dump_date, sources=[Path(source).name for source in info.sources],
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,

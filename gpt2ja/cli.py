@@ -12,20 +12,35 @@ import yaml
 from transformers import HfArgumentParser
 
 from .errors import UserError
+from .interrupts import INTERRUPTED
 
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def parse_args(dataclass_types, argv=None, description=None):
+def flags_named(argv):
+    """The settings a command line names (`--do_eval`, `--do-eval x`, `--do_eval=x` -> do_eval)."""
+    return {token[2:].split("=", 1)[0].replace("-", "_") for token in argv if token.startswith("--")}
+
+
+def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
     """Parse `[recipe.yaml] [--flag value ...]`: the recipe gives defaults, flags override them.
 
     This is run_clm.py's convention (a single YAML/JSON file, or flags) extended so
-    that both can be given at once.
+    that both can be given at once. `not_taken` ({setting: why}) names inherited settings the script decides
+    itself (TrainingArguments' do_eval, say): they are hidden from --help and refused when given, never
+    silently ignored.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    not_taken = not_taken or {}
     parser = HfArgumentParser(dataclass_types, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    for action in parser._actions:
+        if action.dest in not_taken:
+            action.help = argparse.SUPPRESS
     given = " ".join(argv) or "defaults"
+    refused = sorted(flags_named(argv) & set(not_taken))
+    if refused:
+        raise UserError(f"--{refused[0]} is not a setting of this script: {not_taken[refused[0]]}.")
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         recipe_path = Path(argv.pop(0))
         if not recipe_path.is_file():
@@ -40,7 +55,7 @@ def parse_args(dataclass_types, argv=None, description=None):
         if not isinstance(recipe, dict):
             raise UserError(f"Recipe {recipe_path} must map settings to values (key: value), not hold a "
                             f"{type(recipe).__name__}.")
-        known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+        known = {f.name for t in dataclass_types for f in dataclasses.fields(t)} - set(not_taken)
         unknown = sorted(set(recipe) - known)
         if unknown:
             raise UserError(f"Recipe {recipe_path} has unknown keys {unknown}; see --help for the valid ones.")
@@ -59,15 +74,26 @@ def setup_logging():
     datasets.utils.logging.disable_propagation()
 
 
+def interrupted(error):
+    """Whether an error is Ctrl-C, or came of it (a worker pool's clean-up that timed out, say)."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def run_main(main):
     """Run a script's main(): a UserError ends with its message and exit status 1, Ctrl-C with exit
     status 130; neither with a traceback. What the script was writing stays out of its output folder."""
     setup_logging()
     try:
         main()
-    except UserError as error:
+    except (Exception, KeyboardInterrupt) as error:
+        if interrupted(error):
+            print(INTERRUPTED, file=sys.stderr)
+            sys.exit(130)
+        if not isinstance(error, UserError):
+            raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: Interrupted (Ctrl-C); rerun the same command to go on.", file=sys.stderr)
-        sys.exit(130)

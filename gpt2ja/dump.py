@@ -28,6 +28,11 @@ BZ2_STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # a bz2 stream header and its
 # Export schemas before 0.4 mark a redirect only in its text, and before 0.6 give no <ns>.
 REDIRECT_TEXT = re.compile(r"\s*#(?:REDIRECT|転送)\s*:?\s*\[\[", re.IGNORECASE)
 SYNTHETIC_ROOT = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
+ARCHIVE_MIRROR_HINT = (
+    "dumps.wikimedia.org keeps only the last few dates; for an older one pass --mirror "
+    "with a mirror that keeps it (see https://meta.wikimedia.org/wiki/Mirroring_Wikimedia_project_XML_dumps, "
+    "or the Internet Archive's 'jawiki-DATE' items) or download the file and pass --dump PATH"
+)
 
 
 class Page(NamedTuple):
@@ -60,16 +65,23 @@ def _part_order(path):
 
 
 def expand_sources(sources):
-    """Local paths may be globs (the parts of a multi-part dump); URLs pass through."""
-    expanded = []
+    """Local paths may be globs (the parts of a multi-part dump); URLs pass through. A file named twice
+    (by another path, or by two globs) is read once, where it is first named."""
+    expanded, seen = [], set()
     for source in sources:
         if is_url(source) or not any(ch in source for ch in "*?["):
-            expanded.append(source)
-            continue
-        matches = sorted(glob(os.path.expanduser(source)), key=_part_order)
-        if not matches:
-            raise DumpError(f"No file matches {source}; check the path of the dump parts.")
-        expanded.extend(matches)
+            matches = [source]
+        else:
+            matches = sorted(glob(os.path.expanduser(source)), key=_part_order)
+            if not matches:
+                raise DumpError(f"No file matches {source}; check the path of the dump parts.")
+        for match in matches:
+            same = match if is_url(match) else os.path.realpath(os.path.expanduser(match))
+            if same in seen:
+                logger.warning("%s is named twice: it is read once.", match)
+                continue
+            seen.add(same)
+            expanded.append(match)
     return expanded
 
 
@@ -117,11 +129,20 @@ def _compression(path):
     return "bz2" if magic == b"BZh" else "gzip" if magic[:2] == b"\x1f\x8b" else None
 
 
+def download_error(source, error):
+    """A dump that could not be downloaded, in one sentence that says where else to look."""
+    detail = type(error).__name__ if str(error) in ("", source) else str(error).splitlines()[0]
+    return DumpError(f"Could not download {source} ({detail}). {ARCHIVE_MIRROR_HINT}.")
+
+
 def _open_xml(path, start=0, end=None):
     """The XML bytes of [start, end) of a dump, decompressed on the fly, never to disk."""
     if is_url(path):  # only with --max_articles: read the head of the remote dump as a stream
         import fsspec
-        raw = fsspec.open(path, "rb").open()
+        try:
+            raw = fsspec.open(path, "rb").open()
+        except Exception as error:  # fsspec's and aiohttp's: a 404, a refused connection, a timeout
+            raise download_error(path, error) from None
         return bz2.open(raw) if path.endswith(".bz2") else raw
     compression = _compression(path)
     if compression == "gzip":

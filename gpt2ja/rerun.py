@@ -205,14 +205,17 @@ _libc = None
 
 
 def _after_fork_in_child():
-    """A process forked while its parent holds a folder's lock (datasets' and DataLoader's workers) drops its
-    copy of the lock, so the lock goes when its holder dies, and dies with its parent, so it never lingers."""
+    """A process forked while its parent holds a folder's lock (datasets' and DataLoader's workers, a
+    trainer run apart) drops its copy of the lock, so the lock goes when its holder dies; dies with its
+    parent, so it never lingers; and leaves Ctrl-C, which a terminal sends to every process of the job, to
+    its parent, which stops it."""
     if not _held:
         return
     holder = _held[0][1]
     for lock, _ in _held:
         lock.close()
     _held.clear()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _libc is not None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != holder:  # the parent died before prctl took hold

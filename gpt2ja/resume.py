@@ -103,23 +103,44 @@ def start_over(run):
 
 
 def checkpoint_to_resume(args, identity):
-    """The last complete checkpoint of this run, after the main process removed any cut short; a checkpoint
-    of another run (other data, tokenizer, config or recipe) is refused. A fresh run records its identity."""
+    """The checkpoint this run goes on from: --resume_from_checkpoint where given, else the last complete
+    checkpoint of the run folder, after the main process removed any cut short; None for a fresh run. A
+    checkpoint of another run (other data, tokenizer, config or recipe) is refused. The run folder records
+    its identity from its first step on."""
     if args.process_index == 0:
         remove_incomplete_checkpoints(args.output_dir)
     PartialState().wait_for_everyone()
-    resume = last_complete_checkpoint(args.output_dir)
-    if resume:
-        recorded = RunIdentity.load(args.output_dir)
-        if recorded is None or recorded.identity != identity:
-            changed = differences(recorded.identity, identity) if recorded else "no record of its run"
-            raise UserError(f"{resume} belongs to another run ({changed}); pass --overwrite_output_dir to start "
-                            "over, or another --output_dir.")
-        logger.info("Resuming from %s", resume)
-    elif args.process_index == 0:
+    last = last_complete_checkpoint(args.output_dir)
+    recorded = RunIdentity.load(args.output_dir)
+    if last and (recorded is None or recorded.identity != identity):
+        changed = differences(recorded.identity, identity) if recorded else "no record of its run"
+        raise UserError(f"{last} belongs to another run ({changed}); pass --overwrite_output_dir to start "
+                        "over, or another --output_dir.")
+    if last is None and args.process_index == 0:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         RunIdentity(identity).save(args.output_dir)
+    resume = check_named_checkpoint(args.resume_from_checkpoint, identity) if args.resume_from_checkpoint else last
+    if resume:
+        logger.info("Resuming from %s", resume)
     return resume
+
+
+def check_named_checkpoint(checkpoint, identity):
+    """--resume_from_checkpoint: a complete checkpoint of this same run (its folder's run_identity.json says
+    so), wherever it was moved; anything else is refused."""
+    path = Path(checkpoint)
+    if not (path / TRAINER_STATE).is_file():
+        raise UserError(f"--resume_from_checkpoint {checkpoint} is not a complete checkpoint (it holds no "
+                        f"{TRAINER_STATE}); pass a checkpoint-N folder of this run, or leave the flag out to "
+                        "resume from the run folder's last one.")
+    recorded = RunIdentity.load(path.parent)
+    if recorded is None or recorded.identity != identity:
+        changed = differences(recorded.identity, identity) if recorded else (
+            f"no {RunIdentity.FILE} beside it says which run it is of")
+        raise UserError(f"--resume_from_checkpoint {checkpoint} is not a checkpoint of this run ({changed}); a "
+                        "resume goes on with the same data, tokenizer, model and recipe. To train further from "
+                        "another run's weights, start a new run from its model.")
+    return str(path)
 
 
 def finished_training(checkpoint):

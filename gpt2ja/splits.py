@@ -102,7 +102,7 @@ class Preparation(Record):
     sources: list  # the dump files or URLs as given
     dump_date: Optional[str]
     pages_read: int
-    dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept")
+    dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept"; "duplicate": a page id seen before)
     articles: int
     splits: dict  # split -> articles
     characters: dict  # split -> characters

@@ -59,6 +59,13 @@ def load_tokenizer(folder, **overrides):
     return AutoTokenizer.from_pretrained(str(folder), **overrides)
 
 
+def room_after(tokenizer, prompt, context, wanted):
+    """(new tokens that fit after the prompt in a model's context, at most `wanted`; the prompt's tokens):
+    past the context, GPT-2's position embedding has no entry and generation fails."""
+    used = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    return max(0, min(wanted, context - used)), used
+
+
 class SentencePieceEncoder:
     """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids.
 

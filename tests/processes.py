@@ -1,6 +1,8 @@
 """Scripts run as a user runs them, each in a process of its own: for the tests about the process itself
 (a kill, a signal, an exit status, what it prints), and for launchers that start their own processes."""
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,9 +17,13 @@ class Script:
 
     def __init__(self, argv, log=None, env=None, launcher=(sys.executable,)):
         self.log = Path(log) if log else Path(tempfile.mkstemp(suffix=".log")[1])
-        with open(self.log, "w") as out:
+        with open(self.log, "w") as out:  # in a process group of its own, as a terminal starts a job
             self.process = subprocess.Popen([*launcher, *argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                            text=True, env=env)
+                                            text=True, env=env, start_new_session=True)
+
+    def ctrl_c(self):
+        """SIGINT to every process of the job, as a terminal sends it."""
+        os.killpg(self.process.pid, signal.SIGINT)
 
     def output(self):
         return self.log.read_text()
@@ -45,3 +51,33 @@ def kill_when(argv, reached, timeout=300):
 def run(argv, **options):
     """`python *argv` in the repository to its end; its exit status and output (text)."""
     return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, **options)
+
+
+def children_of(pid):
+    """The processes whose parent is `pid`."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        children = children_of(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def alive(pid):
+    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -5,7 +5,8 @@ import shutil
 import pytest
 from huggingface_hub import DatasetCard, SpaceCard
 
-from gpt2ja.cards import (Links, ModelFolder, check_card_metadata, dataset_card, describe_time, model_card,
+from gpt2ja.cards import (Example, Links, ModelFolder, check_card_metadata, dataset_card, describe_time, example_output,
+                          model_card,
                           plot_curve, size_category, stage_space_files)
 from gpt2ja.errors import UserError
 from gpt2ja.splits import Preparation
@@ -43,14 +44,14 @@ def test_the_model_card_reports_the_runs_own_files_and_refuses_results_that_are_
     model = ModelFolder.check(tiny_model)
     assert model.parameter_count() == sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM
                                           .from_pretrained(tiny_model).parameters())
-    card = model_card(model, Links("tester/m"), example="近年の機械学習は…", seed=1)
+    card = model_card(model, Links("tester/m"), example=Example("近年の機械学習は…", 50), seed=1)
     check_card_metadata(card)
     metrics = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert metrics[("test", "loss")] == round(model.results["test_loss"], 4)
     assert f"{model.info.tokenizer_report.tokens_per_character:.3f} tokens per character" in card.text
     model.results["test_loss"] = float("nan")
     with pytest.raises(UserError, match=r"not all finite numbers \(test loss nan\)"):
-        check_card_metadata(model_card(model, Links("tester/m"), example="x", seed=1))
+        check_card_metadata(model_card(model, Links("tester/m"), example=Example("x", 50), seed=1))
 
 
 def test_the_dataset_card_gives_the_counts_license_and_source(tmp_path):
@@ -79,3 +80,14 @@ def test_the_curve_is_a_picture_of_both_losses(tmp_path):
 def test_sizes_and_times_read_as_the_hub_and_people_read_them():
     assert [size_category(n) for n in (999, 1000, 1_500_000, 10**9)] == ["n<1K", "1K<n<10K", "1M<n<10M", "100M<n<1B"]
     assert describe_time(65) == "1 min 5 s" and describe_time(3 * 3600 + 120) == "3 h 2 min"
+
+
+@pytest.mark.slow
+def test_the_example_asks_for_no_more_tokens_than_the_context_holds_and_the_card_says_so(tiny_model):
+    example = example_output(tiny_model, seed=0, wanted=500)  # the tiny model's context is 128 tokens
+    assert 100 < example.new_tokens < 128 and example.text.startswith("近年の機械学習は")
+    model = ModelFolder.check(tiny_model)
+    assert "new tokens, not 50" not in model_card(model, Links("tester/m"), example, seed=0).text
+    card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 20), seed=0)  # a 25-token context's
+    assert "20 new tokens, not 50: the model's context of 128 tokens" in " ".join(card.text.split())
+    assert "max_new_tokens=20," in card.text

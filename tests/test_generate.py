@@ -34,6 +34,17 @@ def test_options_reach_the_sampler(tiny_model):
     assert other[0].startswith("日本の首都は")
 
 
+@pytest.mark.slow
+def test_a_prompt_and_new_tokens_beyond_the_context_are_refused_in_one_sentence(tiny_model):
+    long_prompt = "日本の首都は東京である。" * 30  # the tiny model's context is 128 tokens
+    with pytest.raises(UserError, match=r"The prompt is \d+ tokens long; with 50 new tokens that passes the model's "
+                                        r"context of 128 tokens: shorten the prompt"):
+        generate.main(["--model", str(tiny_model), "--prompt", long_prompt])
+    with pytest.raises(UserError, match=r"with 127 new tokens .*: pass --max_new_tokens \d+ or fewer"):
+        generate.main(["--model", str(tiny_model), "--max_new_tokens", "127"])
+    assert generate.main(["--model", str(tiny_model), "--max_new_tokens", "100", "--seed", "0"])
+
+
 def one_sentence(*argv):
     out = subprocess.run([sys.executable, "generate.py", *argv], cwd=REPO, capture_output=True, text=True,
                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
@@ -44,7 +55,7 @@ def one_sentence(*argv):
 def test_a_bad_model_is_one_sentence(excerpt_tokenizer, tmp_path):
     with pytest.raises(UserError, match=r"holds no model \(config.json\)"):
         generate.main(["--model", str(excerpt_tokenizer)])
-    checkpoint = tmp_path / "checkpoint-10"  # what a Trainer checkpoint holds: weights and config, no tokenizer
+    checkpoint = tmp_path / "checkpoint-10"  # weights and config, no tokenizer
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(UserError, match=r"holds no tokenizer \(spiece.model\)"):

@@ -6,13 +6,14 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import datasets
 import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
-from processes import kill_when, run
+from processes import Script, alive, children_of, descendants, kill_when, run
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
 from gpt2ja.splits import FEATURES, SPLITS, Preparation
@@ -115,7 +116,7 @@ def test_every_dump_format_gives_the_same_articles(tmp_path):
                         ("parts", [tmp_path / "jawiki-20990101-pages-articles*.xml-p*.bz2"])]:
         got, stats = prepare(tmp_path, *dumps, name=name, num_proc=2)
         assert all_ids(got) == all_ids(expected), name
-        assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1}, name
+        assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1, "duplicate": 0}, name
     assert len(parts) == 2
 
 
@@ -340,3 +341,103 @@ def test_out_of_space_names_the_folder_and_leaves_no_output(small_disk, excerpt)
     with pytest.raises(UserError, match=r"ran out of space while writing .*disk/out.* MiB are free"):
         prepare_data.main(["--dump", str(excerpt), "--output_dir", str(small_disk / "out"), "--num_proc", "1"])
     assert list(small_disk.iterdir()) == []
+
+
+# --- what an operator meets: the same pages twice, cut dumps, kills and Ctrl-C with workers ---------------
+
+def test_the_same_pages_twice_are_kept_once_the_first_in_dump_order(tmp_path):
+    once, stats_once = prepare(tmp_path, MARKUP_PAGES, name="once", validation_percent=0, test_percent=0)
+    twice, stats_twice = prepare(tmp_path, MARKUP_PAGES, MARKUP_PAGES, name="twice", validation_percent=0,
+                                 test_percent=0)  # the same file named twice is read once
+    assert twice["train"]["text"] == once["train"]["text"] and stats_twice.pages_read == stats_once.pages_read
+    header, pages, footer = split_pages(MARKUP_PAGES.read_bytes())
+    # every page again after the first ones, retitled: the first of each page id is kept
+    again = [page.replace(b"</title>", " 再掲</title>".encode(), 1) for page in pages]
+    xml = header + b"".join(pages + again) + footer
+    (tmp_path / "repeated.xml").write_bytes(xml)
+    write_multistream(xml, tmp_path / "repeated-multistream.xml.bz2", pages_per_stream=2)
+    for name, dump, num_proc in (("r1", tmp_path / "repeated.xml", 1),
+                                 ("r2", tmp_path / "repeated-multistream.xml.bz2", 2)):
+        got, stats = prepare(tmp_path, dump, name=name, num_proc=num_proc, validation_percent=0, test_percent=0)
+        assert got["train"]["id"] == once["train"]["id"] and got["train"]["title"] == once["train"]["title"], name
+        assert stats.dropped["duplicate"] == stats_once.articles and stats.articles == stats_once.articles
+        assert stats.pages_read == 2 * stats_once.pages_read == stats.articles + sum(stats.dropped.values())
+
+
+def test_a_cut_multistream_dump_read_by_two_workers_is_one_sentence(tmp_path):
+    path = write_multistream(MARKUP_PAGES.read_bytes(), tmp_path / "jawiki-20990101-pages-articles-multistream.xml.bz2",
+                             pages_per_stream=2)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) * 3 // 4])  # an interrupted download
+    with pytest.raises(UserError, match="jawiki-20990101-pages-articles-multistream.xml.bz2 .*download it again"):
+        prepare(tmp_path, path, num_proc=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_remote_dump_that_is_not_there_is_one_sentence_with_max_articles_too(tmp_path, mirror, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    with pytest.raises(UserError, match=r"Could not download .*jawiki-20010101-pages-articles-multistream.xml.bz2 "
+                                        r"\(.*\)\. dumps.wikimedia.org keeps only the last few dates.*--mirror"):
+        prepare_data.main(["--mirror", mirror, "--date", "20010101", "--max_articles", "5", "--num_proc", "2",
+                           "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_data_folder_that_another_step_wrote_into_is_not_replaced(tmp_path):
+    prepare(tmp_path, MARKUP_PAGES)
+    (tmp_path / "out" / "model").mkdir()  # as train.py --output_dir <this folder> once left it
+    (tmp_path / "out" / "model" / "model.safetensors").write_text("weights")
+    with pytest.raises(UserError, match=r"holds model besides this step's output"):
+        prepare(tmp_path, MARKUP_PAGES, overwrite_output_dir="true")
+    assert (tmp_path / "out" / "model" / "model.safetensors").read_text() == "weights"
+    (tmp_path / "out" / "token_cache").mkdir()  # where versions before 2026-12 kept the token cache: the data's
+    (tmp_path / "out" / "model" / "model.safetensors").unlink()
+    (tmp_path / "out" / "model").rmdir()
+    prepare(tmp_path, MARKUP_PAGES, overwrite_output_dir="true")
+    assert not (tmp_path / "out" / "token_cache").exists()
+
+
+def multistream_excerpt(tmp_path, excerpt):
+    return write_multistream(bz2.open(excerpt).read(), tmp_path / "jawiki-20220720-pages-articles-multistream.xml.bz2",
+                             20)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_path, excerpt):
+    argv = ["prepare_data.py", "--dump", str(multistream_excerpt(tmp_path, excerpt)), "--output_dir",
+            str(tmp_path / "out"), "--num_proc", "2"]
+    killed = Script(argv, tmp_path / "killed.log")
+    killed.wait_until(lambda: (tmp_path / ".out.partial").exists() and len(children_of(killed.process.pid)) >= 2)
+    workers = descendants(killed.process.pid)
+    killed.process.kill()  # as docker stop, a scheduler or htop does: the workers are not told
+    killed.wait()
+    rerun = run(argv)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert not [pid for pid in workers if alive(pid)], "a worker of the killed run lives on"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jawiki-20220720-pages-articles-multistream.xml.bz2",
+                                                           "killed.log", "out"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["while it imports", "while two workers read the dump",
+                                    "while it writes the splits"])
+def test_ctrl_c_at_any_moment_with_two_workers_exits_130_in_one_line(tmp_path, excerpt, moment):
+    argv = ["prepare_data.py", "--dump", str(multistream_excerpt(tmp_path, excerpt)), "--output_dir",
+            str(tmp_path / "out"), "--num_proc", "2"]
+    job = Script(argv, tmp_path / "job.log")
+    started = time.time()
+    job.wait_until({
+        "while it imports": lambda: time.time() > started + 1,  # datasets and pyarrow take seconds to load
+        "while two workers read the dump": lambda: len(children_of(job.process.pid)) >= 2,
+        "while it writes the splits": lambda: any((tmp_path / ".out.partial" / "output").glob("*")),
+    }[moment])
+    members = descendants(job.process.pid)
+    job.ctrl_c()
+    assert job.wait(timeout=120) == 130, job.output()[-3000:]
+    assert "Traceback" not in job.output(), job.output()[-3000:]
+    assert job.output().strip().splitlines()[-1] == "error: Interrupted (Ctrl-C); rerun the same command to go on."
+    deadline = time.time() + 10  # the kernel kills the workers as their parent ends
+    while [pid for pid in members if alive(pid)]:
+        assert time.time() < deadline, "a process of the job lives on"
+        time.sleep(0.05)
+    assert not (tmp_path / "out").exists()

@@ -74,7 +74,7 @@ def test_card_metadata_reads_back(staged, tiny_model):
     widget = data["widget"][0]
     assert widget["text"] == "近年の機械学習は" and widget["output"]["text"].startswith("近年の機械学習は")
     # the example is this model's own output with the card's seed
-    assert widget["output"]["text"] == example_output(tiny_model, 42)
+    assert widget["output"]["text"] == example_output(tiny_model, 42).text
     results = json.loads((tiny_model / "all_results.json").read_text())
     metrics = {(r["dataset"]["split"], m["type"]): m["value"]
                for r in data["model-index"][0]["results"] for m in r["metrics"]}

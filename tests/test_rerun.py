@@ -12,6 +12,7 @@ from typing import Optional
 import pytest
 
 from gpt2ja.errors import UserError
+from processes import alive
 from gpt2ja.rerun import (Record, building, check_output_folder, differences, disk_space_errors, file_fingerprint,
                           move_into_place, reuse_or_refuse)
 
@@ -135,15 +136,6 @@ def test_a_second_writer_is_refused_and_what_a_killed_one_left_is_removed(tmp_pa
     with building(target) as build:
         assert build.work == tmp_path / ".out.partial" and [p.name for p in build.work.iterdir()] == ["output"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
-def alive(pid):
-    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def fork_a_worker_then_wait(target, worker_pid):

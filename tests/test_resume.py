@@ -10,8 +10,9 @@ from gpt2ja.resume import check_run_folder, checkpoint_to_resume, finished_train
 from gpt2ja.run_folder import RunFolder, RunIdentity, RunInfo
 
 
-def args_of(run):
-    return SimpleNamespace(output_dir=str(run.checkpoints), process_index=0)
+def args_of(run, resume_from_checkpoint=None):
+    return SimpleNamespace(output_dir=str(run.checkpoints), process_index=0,
+                           resume_from_checkpoint=resume_from_checkpoint)
 
 
 def checkpoint(run, step, max_steps=10):
@@ -59,3 +60,17 @@ def test_a_finished_model_is_reused_by_the_same_run_and_refused_to_another(tmp_p
     assert reuse_finished(run, {"seed": 2}, overwrite=True) is False
     with pytest.raises(UserError, match=r"holds the model of another run \(seed 1 -> 2\)"):
         reuse_finished(run, {"seed": 2}, overwrite=False)
+
+
+def test_a_named_checkpoint_is_resumed_wherever_it_lies_if_it_is_of_this_run(tmp_path):
+    identity = {"data": "a" * 64, "recipe": {"seed": 1}}
+    elsewhere = RunFolder(tmp_path / "moved")
+    checkpoint_to_resume(args_of(elsewhere), identity)  # the run that wrote it
+    moved = checkpoint(elsewhere, 4)
+    run = RunFolder(tmp_path / "run")
+    assert checkpoint_to_resume(args_of(run, moved), identity) == moved
+    assert RunIdentity.load(run.checkpoints).identity == identity  # this folder's checkpoints are of this run
+    for named, message in ((str(tmp_path / "absent"), "is not a complete checkpoint"),
+                           (moved, r"is not a checkpoint of this run \(recipe \(seed 1 -> 2\)\)")):
+        with pytest.raises(UserError, match=f"--resume_from_checkpoint .*{message}"):
+            checkpoint_to_resume(args_of(RunFolder(tmp_path / "other"), named), {**identity, "recipe": {"seed": 2}})

@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -12,7 +13,7 @@ from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedToken
 import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
-from processes import kill_when, run
+from processes import Script, alive, children_of, descendants, kill_when, run
 from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
 from gpt2ja.tokens import TokenizerReport
@@ -197,3 +198,26 @@ def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_dat
     assert run(argv).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
     assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["while it imports", "while it counts the sentences",
+                                    "while SentencePiece trains"])
+def test_ctrl_c_at_any_moment_exits_130_in_one_line_and_stops_sentencepiece_at_once(excerpt_data, tmp_path,
+                                                                                    moment):
+    job = Script(["tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+                  "--vocab_size", "8000"], tmp_path / "job.log")
+    started = time.time()
+    job.wait_until({
+        "while it imports": lambda: time.time() > started + 1,  # transformers takes seconds to load
+        "while it counts the sentences": lambda: "Counting sentences" in job.output(),
+        "while SentencePiece trains": lambda: children_of(job.process.pid),  # its trainer runs apart
+    }[moment], timeout=120)
+    members = descendants(job.process.pid)
+    job.ctrl_c()
+    assert job.wait(timeout=60) == 130, job.output()[-3000:]
+    assert "Traceback" not in job.output(), job.output()[-3000:]
+    assert job.output().strip().splitlines()[-1].endswith("error: Interrupted (Ctrl-C); rerun the same command "
+                                                          "to go on.")
+    assert not [pid for pid in members if alive(pid)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.log"]

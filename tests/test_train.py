@@ -18,7 +18,7 @@ import train
 from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
-from processes import Script, run
+from processes import Script, children_of, run
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
@@ -411,17 +411,6 @@ def test_fast_recipe_keeps_the_model_and_scales_the_batch():
     assert fast["attn_implementation"] == "sdpa" and fast["warmup_steps"] > 0
 
 
-def children_of(pid):
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return children
-
-
 @pytest.mark.slow
 def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpoint(excerpt_data, excerpt_tokenizer,
                                                                            tmp_path):
@@ -473,3 +462,50 @@ def test_every_checkpoint_holds_the_tokenizer_and_generates(tiny_model):
     set_seed(0)
     text = pipeline("text-generation", model=checkpoint)("日本の首都は", max_new_tokens=5)[0]["generated_text"]
     assert text.startswith("日本の首都は") and len(text) > len("日本の首都は")
+
+
+# --- flags: every one given is honoured or refused --------------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--do_eval"], "--do_eval is not a setting of this script: train.py evaluates every --eval_steps"),
+    (["--do-predict", "true"], "--do_predict is not a setting of this script"),
+    (["--logging_nan_inf_filter=true"], "a loss that is not finite stops the run"),
+    (["--gradient_accumulation_steps", "4"], "is derived from --global_batch_size \\(16\\)"),
+])
+def test_trainer_flags_that_train_py_decides_are_refused_not_ignored(flags, message):
+    with pytest.raises(UserError, match=message):
+        train.parse_arguments(["configs/tiny.yaml", *flags])
+
+
+def test_help_hides_what_train_py_decides_and_shows_what_it_takes():
+    out = run(["train.py", "--help"])
+    assert out.returncode == 0 and "--resume_from_checkpoint" in out.stdout and "--token_cache_dir" in out.stdout
+    assert not any(f"--{name}" in out.stdout for name in train.NOT_TAKEN)
+
+
+def test_another_steps_folder_is_refused_as_the_run_folder(excerpt_data, excerpt_tokenizer):
+    before = sorted(p.name for p in excerpt_data.iterdir())
+    with pytest.raises(UserError, match="is another step's output folder \\(it holds preparation.json\\)"):
+        train.main(run_args(excerpt_data, excerpt_tokenizer, excerpt_data))
+    assert sorted(p.name for p in excerpt_data.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses_others(excerpt_data,
+                                                                                      excerpt_tokenizer, tmp_path):
+    short = ("--max_steps", "4", "--save_steps", "2", "--eval_steps", "2")
+    first = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "first", *short))
+    shutil.copytree(tmp_path / "first" / "checkpoints", tmp_path / "moved")  # a backup, elsewhere
+    moved = tmp_path / "moved" / "checkpoint-2"
+    for named, message in ((tmp_path / "absent", "is not a complete checkpoint"),
+                           (moved, r"is not a checkpoint of this run \(recipe \(learning_rate")):
+        with pytest.raises(UserError, match=message):
+            train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "other", *short, "--learning_rate",
+                                "5e-4", "--resume_from_checkpoint", str(named)))
+    second = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "second", *short,
+                                 "--resume_from_checkpoint", str(moved)))
+    state = json.loads((second / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and [e["step"] for e in state["log_history"] if "loss" in e][0] <= 2
+    assert not (tmp_path / "second" / "checkpoints" / "checkpoint-2").exists()  # it went on from the moved one
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
