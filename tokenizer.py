@@ -12,7 +12,6 @@ on the validation split).
 
 import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
 import dataclasses
-import io
 import logging
 import os
 import re
@@ -22,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sentencepiece as spm
 from tokenizers import AddedToken
 from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
+from gpt2ja import sentencepiece_apart
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
-from gpt2ja.interrupts import run_apart
 from gpt2ja.rerun import building, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
@@ -164,35 +162,9 @@ def memory_warning(sentences, characters, available):
 
 
 def train_sentencepiece(sentences, model_file, args):
-    """Train SentencePiece on the sentences into model_file, in a child process: its C++ trainer does not
-    return to Python until done, and there Ctrl-C stops it at once."""
-    try:
-        run_apart(_train_sentencepiece, sentences, model_file, args)
-    except ChildProcessError as error:
-        raise UserError(f"SentencePiece's training was {error}, most likely for want of memory; pass a smaller "
-                        "--num_samples.") from None
-    except RuntimeError as error:
-        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
-        if needed:
-            raise UserError(f"The sampled text holds {needed.group(1)} distinct characters at --character_coverage "
-                            f"{args.character_coverage}, more than --vocab_size {args.vocab_size}; pass --vocab_size "
-                            f"above {needed.group(1)} or a lower --character_coverage.") from None
-        limit = re.search(r"value <= (\d+)", str(error))
-        if limit:
-            raise UserError(f"The sampled text supports at most {limit.group(1)} pieces, fewer than --vocab_size "
-                            f"{args.vocab_size}; pass --vocab_size {limit.group(1)} or less, or prepare more "
-                            "articles.") from None
-        raise
-
-
-def _train_sentencepiece(sentences, model_file, args):
-    spm.set_random_generator_seed(args.seed)
-    # Written through model_writer, not model_prefix, so that no temporary path is recorded
-    # in the model: the same data, settings and seed then give a byte-identical file.
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=sentences,
-        model_writer=model,
+    """Train SentencePiece on the sentences into model_file, in a process of its own (gpt2ja.sentencepiece_apart),
+    where Ctrl-C stops it at once."""
+    options = dict(
         model_type="unigram",
         vocab_size=args.vocab_size,
         character_coverage=args.character_coverage,
@@ -208,7 +180,23 @@ def _train_sentencepiece(sentences, model_file, args):
         num_threads=args.num_threads,
         minloglevel=2,
     )
-    Path(model_file).write_bytes(model.getvalue())
+    try:
+        sentencepiece_apart.train(sentences, model_file, options, args.seed)
+    except ChildProcessError as error:
+        raise UserError(f"SentencePiece's training was {error}, most likely for want of memory; pass a smaller "
+                        "--num_samples.") from None
+    except RuntimeError as error:
+        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
+        if needed:
+            raise UserError(f"The sampled text holds {needed.group(1)} distinct characters at --character_coverage "
+                            f"{args.character_coverage}, more than --vocab_size {args.vocab_size}; pass --vocab_size "
+                            f"above {needed.group(1)} or a lower --character_coverage.") from None
+        limit = re.search(r"value <= (\d+)", str(error))
+        if limit:
+            raise UserError(f"The sampled text supports at most {limit.group(1)} pieces, fewer than --vocab_size "
+                            f"{args.vocab_size}; pass --vocab_size {limit.group(1)} or less, or prepare more "
+                            "articles.") from None
+        raise
 
 
 def tokenizers_twin(spm_model):

@@ -241,6 +241,11 @@ class LMTrainer(Trainer):
         self._speed_mark = None
         self._session = None  # (start of this process's training, seconds of the sessions before it)
 
+    @property
+    def stepped(self):
+        """Whether this process has begun a training step (so a resumed checkpoint loaded)."""
+        return self._session is not None
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self._session is None:  # the state of a resumed run is restored by now
             self._session = (time.perf_counter(), logged_seconds(self.state.log_history))
@@ -309,7 +314,13 @@ def fit(trainer, checkpoint):
     logger.info("%s parameters, %d tokens a step, %d steps an epoch", f"{trainer.model.num_parameters():,}",
                 trainer.tokens_per_step, len(trainer.train_dataset) // blocks_per_step)
     with preemption:
-        trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except Exception as error:
+            damaged = checkpoint and not trainer.stepped and resume.damaged_checkpoint(checkpoint, error)
+            if damaged:
+                raise damaged from None
+            raise
     if preemption.received:
         # Each rank writes its own RNG state into the checkpoint; once one rank exits, torchrun
         # stops the others with SIGTERM, which kills them outside training: all must finish writing first.
@@ -380,7 +391,8 @@ def train(model_args, data_args, given, run, callbacks=()):
 
     with given.main_process_first(local=False, desc="tokenizing"):
         cache, meta = prepare_tokens(data_args.data_dir, data_args.tokenizer_dir,
-                                     data_args.token_cache_dir or run.token_cache)
+                                     data_args.token_cache_dir or run.token_cache,
+                                     "--token_cache_dir" if data_args.token_cache_dir else "--output_dir")
     train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, data_args.max_eval_blocks)
     args = training_arguments(given, run, evaluate=len(eval_blocks) > 0)
     identity = resume.run_identity(model_args, data_args, args, config)

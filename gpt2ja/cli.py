@@ -76,9 +76,11 @@ def setup_logging():
 
 def interrupted(error):
     """Whether an error is Ctrl-C, or came of it (a worker pool's clean-up that timed out, say)."""
-    while error is not None:
+    seen = set()
+    while error is not None and id(error) not in seen:  # a chain can loop back on itself
         if isinstance(error, KeyboardInterrupt):
             return True
+        seen.add(id(error))
         error = error.__cause__ or error.__context__
     return False
 

@@ -60,10 +60,25 @@ def hub_errors(api, what):
         yield
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
-        if status in (401, 403):
-            raise UserError(f"The Hub refused the token (HTTP {status}) for {what}: it needs write access; run "
-                            "`hf auth login` with a write token or set HF_TOKEN.") from None
+        if status == 401:
+            raise UserError(f"The Hub refused the token (HTTP 401) for {what}: run `hf auth login` with a write "
+                            "token or set HF_TOKEN.") from None
+        if status == 403:
+            raise UserError(f"The Hub refused to let this token write {what} (HTTP 403: "
+                            f"{str(error).splitlines()[0]}): check the USER or organization part of the id (a "
+                            "token writes under its own user and the organizations it may write to), or use a "
+                            "token with write access.") from None
         raise UserError(f"The Hub answered HTTP {status} for {what} ({str(error).splitlines()[0]}); "
+                        "rerun the same command to finish the upload.") from None
+    except RuntimeError as error:
+        # a large file's transfer, huggingface_hub's "Error while uploading 'model.safetensors' to the Hub."
+        if not str(error).startswith("Error while uploading") or error.__cause__ is None:
+            raise
+        cause = error.__cause__
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        reason = f"HTTP {status}" if status else type(cause).__name__
+        name = str(error).split("'")[1] if str(error).count("'") >= 2 else "a large file"
+        raise UserError(f"The Hub failed while receiving {name} for {what} ({reason}); nothing was committed: "
                         "rerun the same command to finish the upload.") from None
     except ValueError as error:
         if not str(error).startswith("Invalid metadata"):

@@ -40,38 +40,3 @@ def ctrl_c_exits_at_once():
     finally:
         signal.signal(signal.SIGINT, previous)
 
-
-def run_apart(function, *args):
-    """Run function(*args) in a forked child process and wait for it.
-
-    For native code that does not return to the interpreter until it is done (SentencePiece's trainer:
-    up to hours), so a Ctrl-C could not stop it in this process: here it interrupts the wait at once and
-    the child is killed. An exception in the child is raised here again as RuntimeError("Type: message");
-    a child killed by a signal (the kernel's out-of-memory killer) raises ChildProcessError.
-    """
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        status = 0
-        try:
-            function(*args)
-        except BaseException as error:  # the child ends here whatever happens: its parent hears why
-            os.write(writer, f"{type(error).__name__}: {error}".encode()[:60_000])
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(writer)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    finally:
-        with os.fdopen(reader, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-    if os.WIFSIGNALED(status):
-        raise ChildProcessError(f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}")
-    if os.WEXITSTATUS(status):
-        raise RuntimeError(message)

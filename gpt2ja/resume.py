@@ -143,6 +143,18 @@ def check_named_checkpoint(checkpoint, identity):
     return str(path)
 
 
+def damaged_checkpoint(checkpoint, error):
+    """A UserError for a checkpoint whose files do not load (written by a process killed mid-write, or on a
+    full disk, before complete checkpoints were told apart), or None for any other error."""
+    damage = type(error).__name__ in ("SafetensorError", "EOFError", "UnpicklingError") or any(
+        sign in str(error) for sign in ("PytorchStreamReader", "zip archive", "incomplete metadata"))
+    if not damage:
+        return None
+    return UserError(f"{checkpoint} is damaged: its files do not load ({type(error).__name__}: "
+                     f"{str(error).splitlines()[0][:200]}); remove it and rerun to resume from the checkpoint "
+                     "before it, or from the start.")
+
+
 def finished_training(checkpoint):
     """Whether a checkpoint is the last step of its run (so a rerun goes straight to export)."""
     if checkpoint is None:

@@ -135,7 +135,7 @@ def token_cache_folder(cache_root, identity):
     return Path(cache_root) / key[:16]
 
 
-def prepare_tokens(data_dir, tokenizer_dir, cache_root):
+def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"):
     """Tokenize train / validation / test once into cache_root/<key of data and tokenizer>; return (cache
     folder, TokenCache). A rerun reads the cache without writing anything (a read-only cache serves). Processes
     that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it."""
@@ -145,7 +145,7 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root):
     if meta is not None and meta.identity == identity:
         logger.info("Reusing the token cache %s", cache)
         return cache, meta
-    with building(cache, wait=True, flag="--token_cache_dir") as build:
+    with building(cache, wait=True, flag=flag) as build:
         meta = TokenCache.load(cache)  # written meanwhile by the process this one waited for
         if meta is not None and meta.identity == identity:
             logger.info("Reusing the token cache %s", cache)

@@ -26,6 +26,7 @@ except ImportError:
 
 EXAMPLES = ["近年の機械学習は", "日本の首都は", "吾輩は猫である。", "富士山は"]
 MAX_NEW_TOKENS = 200
+MAX_SEED = 2**32 - 1  # what numpy's and torch's seeding take
 
 
 def model_from_space_card(readme=Path(__file__).with_name("README.md")):
@@ -48,6 +49,8 @@ def build_app(model_id):
         prompt = (prompt or "").strip()
         if not prompt:
             raise gr.Error("Write a prompt to continue (for example 近年の機械学習は).")
+        if seed is None or not 0 <= seed <= MAX_SEED:
+            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         max_new_tokens = int(max_new_tokens)
         input_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
         if input_ids.shape[1] + max_new_tokens > context:
@@ -108,8 +111,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("no model: pass --model (a model folder or Hub id) or set MODEL_ID.")
+    a_path = args.model.startswith((".", "/", "~")) or args.model.count("/") > 1  # a Hub id is NAME or USER/NAME
+    if a_path and not Path(args.model).expanduser().is_dir():
+        parser.error(f"--model {args.model}: no such folder; pass a model folder (runs/demo/model after make demo) "
+                     "or a Hub id (USER/NAME).")
+    try:
+        app = build_app(args.model)
+    except (OSError, ValueError) as error:  # a Hub id that does not exist, or no network to reach it
+        parser.exit(1, f"error: --model {args.model} did not load ({str(error).splitlines()[0]}); pass a model "
+                       "folder or a Hub id (USER/NAME).\n")
     on_space = "SPACE_ID" in os.environ
-    build_app(args.model).queue().launch(server_name="0.0.0.0" if on_space else args.host, server_port=args.port)
+    app.queue().launch(server_name="0.0.0.0" if on_space else args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,20 @@ def small_disk(tmp_path, request):
         pytest.skip(f"cannot mount a small tmpfs here ({out.stderr.decode().strip()}): needs root")
     yield mount_point
     subprocess.run(["umount", "--lazy", str(mount_point)], check=True)  # lazy: a library may still hold a file there
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """(folder, seal): a tmpfs to fill, then seal() mounts it read-only, as data shared on a cluster often
+    is (needs root; skipped where mount is not allowed)."""
+    mount_point = tmp_path / "read-only"
+    mount_point.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)], capture_output=True)
+    if out.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.decode().strip()}): needs root")
+
+    def seal():
+        subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], check=True)
+
+    yield mount_point, seal
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)

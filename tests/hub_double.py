@@ -21,6 +21,9 @@ hub.datasets the others. Every request must carry the expected bearer token.
 `fail_commits` makes the commit endpoint answer 500, like a Hub having a bad day (True: every
 commit; a set of kinds such as {"models"}: the commits to those repos only);
 `yaml_errors` makes the YAML validation reject a card, as the Hub does bad metadata.
+`fail_lfs` makes the large-file upload answer 500 (the longest part of a push, the weights).
+Repos are created under the token's user only: another namespace is refused with 403, as the Hub
+refuses an organization the user may not write to.
 """
 
 import base64
@@ -44,6 +47,7 @@ class HubDouble:
         self.lfs = {}  # oid -> bytes
         self.requests = []  # (method, path, body bytes)
         self.fail_commits = False
+        self.fail_lfs = False
         self.yaml_errors = []  # messages the YAML validation answers with HTTP 400, as the Hub rejects a card
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
         self.server.hub = self
@@ -198,6 +202,8 @@ class HubHandler(BaseHTTPRequestHandler):
         body = self._body()
         self.hub.requests.append(("PUT", self.path, body))
         match = re.match(r"^/lfs-upload/([0-9a-f]{64})$", self.path)
+        if match and self.hub.fail_lfs:
+            return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
         if not match:
             return self._send(404, {"error": "not found"})
         if hashlib.sha256(body).hexdigest() != match.group(1):
@@ -215,6 +221,9 @@ class HubHandler(BaseHTTPRequestHandler):
             request = json.loads(body)
             repo_id = f"{request.get('organization') or self.hub.user}/{request['name']}"
             kind = {"space": "spaces", "dataset": "datasets"}.get(request.get("type"), "models")
+            if request.get("organization") not in (None, self.hub.user):
+                return self._send(403, {"error": "You don't have the rights to create a model under the "
+                                                 f"namespace \"{request['organization']}\""})
             if repo_id in self.hub.store(kind):
                 return self._send(409, {"error": f"You already created this {kind[:-1]} repo",
                                         "url": f"{self.hub.url}/{repo_id}"})

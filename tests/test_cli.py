@@ -57,3 +57,17 @@ def test_run_main_ends_a_user_error_in_one_line_and_exit_1():
             "run_main(main)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.strip() == "error: The flag --x is wrong; pass --y."
+
+
+def test_an_error_that_came_of_ctrl_c_counts_as_ctrl_c_even_in_a_chain_that_loops():
+    from gpt2ja.cli import interrupted
+    try:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise TimeoutError("a worker pool's clean-up")  # datasets' pool, after a Ctrl-C
+    except TimeoutError as error:
+        assert interrupted(error)
+    first, second = ValueError("a"), ValueError("b")
+    first.__context__, second.__context__ = second, first
+    assert not interrupted(first)

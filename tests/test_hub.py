@@ -54,14 +54,26 @@ def test_the_repo_becomes_the_staged_folders_mirror(hub, tmp_path):
     assert set(repo["files"]) == {"README.md", "weights.safetensors"} and len(repo["commits"]) == 2
 
 
-def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path):
+def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path, monkeypatch):
+    import huggingface_hub.utils._http
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", lambda seconds: None)  # its retries, at once
     folder = staged(tmp_path / "stage", {"README.md": "card"})
-    with pytest.raises(UserError, match=r"refused the token \(HTTP 401\) for tester/m: it needs write access"):
+    with pytest.raises(UserError, match=r"refused the token \(HTTP 401\) for tester/m: run `hf auth login`"):
         mirror_folder(api(hub, "hf_wrong"), folder, "tester/m", "model", "x", private=False)
+    with pytest.raises(UserError, match=r"refused to let this token write someone/m \(HTTP 403: .*namespace.*\): "
+                                        "check the USER or organization part of the id"):
+        mirror_folder(api(hub), folder, "someone/m", "model", "x", private=False)
     hub.fail_commits = True
     with pytest.raises(UserError, match=r"answered HTTP 500 for tester/m .*; rerun the same command"):
         mirror_folder(api(hub), folder, "tester/m", "model", "x", private=False)
     hub.fail_commits = False
+    (folder / "model.safetensors").write_bytes(b"weights")  # a large file: the Hub's LFS transfer
+    hub.fail_lfs = True
+    with pytest.raises(UserError, match=r"The Hub failed while receiving model.safetensors for tester/m \(HTTP 500\); "
+                                        "nothing was committed: rerun the same command"):
+        mirror_folder(api(hub), folder, "tester/m", "model", "x", private=False)
+    hub.fail_lfs = False
+    assert "model.safetensors" not in hub.repos["tester/m"]["files"]
     hub.yaml_errors = ['"license" must be one of [...]']
     with pytest.raises(UserError, match=r"rejected the card's metadata for tester/m") as raised:
         with hub_errors(api(hub), "tester/m"):

@@ -40,7 +40,7 @@ def all_ids(dataset_dict):
 def test_selection_keeps_articles_only(tmp_path):
     splits, stats = prepare(tmp_path, MARKUP_PAGES, validation_percent=0, test_percent=0)
     assert all_ids(splits) == ["101", "106", "107"]
-    assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1}
+    assert stats.dropped == {"not_article": 2, "redirect": 2, "disambiguation": 1, "empty": 1, "duplicate": 0}
     assert splits["train"].features == FEATURES
 
 
@@ -57,7 +57,7 @@ def test_real_excerpt_counts_and_quality(tmp_path, excerpt, caplog):
     # 262 pages; 204 are namespace-0 articles that are not redirects. Of those, 6 are
     # disambiguation pages ({{aimai}}); the list of countries keeps the sentences of its legend.
     assert stats.pages_read == 262
-    assert stats.dropped == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 0}
+    assert stats.dropped == {"not_article": 39, "redirect": 19, "disambiguation": 6, "empty": 0, "duplicate": 0}
     assert stats.articles == 198 == sum(len(s) for s in splits.values())
     assert {k: len(v) for k, v in splits.items()} == stats.splits
     assert stats.characters == {k: sum(len(t) for t in v["text"]) for k, v in splits.items()}
@@ -441,3 +441,10 @@ def test_ctrl_c_at_any_moment_with_two_workers_exits_130_in_one_line(tmp_path, e
         assert time.time() < deadline, "a process of the job lives on"
         time.sleep(0.05)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_on_a_read_only_disk_is_one_sentence(tmp_path, read_only_disk):
+    disk, seal = read_only_disk
+    seal()
+    with pytest.raises(UserError, match=r"--output_dir .*read-only/data cannot be written \(Read-only file system\)"):
+        prepare(disk, MARKUP_PAGES, name="data")

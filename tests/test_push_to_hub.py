@@ -160,6 +160,21 @@ def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_failed_large_file_transfer_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        hub.fail_lfs = True  # the weights' transfer fails (after huggingface_hub's own retries)
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "failed while receiving" in error[0] and "rerun the same command" in error[0]
+        assert hub.repos["tester/m"]["files"] == {}
+        hub.fail_lfs = False
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "model.safetensors" in hub.repos["tester/m"]["files"]
+
+
+@pytest.mark.slow
 def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", token=None)

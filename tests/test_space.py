@@ -55,6 +55,21 @@ def test_an_empty_or_over_long_prompt_gets_a_message(app_url, prompt, max_new_to
         generate(Client(app_url, verbose=False), prompt, max_new_tokens).result(timeout=120)
 
 
+@pytest.mark.parametrize("seed", [None, 2**40, -1])  # (1.5: the box rounds it)
+def test_a_seed_that_is_no_seed_gets_a_message(app_url, seed):
+    with pytest.raises(Exception, match="The seed must be a whole number from 0 to 4294967295"):
+        generate(Client(app_url, verbose=False), seed=seed).result(timeout=120)
+
+
+def test_a_model_folder_that_is_not_there_is_one_sentence(tmp_path):
+    for model, message in ((str(tmp_path / "runs" / "demo" / "model"), "no such folder"),
+                           ("nobody/no-such-model", "did not load")):
+        run = subprocess.run([sys.executable, str(REPO_ROOT / "space" / "app.py"), "--model", model],
+                             capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+        assert run.returncode in (1, 2) and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert message in run.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="no Chromium here: apt-get install chromium chromium-driver fonts-noto-cjk "
                            "(.ci/run installs them, so CI runs this test)")

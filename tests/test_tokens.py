@@ -69,3 +69,10 @@ def test_load_tokenizer_names_the_missing_folder_and_takes_overrides(excerpt_tok
     with pytest.raises(UserError, match="holds no tokenizer.*run tokenizer.py"):
         load_tokenizer(tmp_path)
     assert load_tokenizer(excerpt_tokenizer, model_max_length=128).model_max_length == 128
+
+
+@pytest.mark.parametrize("small_disk", ["1m"], indirect=True)
+def test_a_disk_that_fills_while_tokenizing_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk):
+    with pytest.raises(UserError, match=r"The disk ran out of space while writing .*disk/cache/\w+: .* MiB are free"):
+        prepare_tokens(excerpt_data, excerpt_tokenizer, small_disk / "cache")
+    assert sorted(p.name for p in (small_disk / "cache").iterdir()) == []

@@ -16,6 +16,7 @@ from transformers import TrainingArguments, pipeline, set_seed
 
 import train
 from gpt2ja.errors import UserError
+from gpt2ja.preemption import SignalAtStep
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
 from processes import Script, children_of, run
@@ -509,3 +510,37 @@ def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses
     assert not (tmp_path / "second" / "checkpoints" / "checkpoint-2").exists()  # it went on from the moved one
     a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- read-only and full disks ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_data_and_tokenizer_on_a_read_only_disk_train(excerpt_data, excerpt_tokenizer, read_only_disk, tmp_path):
+    disk, seal = read_only_disk
+    shutil.copytree(excerpt_data, disk / "data")
+    shutil.copytree(excerpt_tokenizer, disk / "tokenizer")
+    seal()
+    model = train.main(run_args(disk / "data", disk / "tokenizer", tmp_path / "run", "--max_steps", "4"))
+    assert json.loads((model / "all_results.json").read_text())["train_steps"] == 4
+
+
+def test_a_run_folder_on_a_read_only_disk_is_one_sentence(excerpt_data, excerpt_tokenizer, read_only_disk):
+    disk, seal = read_only_disk
+    seal()
+    with pytest.raises(UserError, match=r"--output_dir .*read-only/run/token_cache/\w+ cannot be written "
+                                        r"\(Read-only file system\); pass a folder you can write to"):
+        train.main(run_args(excerpt_data, excerpt_tokenizer, disk / "run"))
+
+
+@pytest.mark.slow
+def test_a_damaged_last_checkpoint_is_named_with_what_to_do(excerpt_data, excerpt_tokenizer, tmp_path):
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "4", "--save_steps", "2")
+    with pytest.raises(SystemExit):
+        train.main(argv, callbacks=[SignalAtStep(2)])  # stopped with checkpoint-2, as a preempted job is
+    weights = tmp_path / "run" / "checkpoints" / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # as a disk that filled while it was written leaves it
+    with pytest.raises(UserError, match=r"checkpoint-2 is damaged: its files do not load \(SafetensorError.*remove it "
+                                        "and rerun to resume from the checkpoint before it"):
+        train.main(argv)
+    shutil.rmtree(weights.parent)
+    assert json.loads((train.main(argv) / "trainer_state.json").read_text())["global_step"] == 4

@@ -1,0 +1,26 @@
+"""gpt2ja.sentencepiece_apart: SentencePiece's trainer in a process of its own."""
+
+import pytest
+import sentencepiece as spm
+
+from gpt2ja import sentencepiece_apart
+
+OPTIONS = dict(model_type="unigram", vocab_size=40, character_coverage=1.0, minloglevel=2, input_sentence_size=0)
+SENTENCES = [f"日本語の文の{i}番目である。東京と大阪と京都。" for i in range(300)]
+
+
+def test_the_same_sentences_options_and_seed_give_the_same_model_wherever_it_is_written(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        sentencepiece_apart.train(iter(SENTENCES), tmp_path / name / "spiece.model", OPTIONS, seed=1)
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["spiece.model"]  # the sentences file went
+    assert (tmp_path / "a" / "spiece.model").read_bytes() == (tmp_path / "b" / "spiece.model").read_bytes()
+    processor = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "spiece.model"))
+    assert processor.get_piece_size() == 40 and processor.decode(processor.encode("東京と大阪")) == "東京と大阪"
+
+
+def test_the_trainers_own_error_comes_back_as_its_last_words(tmp_path):
+    with pytest.raises(RuntimeError, match=r"Vocabulary size is too high|vocab_size|value <= \d+"):
+        sentencepiece_apart.train(iter(SENTENCES[:3]), tmp_path / "spiece.model", {**OPTIONS, "vocab_size": 5000},
+                                  seed=1)
+    assert list(tmp_path.iterdir()) == []
