@@ -23,7 +23,7 @@ import datasets
 
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.dump import (check_exists, download_error, dump_date, dump_identity, dump_url, expand_sources, is_url,
-                         iter_pages, plan_ranges)
+                         iter_pages, latest_dump_date, plan_ranges)
 from gpt2ja.errors import DumpError, UserError
 from gpt2ja.interrupts import ctrl_c_exits_at_once
 from gpt2ja.rerun import building, reuse_or_refuse
@@ -257,7 +257,8 @@ def prepare(args):
         record = Preparation(
             identity=identity,
             sources=sources,
-            dump_date=next((d for d in map(dump_date, sources) if d), None),
+            dump_date=next((d for d in map(dump_date, sources) if d), None) or (
+                latest_dump_date(args.mirror) if not args.dump and args.date == "latest" else None),
             pages_read=sum(counts.values()),
             dropped={k: v for k, v in counts.items() if k != "kept"},
             articles=len(articles),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from gpt2ja.cards import (CURVE, Links, ModelFolder, check_card_metadata, dataset_card, example_output, model_card,
-                          plot_curve, stage_space_files)
+                          plot_curve, stage_space_files, tokens_per_step, wikipedia_license)
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
@@ -135,7 +135,7 @@ class ModelRepo:
         for name in MODEL_FILES + OPTIONAL_MODEL_FILES:
             if (self.model.path / name).is_file():
                 shutil.copy(self.model.path / name, folder / name)
-        plot_curve(self.model.state, folder / CURVE)
+        plot_curve(self.model.state, folder / CURVE, tokens_per_step(self.model), self.model.config.vocab_size)
         copy_tensorboard_logs(self.model.path, folder / TENSORBOARD_DIR)
         card = model_card(self.model, self.links, example_output(self.model.path, self.args.example_seed),
                           self.args.example_seed)
@@ -169,10 +169,12 @@ class SpaceRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
+    dump_date: Optional[str]  # of the model's data: the license
     flag = "--space_stage_dir"
 
     def stage(self, folder):
-        stage_space_files(folder, self.links.repo_id, self.links.space_id)
+        stage_space_files(folder, self.links.repo_id, self.links.space_id, wikipedia_license(self.dump_date),
+                          self.args.space_hardware)
         return {"space_id": self.links.space_id, "repo_id": self.links.repo_id}
 
     def check_remote(self, api):
@@ -295,7 +297,7 @@ def push(args):
         data_dir = Path(args.data_dir) if args.data_dir else RunFolder(beside).data
         products.insert(0, DatasetRepo(model, links, stage_dirs["dataset"], args, data_dir))
     if args.space_id:
-        products.append(SpaceRepo(links, stage_dirs["space"], args))
+        products.append(SpaceRepo(links, stage_dirs["space"], args, model.info.dump_date))
 
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         for product in products:

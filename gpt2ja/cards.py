@@ -6,6 +6,8 @@ A model folder is read once, by `ModelFolder.check`, into what the cards need; a
 or whose tokenizer and config disagree is refused there, before anything is staged.
 """
 
+import datetime
+import logging
 import math
 import shutil
 from dataclasses import dataclass
@@ -23,12 +25,37 @@ from .splits import SPLITS
 from .tokens import load_tokenizer, room_after
 from .wikitext import CLEANING
 
+logger = logging.getLogger(__name__)
+
 MODEL_TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
 DATASET_TEMPLATE = REPO_ROOT / "model_card" / "dataset_card.md.j2"
 SPACE_APP = REPO_ROOT / "space"
-SPACE_FILES = ("app.py", "requirements.txt")
 SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
 CURVE = "training_curve.png"
+REFERENCE_VALIDATION_LOSS = 3.50  # colorfulscoop/gpt2-small-ja's, per token of its 32,000-piece tokenizer
+
+
+class License(NamedTuple):
+    hub_id: str  # the Hub's license id
+    name: str
+    version: str
+    url: str
+
+
+# Wikipedia's Terms of Use moved its text to CC BY-SA 4.0 on this day; text from before stays 3.0, whose
+# adaptations may be licensed under 4.0.
+CC_BY_SA_4_SINCE = "20230607"
+
+
+def wikipedia_license(dump_date):
+    """The license of what is derived from a Wikipedia dump: CC BY-SA 4.0 for a dump of 2023-06-07 or later,
+    3.0 before; 4.0, with a warning, for a dump of unknown date (it may hold text contributed under 4.0)."""
+    if dump_date is None:
+        logger.warning("The dump's date is unknown: the cards say CC BY-SA 4.0, the license of Wikipedia text "
+                       "since 2023-06-07 (and a license text under 3.0 may be adapted under).")
+    version = "3.0" if dump_date is not None and dump_date < CC_BY_SA_4_SINCE else "4.0"
+    return License(f"cc-by-sa-{version}", f"CC BY-SA {version}", version,
+                   f"https://creativecommons.org/licenses/by-sa/{version}/")
 
 
 @dataclass
@@ -80,19 +107,27 @@ class ModelFolder:
             return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
 
 
-def plot_curve(trainer_state, path):
+def plot_curve(trainer_state, path, tokens_per_step, vocab_size):
+    """Train and validation loss by tokens seen (which compares recipes; steps do not), with the reference's
+    validation loss as a dashed line where the tokenizer is of its size (indicative: its own split)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     history = trainer_state["log_history"]
-    train = [(e["step"], e["loss"]) for e in history if "loss" in e]
-    evals = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+    train = [(e["step"] * tokens_per_step, e["loss"]) for e in history if "loss" in e]
+    evals = [(e["step"] * tokens_per_step, e["eval_loss"]) for e in history if "eval_loss" in e]
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
         axes.plot(*zip(*train), label="train loss", linewidth=1)
     if evals:
         axes.plot(*zip(*evals), label="validation loss", marker="o", markersize=3)
-    axes.set_xlabel("step")
+    if vocab_size == 32000:
+        axes.axhline(REFERENCE_VALIDATION_LOSS, linestyle="--", color="gray", linewidth=1,
+                     label="reference's validation loss (its own split; indicative)")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda x, _: f"{x / 1e9:g}B" if x >= 1e9 else f"{x / 1e6:g}M" if x else "0"))
+    axes.set_xlabel("tokens seen")
     axes.set_ylabel("loss (nats per token)")
     axes.grid(alpha=0.3)
     if train or evals:
@@ -122,49 +157,60 @@ def describe_time(seconds):
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
+def tokens_per_step(model):
+    return model.info.recipe["global_batch_size"] * model.config.n_positions
+
+
 def model_card(model, links, example, seed):
     """The model card: metadata the Hub reads (model-index results included) and the body of the template;
     `example` is an Example of example_output."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     info, results, state = model.info, model.results, model.state
-    dataset_name = f"Japanese Wikipedia ({info.dump_date})" if info.dump_date else "Japanese Wikipedia"
-    dataset_args = {"language": "ja", **({"dump_date": info.dump_date} if info.dump_date else {})}
+    date = info.dump_date
+    license = wikipedia_license(date)
+    if links.dataset_repo_id:  # the published splits
+        dataset = {"dataset_type": links.dataset_repo_id, "dataset_config": "default",
+                   "dataset_name": f"Japanese Wikipedia ({date})" if date else "Japanese Wikipedia"}
+    else:  # our splits of the dump, which no Hub dataset holds: a name, not a Hub id
+        dataset = {"dataset_type": f"jawiki-{date or 'undated'}",
+                   "dataset_name": f"Japanese Wikipedia {date or ''}, gpt2-small-ja splits".replace("  ", " ")}
+    dataset_args = {"language": "ja", **({"dump_date": date} if date else {})}
     source = {"source_name": "gpt2-small-ja training code (metrics/causal_lm_eval)",
               "source_url": links.code_url} if links.code_url else {}
-    dataset_id = links.dataset_repo_id or "wikipedia"
     eval_results = [
-        EvalResult(task_type="text-generation", task_name="Causal language modeling", dataset_type=dataset_id,
-                   dataset_name=dataset_name, dataset_config="default" if links.dataset_repo_id else "ja",
-                   dataset_args=dataset_args,
-                   dataset_split=split, metric_type=metric, metric_name=name,
+        EvalResult(task_type="text-generation", task_name="Causal language modeling", **dataset,
+                   dataset_args=dataset_args, dataset_split=split, metric_type=metric, metric_name=name,
                    metric_value=round(results[f"{prefix}_{metric}"], 4), **source)
         for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
-        for metric, name in (("loss", "Loss"), ("perplexity", "Perplexity"),
+        for metric, name in (("perplexity", "Perplexity"), ("loss", "Loss (nats per token)"),
                              ("bits_per_character", "Bits per character"))
     ]
     card_data = ModelCardData(
-        language="ja", license="cc-by-sa-3.0", datasets=[dataset_id], pipeline_tag="text-generation",
-        library_name="transformers", tags=["gpt2", "japanese", "causal-lm"],
-        widget=[{"text": PROMPT, "output": {"text": example.text}}],
+        language="ja", license=license.hub_id, datasets=[links.dataset_repo_id or "wikimedia/wikipedia"],
+        metrics=["perplexity"], pipeline_tag="text-generation", library_name="transformers",
+        tags=["gpt2", "japanese", "causal-lm"], widget=[{"text": PROMPT, "output": {"text": example.text}}],
         model_name=links.repo_id.split("/")[-1], eval_results=eval_results,
     )
     devices = sorted(set(info.hardware["devices"]))
     tokenizer = model.tokenizer
     special_ids = sorted((tokenizer.convert_tokens_to_ids(token), token) for token in tokenizer.all_special_tokens)
+    tokens_seen = state["global_step"] * tokens_per_step(model)
     return ModelCard.from_template(
         card_data, template_path=str(MODEL_TEMPLATE), model_name=links.repo_id.split("/")[-1],
         repo_id=links.repo_id, prompt=PROMPT, example_output=example.text, example_tokens=example.new_tokens,
         context=model.config.n_positions, example_seed=seed,
         vocab_size=model.config.vocab_size, parameters=model.parameter_count(), recipe=info.recipe,
-        data=info.preparation, dump_date=info.dump_date, sources=[Path(source).name for source in info.sources],
+        data=info.preparation, dump_date=date, sources=[Path(source).name for source in info.sources],
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
         eos_id=tokenizer.eos_token_id,
         final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
         tokens=info.tokens, tokenizer=info.tokenizer_report, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",
+        tokens_seen=tokens_seen, tokens_per_second=tokens_seen / max(results.get("train_runtime", 0), 1e-9),
         training_time=describe_time(results.get("train_runtime", 0)), versions=info.versions, results=results,
         space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
-        dataset_repo_id=links.dataset_repo_id,
+        dataset_repo_id=links.dataset_repo_id, license=license,
+        citation_key=links.repo_id.replace("/", "_").replace("-", "_"), year=datetime.date.today().year,
         cleaning=CLEANING[info.preparation.identity["cleaner"]] if info.preparation else None,
     )
 
@@ -185,21 +231,32 @@ def check_card_metadata(card):
                         "diverged, or broken *_results.json files; nothing was uploaded.")
 
 
-def stage_space_files(folder, repo_id, space_id):
-    """The Space's files in `folder`: the app, its requirements, and a README whose YAML makes it a Gradio
-    Space that runs (and names) the model repo_id."""
+def stage_space_files(folder, repo_id, space_id, license, hardware=None):
+    """The Space's files in `folder`: the app, its requirements for the Space's hardware, and a README whose
+    YAML makes it a Gradio Space that runs (and names) the model repo_id."""
     from importlib.metadata import version
 
     from huggingface_hub import SpaceCard, SpaceCardData
-    for name in SPACE_FILES:
-        shutil.copy(SPACE_APP / name, Path(folder, name))
+    shutil.copy(SPACE_APP / "app.py", Path(folder, "app.py"))
+    Path(folder, "requirements.txt").write_text(space_requirements(hardware), encoding="utf-8")
     data = SpaceCardData(title=space_id.split("/")[-1], sdk="gradio", sdk_version=version("gradio"),
-                         python_version=SPACE_PYTHON, app_file="app.py", license="cc-by-sa-3.0",
+                         python_version=SPACE_PYTHON, app_file="app.py", license=license.hub_id,
                          models=[repo_id], tags=["japanese", "text-generation", "gpt2"],
                          emoji="🗾", colorFrom="indigo", colorTo="gray", pinned=False,
                          short_description="Continue Japanese text with a GPT-2 trained on Wikipedia")
     body = (SPACE_APP / "README.md").read_text(encoding="utf-8")
     SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(Path(folder, "README.md"))
+
+
+def space_requirements(hardware):
+    """space/requirements.txt for the Space's hardware: on ZeroGPU its pinned CUDA torch; elsewhere (cpu-basic,
+    the default) PyTorch's CPU wheels, a tenth of the CUDA build's download."""
+    requirements = (SPACE_APP / "requirements.txt").read_text(encoding="utf-8")
+    if hardware and hardware.startswith("zero"):
+        return requirements
+    if hardware and not hardware.startswith("cpu"):  # a GPU of its own: PyPI's torch is its CUDA build
+        return requirements
+    return "--extra-index-url https://download.pytorch.org/whl/cpu\n" + requirements
 
 
 def size_category(rows):
@@ -214,14 +271,15 @@ def dataset_card(links, preparation, eos_id):
     splits' files and sizes to its YAML. Refused unless its metadata reads back as written."""
     from huggingface_hub import DatasetCard, DatasetCardData
     pretty_name = f"Japanese Wikipedia {preparation.dump_date or ''} for gpt2-small-ja".replace("  ", " ")
-    data = DatasetCardData(language=["ja"], license="cc-by-sa-3.0", pretty_name=pretty_name,
+    license = wikipedia_license(preparation.dump_date)
+    data = DatasetCardData(language=["ja"], license=license.hub_id, pretty_name=pretty_name,
                            task_categories=["text-generation"], task_ids=["language-modeling"],
                            size_categories=[size_category(preparation.articles)], source_datasets=["original"],
                            tags=["wikipedia", "japanese"])
     card = DatasetCard.from_template(
         data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
         dataset_repo_id=links.dataset_repo_id, dump_date=preparation.dump_date, data=preparation, splits=SPLITS,
-        cleaning=CLEANING[preparation.identity["cleaner"]], code_url=links.code_url, eos_id=eos_id)
+        cleaning=CLEANING[preparation.identity["cleaner"]], code_url=links.code_url, eos_id=eos_id, license=license)
     try:
         DatasetCard(str(card), ignore_metadata_errors=False)
     except ValueError as error:

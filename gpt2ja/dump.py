@@ -49,6 +49,20 @@ def dump_url(date=REFERENCE_DUMP_DATE, mirror=DEFAULT_MIRROR):
     return f"{mirror.rstrip('/')}/jawiki/{date}/jawiki-{date}-pages-articles-multistream.xml.bz2"
 
 
+def latest_dump_date(mirror=DEFAULT_MIRROR):
+    """The date the mirror's jawiki/latest/ stands for (from the RSS file Wikimedia keeps beside each latest
+    dump), or None where it cannot be read: a dump's license follows its date."""
+    import urllib.request
+    url = f"{mirror.rstrip('/')}/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2-rss.xml"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            match = re.search(r"jawiki/(\d{8})", answer.read().decode("utf-8", "replace"))
+    except (OSError, ValueError) as error:
+        logger.warning("Could not read the date of the latest dump from %s (%s).", url, error)
+        return None
+    return match.group(1) if match else None
+
+
 def dump_date(source):
     match = re.search(r"jawiki-(\d{8})-", os.path.basename(source))
     return match.group(1) if match else None

@@ -62,6 +62,10 @@ def mirror(tmp_path, first20):
         (root / "jawiki" / date).mkdir(parents=True)
         (root / "jawiki" / date / f"jawiki-{date}-pages-articles-multistream.xml.bz2").write_bytes(
             first20.read_bytes())
+    # what Wikimedia keeps beside each latest file: an RSS item whose link names the dump's date
+    (root / "jawiki" / "latest" / "jawiki-latest-pages-articles-multistream.xml.bz2-rss.xml").write_text(
+        '<rss version="2.0"><channel><item><link>https://dumps.wikimedia.org/jawiki/20220720</link></item>'
+        "</channel></rss>")
     quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,5 +1,6 @@
 """gpt2ja.cards: the model folder as the cards read it, and the model, Space and dataset cards."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -7,7 +8,7 @@ from huggingface_hub import DatasetCard, SpaceCard
 
 from gpt2ja.cards import (Example, Links, ModelFolder, check_card_metadata, dataset_card, describe_time, example_output,
                           model_card,
-                          plot_curve, size_category, stage_space_files)
+                          plot_curve, size_category, stage_space_files, wikipedia_license)
 from gpt2ja.errors import UserError
 from gpt2ja.splits import Preparation
 from gpt2ja.wikitext import CLEANER_VERSION
@@ -65,7 +66,7 @@ def test_the_dataset_card_gives_the_counts_license_and_source(tmp_path):
 
 
 def test_the_space_runs_the_model_it_names(tmp_path):
-    stage_space_files(tmp_path, "tester/m", "tester/m-demo")
+    stage_space_files(tmp_path, "tester/m", "tester/m-demo", wikipedia_license("20220720"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "app.py", "requirements.txt"]
     data = SpaceCard.load(tmp_path / "README.md").data
     assert data.models == ["tester/m"] and data.sdk == "gradio" and data.app_file == "app.py"
@@ -73,7 +74,7 @@ def test_the_space_runs_the_model_it_names(tmp_path):
 
 def test_the_curve_is_a_picture_of_both_losses(tmp_path):
     plot_curve({"log_history": [{"step": 1, "loss": 9.0}, {"step": 2, "loss": 8.0}, {"step": 2, "eval_loss": 8.5}]},
-               tmp_path / "curve.png")
+               tmp_path / "curve.png", tokens_per_step=524_288, vocab_size=32000)
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -91,3 +92,26 @@ def test_the_example_asks_for_no_more_tokens_than_the_context_holds_and_the_card
     card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 20), seed=0)  # a 25-token context's
     assert "20 new tokens, not 50: the model's context of 128 tokens" in " ".join(card.text.split())
     assert "max_new_tokens=20," in card.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dump_date, license", [("20230620", "cc-by-sa-4.0"), ("20230601", "cc-by-sa-3.0"),
+                                                (None, "cc-by-sa-4.0")])
+def test_the_license_of_every_card_follows_the_dumps_date(tiny_model, tmp_path, dump_date, license):
+    model = ModelFolder.check(tiny_model)
+    model.info.preparation = dataclasses.replace(model.info.preparation, dump_date=dump_date)
+    card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 50), seed=0)
+    assert card.data.license == license and f"CC BY-SA {license[-3:]}" in card.text
+    dataset = dataset_card(Links("tester/m", dataset_repo_id="tester/jawiki"),
+                           dataclasses.replace(PREPARATION, dump_date=dump_date), eos_id=3)
+    assert dataset.data.license == license and f"CC BY-SA {license[-3:]}" in dataset.text
+    stage_space_files(tmp_path, "tester/m", "tester/m-demo", wikipedia_license(dump_date))
+    assert SpaceCard.load(tmp_path / "README.md").data.license == license
+
+
+def test_the_space_takes_cpu_wheels_on_cpu_hardware_and_zerogpus_torch_on_zerogpu(tmp_path):
+    for hardware, cpu_wheels in ((None, True), ("cpu-basic", True), ("zero-a10g", False), ("t4-small", False)):
+        stage_space_files(tmp_path, "tester/m", "tester/m-demo", wikipedia_license("20220720"), hardware)
+        requirements = (tmp_path / "requirements.txt").read_text()
+        assert ("download.pytorch.org/whl/cpu" in requirements) == cpu_wheels, hardware
+        assert "torch==" in requirements and "sentencepiece" in requirements

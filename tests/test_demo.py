@@ -67,4 +67,5 @@ def test_without_the_excerpt_the_demo_streams_the_latest_dump(mirror, tmp_path, 
     data = json.loads((run_dir / "data" / "preparation.json").read_text())
     assert data["articles"] == 10 and data["sources"][0].startswith(mirror)
     assert data["sources"][0].endswith("/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2")
+    assert data["dump_date"] == "20220720"  # what latest stood for, as the mirror's RSS file says
     assert (result["stage_dir"] / "README.md").is_file()

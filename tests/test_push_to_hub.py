@@ -68,7 +68,7 @@ def test_staged_folder_generates_with_pipeline(staged):
 def test_card_metadata_reads_back(staged, tiny_model):
     card = ModelCard.load(staged / "README.md")
     data = card.data.to_dict()
-    assert data["language"] == "ja" and data["datasets"] == ["wikipedia"]
+    assert data["language"] == "ja" and data["datasets"] == ["wikimedia/wikipedia"] and data["metrics"] == ["perplexity"]
     assert data["license"] == "cc-by-sa-3.0" and data["pipeline_tag"] == "text-generation"
     assert data["library_name"] == "transformers" and "japanese" in data["tags"]
     widget = data["widget"][0]
@@ -88,7 +88,7 @@ def test_card_metadata_reads_back(staged, tiny_model):
     assert f"top_k={SAMPLING['top_k']}, top_p={SAMPLING['top_p']}" in body
     assert "`<pad>`=0, `<unk>`=1, `<s>`=2, `</s>`=3, `<cls>`=4, `<sep>`=5" in body
     assert f'generator("{PROMPT}"' in body
-    assert "![Training and validation loss](training_curve.png)" in body
+    assert "![Training and validation loss by tokens seen](training_curve.png)" in body
     assert "/work/" not in body and str(REPO) not in body  # no local paths
 
 
@@ -134,6 +134,26 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
         assert not any(token in body for _, _, body in hub.requests)
         assert TOKEN not in out.stdout + out.stderr
         assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "stage").rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_the_cards_snippet_runs_as_copied_in_a_fresh_process(tiny_model, tmp_path):
+    with HubDouble(TOKEN) as hub:
+        assert run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m").returncode == 0
+        card = hub.repos["tester/m"]["files"]["README.md"].decode()
+        how_to_use = card.split("## How to use", 1)[1].split("\n## ", 1)[0]
+        install = re.search(r"```bash\n(.+?)\n```", how_to_use, re.S).group(1)
+        snippet = re.search(r"```python\n(.+?)\n```", how_to_use, re.S).group(1)
+        assert install == "pip install transformers torch sentencepiece"
+        imported = {m.group(1) for m in re.finditer(r"^(?:from|import) (\w+)", snippet, re.M)}
+        assert imported <= set(install.split()[2:])  # everything the snippet imports, the install line brings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "visitor"),
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        visitor = subprocess.run([sys.executable, "-c", snippet], env=env, cwd=tmp_path, capture_output=True,
+                                 text=True)
+    assert visitor.returncode == 0, visitor.stderr[-3000:]
+    assert visitor.stdout.startswith(PROMPT) and len(visitor.stdout.strip()) > len(PROMPT)
 
 
 @pytest.mark.slow
