@@ -174,7 +174,7 @@ class SpaceRepo:
 
     def stage(self, folder):
         stage_space_files(folder, self.links.repo_id, self.links.space_id, wikipedia_license(self.dump_date),
-                          self.args.space_hardware)
+                          self.args.space_hardware, self.links.code_url)
         return {"space_id": self.links.space_id, "repo_id": self.links.repo_id}
 
     def check_remote(self, api):

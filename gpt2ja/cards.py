@@ -231,7 +231,7 @@ def check_card_metadata(card):
                         "diverged, or broken *_results.json files; nothing was uploaded.")
 
 
-def stage_space_files(folder, repo_id, space_id, license, hardware=None):
+def stage_space_files(folder, repo_id, space_id, license, hardware=None, code_url=None):
     """The Space's files in `folder`: the app, its requirements for the Space's hardware, and a README whose
     YAML makes it a Gradio Space that runs (and names) the model repo_id."""
     from importlib.metadata import version
@@ -243,7 +243,8 @@ def stage_space_files(folder, repo_id, space_id, license, hardware=None):
                          python_version=SPACE_PYTHON, app_file="app.py", license=license.hub_id,
                          models=[repo_id], tags=["japanese", "text-generation", "gpt2"],
                          emoji="🗾", colorFrom="indigo", colorTo="gray", pinned=False,
-                         short_description="Continue Japanese text with a GPT-2 trained on Wikipedia")
+                         short_description="Continue Japanese text with a GPT-2 trained on Wikipedia",
+                         **({"code_url": code_url} if code_url else {}))  # the app links it
     body = (SPACE_APP / "README.md").read_text(encoding="utf-8")
     SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(Path(folder, "README.md"))
 

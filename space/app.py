@@ -13,10 +13,6 @@ import os
 import threading
 from pathlib import Path
 
-import gradio as gr
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
-
 try:
     import spaces  # present on ZeroGPU Spaces
     on_gpu = spaces.GPU
@@ -29,14 +25,45 @@ MAX_NEW_TOKENS = 200
 MAX_SEED = 2**32 - 1  # what numpy's and torch's seeding take
 
 
+def space_card(readme=Path(__file__).with_name("README.md")):
+    """The metadata of the Space's README ({} where it has none, as this repository's space/README.md)."""
+    import yaml
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if not text.startswith("---\n"):
+        return {}
+    return yaml.safe_load(text.split("---\n", 2)[1]) or {}
+
+
 def model_from_space_card(readme=Path(__file__).with_name("README.md")):
     """The first model the Space's README names (`models:` in its YAML), the one the Space runs."""
-    from huggingface_hub import SpaceCard
-    models = SpaceCard.load(readme).data.models if readme.is_file() else None
+    models = space_card(readme).get("models")
     return models[0] if models else None
 
 
-def build_app(model_id):
+def display_name(model_id):
+    """The model as the page names it: a Hub id as it is, a local folder by its name, never by the path
+    it was given (an absolute path would show this machine's folders)."""
+    path = Path(model_id).expanduser()
+    if not path.is_dir():
+        return model_id
+    path = path.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name == "model" else path.name
+
+
+def header(model_id, code_url):
+    name = display_name(model_id)
+    model = name if Path(model_id).expanduser().is_dir() else f"[{name}](https://huggingface.co/{model_id})"
+    code = f" by the [gpt2-small-ja training code]({code_url})" if code_url else ""
+    return (f"# Japanese GPT-2: {name}\n\n{model} continues your Japanese text (日本語の文章の続きを書きます). "
+            f"It is a small language model trained on Japanese Wikipedia{code}: what it writes is often fluent "
+            "and false.")
+
+
+def build_app(model_id, code_url=None):
+    import gradio as gr
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
     tokenizer = AutoTokenizer.from_pretrained(model_id)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
@@ -82,33 +109,39 @@ def build_app(model_id):
         if failures:
             raise gr.Error(f"Generation failed: {failures[0]}")
 
-    with gr.Blocks(title=f"{model_id}: Japanese GPT-2") as app:
-        gr.Markdown(f"# Japanese GPT-2\n\n`{model_id}` continues your Japanese text. It is a small language "
-                    "model trained on Japanese Wikipedia: what it writes is often fluent and false.")
-        prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], lines=3, elem_id="prompt")
+    with gr.Blocks(title=f"{display_name(model_id)}: Japanese GPT-2") as app:
+        gr.Markdown(header(model_id, code_url))
+        prompt = gr.Textbox(label="Prompt / プロンプト", value=EXAMPLES[0], lines=3, elem_id="prompt")
+        gr.Examples(EXAMPLES, inputs=prompt, label="Examples / 例")
         with gr.Row():
-            max_new_tokens = gr.Slider(1, min(MAX_NEW_TOKENS, context - 1), value=min(50, context - 1), step=1,
-                                       label="Max new tokens")
-            top_k = gr.Slider(0, 200, value=sampling.top_k or 50, step=1, label="Top-k (0: off)")
-            top_p = gr.Slider(0.05, 1.0, value=sampling.top_p or 1.0, step=0.05, label="Top-p")
-            temperature = gr.Slider(0.1, 2.0, value=sampling.temperature or 1.0, step=0.05, label="Temperature")
-            seed = gr.Number(value=0, precision=0, label="Seed")
-        button = gr.Button("Generate", variant="primary", elem_id="generate")
-        output = gr.Textbox(label="Prompt and continuation", lines=8, elem_id="output")
-        gr.Examples(EXAMPLES, inputs=prompt)
+            button = gr.Button("Generate / 生成", variant="primary", elem_id="generate")
+            stop = gr.Button("Stop / 停止", variant="stop", elem_id="stop")
+        output = gr.Textbox(label="Prompt and continuation / 続き", lines=8, elem_id="output")
+        with gr.Accordion("Sampling / サンプリング", open=True):
+            with gr.Row():
+                max_new_tokens = gr.Slider(1, min(MAX_NEW_TOKENS, context - 1), value=min(50, context - 1), step=1,
+                                           label="Max new tokens / 最大トークン数")
+                top_k = gr.Slider(0, 200, value=sampling.top_k or 50, step=1, label="Top-k (0: off)")
+                top_p = gr.Slider(0.05, 1.0, value=sampling.top_p or 1.0, step=0.05, label="Top-p")
+                temperature = gr.Slider(0.1, 2.0, value=sampling.temperature or 1.0, step=0.05,
+                                        label="Temperature / 温度")
+                seed = gr.Number(value=0, precision=0, label="Seed / シード")
         inputs = [prompt, max_new_tokens, top_k, top_p, temperature, seed]
-        button.click(generate, inputs=inputs, outputs=output, api_name="generate")
-        prompt.submit(generate, inputs=inputs, outputs=output)
+        # one public endpoint for the button and the Enter key; Stop cancels what runs
+        generation = gr.on([button.click, prompt.submit], generate, inputs=inputs, outputs=output,
+                           api_name="generate")
+        stop.click(None, cancels=[generation], api_visibility="private")
     return app
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=os.environ.get("MODEL_ID") or model_from_space_card(),
-                        help="A model folder or Hub id (default: MODEL_ID, or the model the Space's README names).")
+    parser.add_argument("--model", help="A model folder or Hub id (default: MODEL_ID, or the model the Space's "
+                                         "README names).")
     parser.add_argument("--host", default="127.0.0.1", help="Use 0.0.0.0 to serve other machines.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
+    args.model = args.model or os.environ.get("MODEL_ID") or model_from_space_card()
     if not args.model:
         parser.error("no model: pass --model (a model folder or Hub id) or set MODEL_ID.")
     a_path = args.model.startswith((".", "/", "~")) or args.model.count("/") > 1  # a Hub id is NAME or USER/NAME
@@ -116,7 +149,7 @@ def main(argv=None):
         parser.error(f"--model {args.model}: no such folder; pass a model folder (runs/demo/model after make demo) "
                      "or a Hub id (USER/NAME).")
     try:
-        app = build_app(args.model)
+        app = build_app(args.model, space_card().get("code_url"))
     except (OSError, ValueError) as error:  # a Hub id that does not exist, or no network to reach it
         parser.exit(1, f"error: --model {args.model} did not load ({str(error).splitlines()[0]}); pass a model "
                        "folder or a Hub id (USER/NAME).\n")

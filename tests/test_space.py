@@ -40,6 +40,15 @@ def test_the_output_streams_and_continues_the_prompt(app_url):
     assert len(outputs[-1]) > len(PROMPT)
 
 
+def test_the_page_names_the_model_by_its_folder_never_its_path_and_has_one_public_endpoint(app_url, tiny_model):
+    import urllib.request
+    page = urllib.request.urlopen(app_url.rstrip("/") + "/config").read().decode()
+    assert str(tiny_model) not in page and str(tiny_model.parent) not in page  # it was started with the full path
+    assert "Japanese GPT-2: tiny/model" in page and "プロンプト" in page and "Stop" in page
+    api = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert list(api["named_endpoints"]) == ["/generate"] and not api["unnamed_endpoints"]
+
+
 def test_the_same_seed_gives_the_same_text(app_url):
     client = Client(app_url, verbose=False)
     first, again, other = (generate(client, seed=seed).result(timeout=120) for seed in (1, 1, 2))
