@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import torch
-from transformers import pipeline, set_seed
-
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, PROMPT, SAMPLING
-from gpt2ja.tokens import room_after
+from gpt2ja.tokenizer_folder import room_after
 
 
 @dataclass
@@ -57,6 +54,9 @@ def check_model(model):
 
 
 def generate(args):
+    import torch  # here, not above: --help and a refused flag answer at once
+    from transformers import pipeline, set_seed
+
     check_model(args.model)
     if args.seed is not None:
         set_seed(args.seed)

@@ -32,7 +32,7 @@ from gpt2ja.rerun import building, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
 from gpt2ja.splits import data_fingerprint, load_split
-from gpt2ja.tokens import TokenizerReport, load_tokenizer
+from gpt2ja.tokenizer_folder import TokenizerReport, load_tokenizer
 
 logger = logging.getLogger("tokenizer")
 
@@ -65,7 +65,7 @@ class TokenizerArguments:
                 "advice for Japanese and Chinese, whose long tail of rare kanji would otherwise fill the vocab."})
     normalization_rule_name: str = field(default="identity", metadata={
         "help": "SentencePiece normalization. identity (default) keeps the text as written; nmt_nfkc (SentencePiece's "
-                "default) applies NFKC, which turns the full-width （）：＆ of Japanese text into ()：& in about half "
+                "default) applies NFKC, which turns the full-width （）：＆ of Japanese text into ():& in about half "
                 "of Wikipedia's lines, and newlines into spaces."})
     min_sentence_chars: int = field(default=5, metadata={"help": "Shorter sentences are not sampled."})
     max_sentence_chars: int = field(default=1000, metadata={

@@ -40,7 +40,8 @@ from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINE
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
-from gpt2ja.tokens import TokenBlocks, load_tokenizer, prepare_tokens
+from gpt2ja.tokenizer_folder import load_tokenizer
+from gpt2ja.tokens import TokenBlocks, prepare_tokens
 
 logger = logging.getLogger("train")
 

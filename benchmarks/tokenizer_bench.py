@@ -20,7 +20,8 @@ import numpy as np
 from transformers import PreTrainedTokenizerFast
 
 from gpt2ja.splits import load_split
-from gpt2ja.tokens import SentencePieceEncoder, load_tokenizer, tokenize_split
+from gpt2ja.tokenizer_folder import load_tokenizer
+from gpt2ja.tokens import SentencePieceEncoder, tokenize_split
 
 
 def timed(function, repeat):

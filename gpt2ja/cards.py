@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-import torch
-from transformers import AutoConfig, BertGenerationTokenizer, pipeline, set_seed
-
 from .errors import UserError
 from .rerun import read_json
 from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
 from .settings import PROMPT, REPO_ROOT
 from .splits import SPLITS
-from .tokens import load_tokenizer, room_after
+from .tokenizer_folder import load_tokenizer, room_after
 from .wikitext import CLEANING
 
 logger = logging.getLogger(__name__)
@@ -74,7 +71,7 @@ class ModelFolder:
     """A finished train.py model folder, checked: its files are all there, its tokenizer is the
     BertGenerationTokenizer of its config's vocabulary, and its records are of this version."""
     path: Path
-    tokenizer: BertGenerationTokenizer
+    tokenizer: object  # BertGenerationTokenizer
     config: object  # GPT2Config
     info: RunInfo
     results: dict  # all_results.json
@@ -87,6 +84,7 @@ class ModelFolder:
         if missing:
             raise UserError(f"{path} lacks {', '.join(missing)}; point --model_dir at the model/ folder of a "
                             "finished train.py run.")
+        from transformers import AutoConfig, BertGenerationTokenizer  # here: --help answers without them
         tokenizer = load_tokenizer(path)
         if not isinstance(tokenizer, BertGenerationTokenizer):
             raise UserError(f"The tokenizer in {path} loads as {type(tokenizer).__name__}, not "
@@ -144,6 +142,8 @@ class Example(NamedTuple):
 
 def example_output(model_dir, seed, wanted=50):
     """The model's continuation of the card's prompt with the card's seed."""
+    import torch
+    from transformers import pipeline, set_seed
     set_seed(seed)
     generator = pipeline("text-generation", model=str(model_dir), device=0 if torch.cuda.is_available() else -1)
     new_tokens, _ = room_after(generator.tokenizer, PROMPT, generator.model.config.max_position_embeddings, wanted)

@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-import datasets
 import yaml
 from transformers import HfArgumentParser
 
@@ -15,6 +14,16 @@ from .errors import UserError
 from .interrupts import INTERRUPTED
 
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help as the script's docstring wrote it, and every flag's default (a recipe's where one is given),
+    unless its help says it already or there is none."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "").lower() or action.default in (None, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def flags_named(argv):
@@ -32,8 +41,7 @@ def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     not_taken = not_taken or {}
-    parser = HfArgumentParser(dataclass_types, description=description,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(dataclass_types, description=description, formatter_class=HelpFormatter)
     for action in parser._actions:
         if action.dest in not_taken:
             action.help = argparse.SUPPRESS
@@ -70,6 +78,7 @@ def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
 def setup_logging():
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", level=logging.INFO)
+    import datasets  # here: --help answers without it
     # datasets prints through its own handler; without this, each of its lines shows twice
     datasets.utils.logging.disable_propagation()
 

@@ -24,7 +24,8 @@ from .rerun import building, check_output_folder, differences, read_json, reuse_
 from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, last_complete_checkpoint,
                          remove_incomplete_checkpoints)
 from .splits import Preparation
-from .tokens import TokenizerReport, input_fingerprints
+from .tokenizer_folder import TokenizerReport
+from .tokens import input_fingerprints
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Optional
 
 from .rerun import Record
 from .splits import Preparation
-from .tokens import TokenizerReport
+from .tokenizer_folder import TokenizerReport
 
 logger = logging.getLogger(__name__)
 

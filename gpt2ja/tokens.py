@@ -1,11 +1,9 @@
-"""The tokenizer folder and the token files train.py reads.
+"""The token files train.py reads.
 
-A tokenizer folder (tokenizer.py's output) holds `spiece.model` (SentencePiece,
-loaded as BertGenerationTokenizer), `tokenizer.json` (the same for `tokenizers`)
-and its record, `tokenizer_report.json`. The token cache holds each split of a data
-folder as one flat file of token ids, `</s>` after each article, under the run
-folder (`token_cache/<key>`, keyed by the content of the data and the tokenizer);
-`TokenBlocks` reads it as consecutive blocks of the model's context.
+The token cache holds each split of a data folder as one flat file of token ids,
+`</s>` after each article, under the run folder (`token_cache/<key>`, keyed by the
+content of the data and the tokenizer); `TokenBlocks` reads it as consecutive
+blocks of the model's context.
 """
 
 import hashlib
@@ -15,55 +13,17 @@ import re
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import sentencepiece as spm
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
 
-from .errors import UserError
 from .rerun import Record, building, file_fingerprint
 from .splits import SPLITS, data_fingerprint, load_split
+from .tokenizer_folder import load_tokenizer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TokenizerReport(Record):
-    """tokenizer_report.json: what the tokenizer was trained on and with (identity), and its figures on the
-    validation split (absent when the split is empty)."""
-
-    FILE = "tokenizer_report.json"
-    OTHER = "a tokenizer trained with other settings or data"
-    ENTRIES = frozenset({FILE, "spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                         "added_tokens.json"})
-
-    # identity: the training settings and the data's content fingerprint
-    sentences_trained_on: int
-    training_seconds: float
-    peak_memory_mib: int
-    validation_lines: Optional[int] = None
-    fast_slow_identical_lines: Optional[int] = None
-    unk_share: Optional[float] = None
-    round_trip_changed_share: Optional[float] = None
-    tokens_per_character: Optional[float] = None
-
-
-def load_tokenizer(folder, **overrides):
-    """The tokenizer of a tokenizer or model folder; overrides (e.g. model_max_length) are saved with it."""
-    folder = Path(folder)
-    if not (folder / "spiece.model").is_file():
-        raise UserError(f"{folder} holds no tokenizer (spiece.model); run tokenizer.py --output_dir {folder} first.")
-    return AutoTokenizer.from_pretrained(str(folder), **overrides)
-
-
-def room_after(tokenizer, prompt, context, wanted):
-    """(new tokens that fit after the prompt in a model's context, at most `wanted`; the prompt's tokens):
-    past the context, GPT-2's position embedding has no entry and generation fails."""
-    used = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    return max(0, min(wanted, context - used)), used
 
 
 class SentencePieceEncoder:

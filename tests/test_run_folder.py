@@ -6,7 +6,7 @@ from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import (RunFolder, RunIdentity, RunInfo, last_complete_checkpoint,
                                remove_incomplete_checkpoints)
 from gpt2ja.splits import Preparation
-from gpt2ja.tokens import TokenizerReport
+from gpt2ja.tokenizer_folder import TokenizerReport
 
 
 def test_every_step_has_its_folder_under_the_run():

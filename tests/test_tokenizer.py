@@ -16,7 +16,7 @@ from dumps import MARKUP_PAGES
 from processes import Script, alive, children_of, descendants, kill_when, run
 from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
-from gpt2ja.tokens import TokenizerReport
+from gpt2ja.tokenizer_folder import TokenizerReport
 
 REPO = Path(tokenizer.__file__).parent
 

@@ -10,8 +10,8 @@ import torch
 from transformers import AutoTokenizer
 
 from gpt2ja.errors import UserError
-from gpt2ja.tokens import (SentencePieceEncoder, TokenBlocks, TokenCache, input_fingerprints, load_tokenizer,
-                           prepare_tokens, token_cache_folder, token_dtype, tokenize_split)
+from gpt2ja.tokens import (SentencePieceEncoder, TokenBlocks, TokenCache, input_fingerprints, prepare_tokens,
+                           token_cache_folder, token_dtype, tokenize_split)
 
 
 def test_fast_encoder_gives_the_tokenizers_ids(excerpt_tokenizer, excerpt_data):
@@ -63,12 +63,6 @@ def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, exc
     shutil.copytree(excerpt_tokenizer, other)
     (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
     assert token_cache_folder(tmp_path / "cache", input_fingerprints(excerpt_data, other)) != first
-
-
-def test_load_tokenizer_names_the_missing_folder_and_takes_overrides(excerpt_tokenizer, tmp_path):
-    with pytest.raises(UserError, match="holds no tokenizer.*run tokenizer.py"):
-        load_tokenizer(tmp_path)
-    assert load_tokenizer(excerpt_tokenizer, model_max_length=128).model_max_length == 128
 
 
 @pytest.mark.parametrize("small_disk", ["1m"], indirect=True)
