@@ -33,7 +33,7 @@ from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Progres
 from gpt2ja import resume
 from gpt2ja.cli import RECIPE_SUFFIXES, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
-from gpt2ja.preemption import PreemptionCallback
+from gpt2ja.preemption import PreemptionCallback, StopAtEvalLoss
 from gpt2ja.rerun import disk_space_errors, read_json
 from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
                                last_complete_checkpoint)
@@ -123,6 +123,9 @@ class LMTrainingArguments(TrainingArguments):
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Start over: remove the checkpoints, logs and model that train.py wrote in --output_dir before. "
                 "Without it, a rerun resumes the same run and refuses a run folder of other settings."})
+    stop_at_eval_loss: Optional[float] = field(default=None, metadata={
+        "help": "End the run, with a checkpoint and the final model, at the first evaluation whose validation "
+                "loss is at most this (a run stopped so is finished; a rerun with a lower value goes on)."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -334,7 +337,8 @@ def fit(trainer, checkpoint):
 
 def train_metrics(checkpoint, train_tokens):
     """Loss and time of the whole run from the final checkpoint's log history, which covers every step
-    (RecordEveryCheckpoint), across every resume: the same figures as an uninterrupted run's."""
+    (RecordEveryCheckpoint; a run that --stop_at_eval_loss ended, up to its last logged step), across every
+    resume: the same figures as an uninterrupted run's."""
     state = read_json(Path(checkpoint, TRAINER_STATE))
     losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
     total, previous = 0.0, 0
@@ -342,7 +346,7 @@ def train_metrics(checkpoint, train_tokens):
         total += loss * (step - previous)
         previous = step
     steps = state["global_step"]
-    return {"train_loss": total / steps, "train_steps": steps, "epoch": state["epoch"],
+    return {"train_loss": total / previous, "train_steps": steps, "epoch": state["epoch"],
             "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}
 
 
@@ -399,15 +403,16 @@ def train(model_args, data_args, given, run, callbacks=()):
     identity = resume.run_identity(model_args, data_args, args, config)
 
     with resume.run_lock(run, args) as build, disk_space_errors(run.root):
-        if resume.reuse_finished(run, identity, given.overwrite_output_dir):
+        if resume.reuse_finished(run, identity, given.overwrite_output_dir, given.stop_at_eval_loss):
             return run.model
         if given.overwrite_output_dir and args.process_index == 0:
             resume.start_over(run)
         checkpoint = resume.checkpoint_to_resume(args, identity)
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,
-                               [PreemptionCallback(), RecordEveryCheckpoint(), *callbacks], tokenizer)
-        if resume.finished_training(checkpoint):
+                               [PreemptionCallback(), RecordEveryCheckpoint(), StopAtEvalLoss(given.stop_at_eval_loss),
+                                *callbacks], tokenizer)
+        if resume.finished_training(checkpoint, given.stop_at_eval_loss):
             logger.info("%s is the last step of this run: exporting it.", checkpoint)
         else:
             fit(trainer, checkpoint)

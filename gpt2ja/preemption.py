@@ -1,11 +1,14 @@
-"""Stopping a training run cleanly on SIGTERM or Ctrl-C, and the drill that sends the signal."""
+"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss; and the drill that sends the signal."""
 
+import logging
 import os
 import signal
 
 import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
 
 
 class PreemptionCallback(TrainerCallback):
@@ -61,3 +64,17 @@ class SignalAtStep(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == self.step - 1:
             os.kill(os.getpid(), self.signum)
+
+
+class StopAtEvalLoss(TrainerCallback):
+    """--stop_at_eval_loss: the first evaluation at or below the threshold ends the run with a checkpoint."""
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.threshold is not None and metrics and metrics.get("eval_loss", float("inf")) <= self.threshold:
+            logger.info("Validation loss %.4f reached --stop_at_eval_loss %s at step %d: the run ends here.",
+                        metrics["eval_loss"], self.threshold, state.global_step)
+            control.should_save = control.should_training_stop = control.should_log = True
+        return control

@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 # ones that do not change the weights (IDENTITY_EXEMPT), compared when a run is resumed or reused.
 RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
                "warmup_steps", "optim", "optim_args", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
-               "max_grad_norm", "label_smoothing_factor", "bf16", "fp16", "torch_compile", "seed")
-IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size")  # speed, or already in the config
+               "max_grad_norm", "label_smoothing_factor", "bf16", "fp16", "torch_compile", "seed",
+               "stop_at_eval_loss")
+# speed, or already in the config, or when to stop (a run stopped early goes on with a lower threshold)
+IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size", "stop_at_eval_loss")
 
 
 def recipe(model_args, args):
@@ -90,9 +92,16 @@ def run_lock(run, args):
         yield build
 
 
-def reuse_finished(run, identity, overwrite):
-    """Whether the run folder holds the finished model of this very run; another run's is refused."""
-    return reuse_or_refuse(run.model, RunInfo, identity, overwrite) is not None
+def reuse_finished(run, identity, overwrite, stop_at_eval_loss=None):
+    """Whether the run folder holds the finished model of this very run; another run's is refused. A model
+    of a run that --stop_at_eval_loss ended is finished only for a threshold it reached."""
+    if reuse_or_refuse(run.model, RunInfo, identity, overwrite) is None:
+        return False
+    if is_finished(read_json(run.model / TRAINER_STATE), stop_at_eval_loss):
+        return True
+    logger.info("%s stopped before its last step, at a validation loss above --stop_at_eval_loss %s: training "
+                "goes on.", run.model, stop_at_eval_loss)
+    return False
 
 
 def start_over(run):
@@ -156,12 +165,18 @@ def damaged_checkpoint(checkpoint, error):
                      "before it, or from the start.")
 
 
-def finished_training(checkpoint):
-    """Whether a checkpoint is the last step of its run (so a rerun goes straight to export)."""
-    if checkpoint is None:
-        return False
-    state = read_json(Path(checkpoint, TRAINER_STATE))
-    return state["global_step"] >= state["max_steps"] > 0
+def finished_training(checkpoint, stop_at_eval_loss=None):
+    """Whether a checkpoint ends its run (so a rerun goes straight to export): its last step, or a step whose
+    validation loss reached --stop_at_eval_loss."""
+    return checkpoint is not None and is_finished(read_json(Path(checkpoint, TRAINER_STATE)), stop_at_eval_loss)
+
+
+def is_finished(trainer_state, stop_at_eval_loss=None):
+    step = trainer_state["global_step"]
+    if step >= trainer_state["max_steps"] > 0:
+        return True
+    last_eval = [e["eval_loss"] for e in trainer_state["log_history"] if "eval_loss" in e and e["step"] == step]
+    return stop_at_eval_loss is not None and bool(last_eval) and last_eval[-1] <= stop_at_eval_loss
 
 
 def check_inputs_unchanged(identity, data_dir, tokenizer_dir):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from transformers import TrainerControl
 
-from gpt2ja.preemption import PreemptionCallback, SignalAtStep
+from gpt2ja.preemption import PreemptionCallback, SignalAtStep, StopAtEvalLoss
 
 
 def step_end(callback):
@@ -46,3 +46,13 @@ def test_the_drill_signals_as_its_step_begins():
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert received == [signal.SIGUSR1]  # once: as step 3 (global_step 2) begins
+
+
+def test_an_evaluation_at_or_below_the_threshold_saves_and_stops():
+    callback = StopAtEvalLoss(3.5)
+    state = SimpleNamespace(global_step=7)
+    for loss, stops in ((3.6, False), (3.5, True)):
+        control = callback.on_evaluate(None, state, TrainerControl(), metrics={"eval_loss": loss})
+        assert (control.should_save, control.should_training_stop) == (stops, stops)
+    assert not StopAtEvalLoss(None).on_evaluate(None, state, TrainerControl(), metrics={"eval_loss": 0.1}
+                                                ).should_training_stop

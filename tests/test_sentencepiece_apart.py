@@ -13,7 +13,7 @@ def test_the_same_sentences_options_and_seed_give_the_same_model_wherever_it_is_
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         sentencepiece_apart.train(iter(SENTENCES), tmp_path / name / "spiece.model", OPTIONS, seed=1)
-        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["spiece.model"]  # the sentences file went
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["spiece.model"]  # sentences and log went
     assert (tmp_path / "a" / "spiece.model").read_bytes() == (tmp_path / "b" / "spiece.model").read_bytes()
     processor = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "spiece.model"))
     assert processor.get_piece_size() == 40 and processor.decode(processor.encode("東京と大阪")) == "東京と大阪"
@@ -24,3 +24,13 @@ def test_the_trainers_own_error_comes_back_as_its_last_words(tmp_path):
         sentencepiece_apart.train(iter(SENTENCES[:3]), tmp_path / "spiece.model", {**OPTIONS, "vocab_size": 5000},
                                   seed=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_is_reported_from_the_trainers_own_log(tmp_path, caplog):
+    import logging
+    with caplog.at_level(logging.INFO, logger="gpt2ja.sentencepiece_apart"):
+        sentencepiece_apart.train(iter(SENTENCES * 20), tmp_path / "spiece.model", OPTIONS, seed=1, progress_every=0.01)
+    assert "SentencePiece, 0 min in:" in caplog.text
+    log = "Loaded all 10 sentences\nInitialized 229 seed pieces\nEM sub_iter=0 size=223 obj=46\nEM sub_iter=1 size=164"
+    assert sentencepiece_apart.progress(log, 40) == "pruning by EM: 164 pieces, down to 40"
+    assert sentencepiece_apart.progress("Loaded all 10 sentences", 40) == "sentences loaded"

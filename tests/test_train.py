@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import re
 import shutil
@@ -544,3 +545,21 @@ def test_a_damaged_last_checkpoint_is_named_with_what_to_do(excerpt_data, excerp
         train.main(argv)
     shutil.rmtree(weights.parent)
     assert json.loads((train.main(argv) / "trainer_state.json").read_text())["global_step"] == 4
+
+
+@pytest.mark.slow
+def test_stop_at_eval_loss_ends_a_finished_run_and_a_lower_threshold_goes_on(excerpt_data, excerpt_tokenizer,
+                                                                            tmp_path, caplog):
+    # the tiny run's validation loss: 8.5 at step 10, 7.9 at 20, 7.8 at 30 (30 steps in all)
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run")
+    model = train.main([*argv, "--stop_at_eval_loss", "8.2"])
+    state = json.loads((model / "trainer_state.json").read_text())
+    assert state["global_step"] == 20 and results(tmp_path / "run")["train_steps"] == 20
+    assert json.loads((model / "run_info.json").read_text())["recipe"]["stop_at_eval_loss"] == 8.2
+    stamp = (model / "model.safetensors").stat().st_mtime_ns
+    caplog.set_level(logging.INFO)
+    train.main([*argv, "--stop_at_eval_loss", "8.2"])  # finished: reused as it is
+    assert (model / "model.safetensors").stat().st_mtime_ns == stamp and "already holds this output" in caplog.text
+    train.main([*argv, "--stop_at_eval_loss", "7.0"])  # not reached: the run goes on from its last checkpoint
+    assert "Resuming from" in caplog.text and "checkpoint-20" in caplog.text
+    assert json.loads((model / "trainer_state.json").read_text())["global_step"] == 30
