@@ -3,6 +3,7 @@ another script (demo.py, which chains them, excepted), a benchmark imports at mo
 library is an installable package that nothing puts on sys.path by hand, and each of its modules has its tests."""
 
 import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -91,3 +92,12 @@ def test_a_wheel_of_the_library_builds_and_holds_the_package_alone(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     modules = {name for name in names if name.endswith(".py")}
     assert modules == {f"gpt2ja/{p.name}" for p in (REPO / "gpt2ja").glob("*.py")}
+
+
+def test_the_readme_is_a_front_door_whose_links_lead_somewhere():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 15_000
+    for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if not target.startswith("http"):
+                assert (page.parent / target).exists(), f"{page.name} links to {target}, which is not there"
