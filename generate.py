@@ -62,9 +62,14 @@ def generate(args):
         set_seed(args.seed)
     try:
         generator = pipeline("text-generation", model=args.model, device=0 if torch.cuda.is_available() else -1)
-    except (OSError, ValueError) as error:  # a Hub id that does not exist, or no network to reach it
-        raise UserError(f"--model {args.model} is neither a folder here nor a model the Hub gave "
-                        f"({str(error).splitlines()[0]}); pass the model/ folder of a train.py run or a Hub id.") from None
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        if Path(args.model).exists():  # a folder whose files do not load: damaged, or cut short by a copy
+            raise UserError(f"--model {args.model} does not load ({reason}); copy the model/ folder of a "
+                            "train.py run again.") from None
+        # a Hub id that does not exist, or no network to reach it
+        raise UserError(f"--model {args.model} is neither a folder here nor a model the Hub gave ({reason}); "
+                        "pass the model/ folder of a train.py run or a Hub id.") from None
     context = generator.model.config.max_position_embeddings
     room, used = room_after(generator.tokenizer, args.prompt, context, args.max_new_tokens)
     if room < args.max_new_tokens:

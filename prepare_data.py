@@ -247,6 +247,9 @@ def prepare(args):
         return previous
 
     with building(output_dir) as build, ctrl_c_exits_at_once():
+        finished = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
+        if finished:  # by a run that held the lock between the check above and this one
+            return finished
         articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)
         if articles is None or len(articles) == 0:
             raise UserError(f"{', '.join(sources)} holds no article (namespace 0, not a redirect); "

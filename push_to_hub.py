@@ -286,10 +286,14 @@ def push(args):
     stage_dirs = {"model": Path(args.stage_dir or beside / "hub"),
                   "space": Path(args.space_stage_dir or beside / "space"),
                   "dataset": Path(args.dataset_stage_dir or beside / "dataset_card")}
-    for product, flag in (("model", "--stage_dir"), ("space", args.space_id and "--space_stage_dir"),
-                          ("dataset", args.dataset_repo_id and "--dataset_stage_dir")):
-        if flag:
-            check_output_folder(stage_dirs[product], StagingRecord, flag)
+    staged = {product: flag for product, flag in (("model", "--stage_dir"),
+                                                  ("space", args.space_id and "--space_stage_dir"),
+                                                  ("dataset", args.dataset_repo_id and "--dataset_stage_dir")) if flag}
+    if len({stage_dirs[product].resolve() for product in staged}) < len(staged):
+        raise UserError(f"{', '.join(staged.values())} name the same folder; each repo is staged in a folder of "
+                        "its own.")
+    for product, flag in staged.items():
+        check_output_folder(stage_dirs[product], StagingRecord, flag)
 
     model = ModelFolder.check(model_dir)
     products = [ModelRepo(model, links, stage_dirs["model"], args)]  # in the order of upload

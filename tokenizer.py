@@ -183,8 +183,11 @@ def train_sentencepiece(sentences, model_file, args):
     try:
         sentencepiece_apart.train(sentences, model_file, options, args.seed)
     except ChildProcessError as error:
-        raise UserError(f"SentencePiece's training was {error}, most likely for want of memory; pass a smaller "
-                        "--num_samples.") from None
+        if "SIGKILL" in str(error):  # what the kernel's out-of-memory killer sends
+            raise UserError(f"SentencePiece's training was {error}, most likely for want of memory; pass a "
+                            "smaller --num_samples.") from None
+        raise UserError(f"SentencePiece's training was {error} (sent by another process or user); rerun the "
+                        "same command.") from None
     except RuntimeError as error:
         needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
         if needed:
@@ -262,6 +265,9 @@ def train_tokenizer(args):
     if warning:
         logger.warning(warning)
     with building(output_dir) as build:
+        finished = reuse_or_refuse(output_dir, TokenizerReport, identity, args.overwrite_output_dir)
+        if finished:  # by a run that held the lock between the check above and this one
+            return finished
         start = time.perf_counter()
         train_sentencepiece(sentences, Path(build.work, "spiece.model"), args)
         seconds = time.perf_counter() - start

@@ -414,9 +414,10 @@ def train(model_args, data_args, given, run, callbacks=()):
                                 *callbacks], tokenizer)
         if resume.finished_training(checkpoint, given.stop_at_eval_loss):
             logger.info("%s is the last step of this run: exporting it.", checkpoint)
+            final = checkpoint
         else:
             fit(trainer, checkpoint)
-        final = last_complete_checkpoint(args.output_dir)
+            final = last_complete_checkpoint(args.output_dir)
         trainer.save_metrics("train", train_metrics(final, meta.splits["train"]["tokens"]))
         if args.process_index == 0:
             resume.check_inputs_unchanged(identity, data_args.data_dir, data_args.tokenizer_dir)

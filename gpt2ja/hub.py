@@ -6,6 +6,8 @@ The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
 
 import importlib
 import logging
+import socket
+import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -41,9 +43,9 @@ def check_repo_id(flag, repo_id):
 
 
 def network_errors():
-    """What a failed connection raises: OSError, or the HTTP client's own errors (huggingface_hub 2 uses
-    httpx2, earlier versions httpx or requests)."""
-    errors = [OSError]
+    """What a failed connection raises: the socket's errors (not other OSErrors: a local file that cannot be
+    read is no network failure), or the HTTP client's own (huggingface_hub 2 uses httpx2, 1.x httpx)."""
+    errors = [ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError]
     for module in ("httpx2", "httpx"):
         try:
             errors.append(importlib.import_module(module).TransportError)

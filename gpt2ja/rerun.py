@@ -79,7 +79,10 @@ class Record:
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         if not required <= set(fields) <= names:
             return None
-        return cls.from_fields(fields)
+        try:
+            return cls.from_fields(fields)
+        except (TypeError, ValueError, AttributeError):  # a nested record of another shape
+            return None
 
     @classmethod
     def upgrade(cls, fields):
@@ -249,7 +252,7 @@ def _acquire(lock_path, wait):
 
 
 def _release(lock, lock_path):
-    os.unlink(lock_path)
+    Path(lock_path).unlink(missing_ok=True)  # a user may have removed it by hand
     _held[:] = [(held, pid) for held, pid in _held if held is not lock]
     lock.close()
 
@@ -296,6 +299,10 @@ def building(target, wait=False, flag="--output_dir"):
     Build.finish is called.
     """
     target = Path(target).resolve()  # "." has no name to put a lock beside
+    if os.path.ismount(target):
+        raise UserError(f"{flag} {target} is a mount point, which cannot be renamed: a step builds its output "
+                        f"beside the folder and renames it into place. Pass a folder inside it, such as "
+                        f"{target / 'output'}.")
     lock_path = target.parent / f".{target.name}.lock"
     scratch = target.parent / f".{target.name}.partial"
     with write_access_errors(target, flag):

@@ -113,8 +113,8 @@ def start_over(run):
 
 
 def checkpoint_to_resume(args, identity):
-    """The checkpoint this run goes on from: --resume_from_checkpoint where given, else the last complete
-    checkpoint of the run folder, after the main process removed any cut short; None for a fresh run. A
+    """The checkpoint this run goes on from: the run folder's last complete checkpoint (the main process
+    removes any cut short first), or --resume_from_checkpoint where that one is further; None for a fresh run. A
     checkpoint of another run (other data, tokenizer, config or recipe) is refused. The run folder records
     its identity from its first step on."""
     if args.process_index == 0:
@@ -129,7 +129,13 @@ def checkpoint_to_resume(args, identity):
     if last is None and args.process_index == 0:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         RunIdentity(identity).save(args.output_dir)
-    resume = check_named_checkpoint(args.resume_from_checkpoint, identity) if args.resume_from_checkpoint else last
+    resume = last
+    if args.resume_from_checkpoint:
+        named = check_named_checkpoint(args.resume_from_checkpoint, identity)
+        if last is None or global_step(named) > global_step(last):
+            resume = named
+        else:  # a rerun of the command that named it: this folder has gone further since
+            logger.info("%s is at or past --resume_from_checkpoint %s.", last, named)
     if resume:
         logger.info("Resuming from %s", resume)
     return resume
@@ -163,6 +169,10 @@ def damaged_checkpoint(checkpoint, error):
     return UserError(f"{checkpoint} is damaged: its files do not load ({type(error).__name__}: "
                      f"{str(error).splitlines()[0][:200]}); remove it and rerun to resume from the checkpoint "
                      "before it, or from the start.")
+
+
+def global_step(checkpoint):
+    return read_json(Path(checkpoint, TRAINER_STATE))["global_step"]
 
 
 def finished_training(checkpoint, stop_at_eval_loss=None):

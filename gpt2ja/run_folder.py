@@ -74,10 +74,6 @@ class RunFolder:
         return self.root / "hub"
 
 
-def is_finished_model(model_dir):
-    return Path(model_dir, ALL_RESULTS).is_file()
-
-
 def checkpoint_step(path):
     """N of a checkpoint-N folder, or None for any other name."""
     number = Path(path).name.removeprefix("checkpoint-")

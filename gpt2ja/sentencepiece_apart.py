@@ -41,8 +41,11 @@ def train(sentences, model_file, options, seed, progress_every=60):
         child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=log, stderr=log,
                                  text=True)
     try:
-        child.stdin.write(json.dumps(job))
-        child.stdin.close()
+        try:
+            child.stdin.write(json.dumps(job))
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child ended before reading its job: its exit status and log say why, below
         while True:
             try:
                 child.wait(timeout=progress_every)

@@ -1,5 +1,6 @@
 """generate.py: continuations of a prompt from a model folder."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,11 @@ def test_a_bad_model_is_one_sentence(excerpt_tokenizer, tmp_path):
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(UserError, match=r"holds no tokenizer \(spiece.model\)"):
+        generate.main(["--model", str(checkpoint)])
+    for name in ("spiece.model", "tokenizer_config.json", "special_tokens_map.json"):  # the weights never came
+        if (excerpt_tokenizer / name).is_file():
+            shutil.copy(excerpt_tokenizer / name, checkpoint / name)
+    with pytest.raises(UserError, match=r"checkpoint-10 does not load \(.*\); copy the model/ folder"):
         generate.main(["--model", str(checkpoint)])
     # a name that is no folder here is tried as a Hub id (offline here): one sentence, exit 1, no traceback
     assert "neither a folder here nor a model the Hub gave" in one_sentence("--model", str(tmp_path / "absent"))

@@ -84,6 +84,9 @@ def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path,
         url = gone.url
     with pytest.raises(UserError, match=r"Could not reach .*; check the network and rerun the same command"):
         mirror_folder(HfApi(endpoint=url, token=TOKEN), folder, "tester/m", "model", "x", private=False)
+    with pytest.raises(FileNotFoundError):  # a local file that went missing is no network failure
+        with hub_errors(api(hub), "tester/m"):
+            (folder / "gone.bin").read_bytes()
 
 
 def test_a_tag_that_exists_is_refused_unless_moved(hub, tmp_path):

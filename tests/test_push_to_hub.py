@@ -313,6 +313,8 @@ def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
     (["--dataset_repo_id", "tester/two..dots"], "--dataset_repo_id 'tester/two..dots' is not a Hub repo id"),
     (["--dataset_repo_id", "jawiki"], "--dataset_repo_id 'jawiki' is not a Hub repo id such as USER/NAME: it names"),
     (["--data_dir", "runs/demo/data"], "--data_dir needs --dataset_repo_id"),
+    (["--space_id", "tester/d", "--stage_dir", "stage", "--space_stage_dir", "./stage"],
+     "--stage_dir, --space_stage_dir name the same folder"),
 ])
 def test_bad_space_and_dataset_flags_are_refused_before_anything_is_staged(tmp_path, flags, message):
     with pytest.raises(UserError, match=re.escape(message)):

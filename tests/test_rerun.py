@@ -138,6 +138,19 @@ def test_a_second_writer_is_refused_and_what_a_killed_one_left_is_removed(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_lock_file_removed_by_hand_during_a_build_ends_it_normally(tmp_path):
+    with building(tmp_path / "out") as build:
+        (tmp_path / ".out.lock").unlink()
+        build.output.mkdir(exist_ok=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_mount_point_is_refused_before_any_work_naming_a_folder_inside_it():
+    with pytest.raises(UserError, match="/ is a mount point, which cannot be renamed.* such as /output"):
+        with building("/"):
+            pass
+
+
 def fork_a_worker_then_wait(target, worker_pid):
     """Hold the lock and fork a worker, as datasets' num_proc pool does, then wait to be killed."""
     with building(target):

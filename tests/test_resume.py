@@ -15,10 +15,15 @@ def args_of(run, resume_from_checkpoint=None):
                            resume_from_checkpoint=resume_from_checkpoint)
 
 
-def checkpoint(run, step, max_steps=10):
+def trainer_state(step, max_steps=10, eval_loss=None):
+    log_history = [{"step": step, "eval_loss": eval_loss}] if eval_loss is not None else []
+    return json.dumps({"global_step": step, "max_steps": max_steps, "log_history": log_history})
+
+
+def checkpoint(run, step, max_steps=10, eval_loss=None):
     folder = run.checkpoints / f"checkpoint-{step}"
     folder.mkdir(parents=True)
-    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps}))
+    (folder / "trainer_state.json").write_text(trainer_state(step, max_steps, eval_loss))
     return str(folder)
 
 
@@ -41,6 +46,10 @@ def test_the_last_step_goes_straight_to_export(tmp_path):
     assert not finished_training(None)
     assert not finished_training(checkpoint(run, 5))
     assert finished_training(checkpoint(run, 10))
+    reached = checkpoint(run, 6, eval_loss=3.4)
+    assert finished_training(reached, stop_at_eval_loss=3.5)
+    assert not finished_training(reached, stop_at_eval_loss=3.3)
+    assert not finished_training(reached)
 
 
 @pytest.mark.parametrize("record", ["preparation.json", "tokenizer_report.json", ".staged_by_push_to_hub.json"])
@@ -56,7 +65,10 @@ def test_a_finished_model_is_reused_by_the_same_run_and_refused_to_another(tmp_p
     run.model.mkdir()
     RunInfo(identity={"seed": 1}, preparation=None, tokens={}, tokenizer_report=None, recipe={}, hardware={},
             versions={}).save(run.model)
-    assert reuse_finished(run, {"seed": 1}, overwrite=False) is True
+    (run.model / "trainer_state.json").write_text(trainer_state(6, eval_loss=3.4))  # stopped at a loss
+    assert reuse_finished(run, {"seed": 1}, overwrite=False, stop_at_eval_loss=3.5) is True
+    assert reuse_finished(run, {"seed": 1}, overwrite=False, stop_at_eval_loss=3.0) is False  # goes on
+    assert reuse_finished(run, {"seed": 1}, overwrite=False) is False
     assert reuse_finished(run, {"seed": 2}, overwrite=True) is False
     with pytest.raises(UserError, match=r"holds the model of another run \(seed 1 -> 2\)"):
         reuse_finished(run, {"seed": 2}, overwrite=False)
@@ -74,3 +86,16 @@ def test_a_named_checkpoint_is_resumed_wherever_it_lies_if_it_is_of_this_run(tmp
                            (moved, r"is not a checkpoint of this run \(recipe \(seed 1 -> 2\)\)")):
         with pytest.raises(UserError, match=f"--resume_from_checkpoint .*{message}"):
             checkpoint_to_resume(args_of(RunFolder(tmp_path / "other"), named), {**identity, "recipe": {"seed": 2}})
+
+
+def test_a_rerun_of_a_command_that_named_a_checkpoint_goes_on_from_the_run_folder_once_it_is_further(tmp_path):
+    identity = {"data": "a" * 64}
+    elsewhere = RunFolder(tmp_path / "moved")
+    checkpoint_to_resume(args_of(elsewhere), identity)
+    moved = checkpoint(elsewhere, 4)
+    run = RunFolder(tmp_path / "run")
+    assert checkpoint_to_resume(args_of(run, moved), identity) == moved
+    own = checkpoint(run, 6)  # the run went on from it, then was killed
+    assert checkpoint_to_resume(args_of(run, moved), identity) == own
+    further = checkpoint(elsewhere, 8)
+    assert checkpoint_to_resume(args_of(run, further), identity) == further

@@ -72,3 +72,14 @@ def test_records_of_the_previous_version_are_read(tmp_path):
     assert RunIdentity.load(tmp_path).identity == {"data": "f", "recipe": {"seed": 1}}
     RunIdentity({"data": "g"}).save(tmp_path)
     assert RunIdentity.load(tmp_path).identity == {"data": "g"}
+
+
+def test_a_run_info_whose_nested_record_has_another_shape_reads_as_none(tmp_path):
+    info = RunInfo(identity={"data": "f"}, preparation=None, tokens={}, tokenizer_report=None, recipe={},
+                   hardware={}, versions={})
+    info.save(tmp_path)
+    fields = read_json(tmp_path / "run_info.json")
+    for preparation in ({"identity": {}, "unknown_field": 1}, "a string", [1, 2]):
+        fields["preparation"] = preparation
+        (tmp_path / "run_info.json").write_text(__import__("json").dumps(fields))
+        assert RunInfo.load(tmp_path) is None

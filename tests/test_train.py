@@ -509,8 +509,11 @@ def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses
     state = json.loads((second / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and [e["step"] for e in state["log_history"] if "loss" in e][0] <= 2
     assert not (tmp_path / "second" / "checkpoints" / "checkpoint-2").exists()  # it went on from the moved one
-    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    last = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "third", *short,
+                               "--resume_from_checkpoint", str(tmp_path / "moved" / "checkpoint-4")))
+    assert not (tmp_path / "third" / "checkpoints" / "checkpoint-4").exists()  # exported straight from it
+    a, b, c = (load_file(model / "model.safetensors") for model in (first, second, last))
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
 
 
 # --- read-only and full disks ----------------------------------------------------------------------
