@@ -15,14 +15,14 @@ import prepare_data
 import push_to_hub
 import tokenizer
 import train
-from gpt2ja.cli import run_main
+from gpt2ja.cli import HelpFormatter, run_main
 from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES, RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 
 def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--run_dir", default="runs/demo", help="where every artifact of the demo goes")
     parser.add_argument("--dump", default=None,
                         help=f"dump to start from (default: {EXCERPT} if present, else the head of the "

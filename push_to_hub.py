@@ -128,7 +128,7 @@ class ModelRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
-    moving_tag: bool = False  # --move_tag of a tag that exists: check_remote finds out
+    tagging: str = "create"  # what becomes of --revision_tag (gpt2ja.hub.check_tag): check_remote finds out
     flag = "--stage_dir"
 
     def stage(self, folder):
@@ -145,19 +145,23 @@ class ModelRepo:
 
     def check_remote(self, api):
         tag = self.args.revision_tag
-        self.moving_tag = bool(tag) and check_tag(api, self.links.repo_id, tag, self.args.move_tag)
+        if tag:
+            self.tagging = check_tag(api, self.links.repo_id, tag, self.args.move_tag, self.stage_dir)
 
     def upload(self, api):
         repo_id, tag = self.links.repo_id, self.args.revision_tag
+        if self.tagging == "done":
+            logger.info("The tag %s of %s already holds exactly %s: nothing to upload.", tag, repo_id, self.stage_dir)
+            return None
         message = self.args.commit_message or commit_message(self.model.results)
         url, commit = mirror_folder(api, self.stage_dir, repo_id, "model", message, self.args.private)
         if tag:
             with hub_errors(api, repo_id):
-                if self.moving_tag:
+                if self.tagging == "move":
                     api.delete_tag(repo_id, tag=tag)
                 api.create_tag(repo_id, tag=tag, revision=commit.oid)
         logger.info("Uploaded %s to %s (commit %s)%s.", self.stage_dir, url, commit.oid,
-                    (f", tag {tag} moved to it" if self.moving_tag else f", tagged {tag}") if tag else "")
+                    (f", tag {tag} moved to it" if self.tagging == "move" else f", tagged {tag}") if tag else "")
         return commit
 
 

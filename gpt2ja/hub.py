@@ -4,15 +4,17 @@ and one way to publish a staged folder: make the repo its mirror.
 The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never printed or written.
 """
 
+import hashlib
 import importlib
 import logging
 import socket
 import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import UserError
-from .rerun import Record
+from .rerun import Record, file_fingerprint
 from .run_folder import STAGING_RECORD
 
 logger = logging.getLogger(__name__)
@@ -108,19 +110,41 @@ def logged_in_user(api):
         return api.whoami()["name"]
 
 
-def check_tag(api, repo_id, tag, move):
-    """Refuse, before any upload, a tag that exists already (a tag names one published model) unless asked to
-    move it; return whether it must be deleted first."""
+def check_tag(api, repo_id, tag, move, staged):
+    """What becomes of --revision_tag, decided before any upload (a tag names one published model): "create"
+    where the repo has no such tag; "done" where it points at exactly the staged files already (a rerun of a
+    push that finished: nothing to upload); "move" where it points at other files and `move` allows it.
+    Anything else is refused."""
     with hub_errors(api, repo_id):
         if not api.repo_exists(repo_id):
-            return False
+            return "create"
         existing = {ref.name: ref.target_commit for ref in api.list_repo_refs(repo_id).tags}
-    if tag not in existing:
-        return False
+        if tag not in existing:
+            return "create"
+        if holds_exactly(api, repo_id, existing[tag], staged):
+            return "done"
     if not move:
-        raise UserError(f"The tag {tag} of {repo_id} already points at commit {existing[tag][:12]}; pass "
-                        "--move_tag to move it to this upload, or another --revision_tag.")
-    return True
+        raise UserError(f"The tag {tag} of {repo_id} already points at commit {existing[tag][:12]}, which holds "
+                        "other files; pass --move_tag to move it to this upload, or another --revision_tag.")
+    return "move"
+
+
+def holds_exactly(api, repo_id, revision, folder):
+    """Whether the repo at `revision` holds the files of the staged `folder`, byte for byte (compared by the
+    ids the Hub lists: git's blob id, or the sha256 of a large file), and no other."""
+    from huggingface_hub.hf_api import RepoFile
+    remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True)
+              if isinstance(entry, RepoFile) and entry.path != ".gitattributes"}  # .gitattributes: the Hub's own
+    local = {path.relative_to(folder).as_posix(): path for path in Path(folder).rglob("*")
+             if path.is_file() and path.name != STAGING_RECORD}
+    return remote.keys() == local.keys() and all(same_content(local[name], remote[name]) for name in local)
+
+
+def same_content(path, entry):
+    if entry.lfs is not None:
+        return entry.lfs.sha256 == file_fingerprint(path)
+    content = path.read_bytes()
+    return entry.blob_id == hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def mirror_folder(api, folder, repo_id, repo_type, message, private, **create_options):

@@ -8,7 +8,8 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     LFS batch        POST /{repo}.git/info/lfs/objects/batch  (/spaces/{repo}.git/..., /datasets/{repo}.git/...)
     LFS upload       PUT  /lfs-upload/{oid}        (the href the batch answer points to)
     commit           POST /api/{kind}/{repo}/commit/{revision}   (added and deleted files)
-    file list        GET  /api/{kind}/{repo}/tree/{revision}[/{folder}]  (delete_patterns, HfFileSystem)
+    file list        GET  /api/{kind}/{repo}/tree/{revision}[/{folder}]  (delete_patterns, HfFileSystem;
+                     at a branch, tag or commit; git's blob ids, and the sha256 of LFS files)
     tag              POST /api/models/{repo}/tag/{revision}
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
@@ -35,6 +36,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 LFS_SUFFIXES = (".safetensors", ".model", ".png", ".bin", ".parquet")
+
+
+def git_blob_id(content):
+    """The id git gives a file's content, as the Hub's listings show it."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def lfs_pointer(content):
+    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(content).hexdigest()}\n"
+            f"size {len(content)}\n").encode()
+
+
+def files_at(repo, revision):
+    """The files of a repo at a branch, tag or commit (None: no such revision)."""
+    if revision == "main":
+        return repo["files"]
+    commit = repo["tags"].get(revision, revision)
+    return repo.get("snapshots", {}).get(commit)
 
 
 class HubDouble:
@@ -158,8 +177,10 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._send(200, {"branches": main, "converts": [], "tags": tags})
         match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)/tree/([^/?]+)/?([^?]*)", self.path)
         if match and match.group(2) in self.hub.store(match.group(1)):
-            return self._tree(self.hub.store(match.group(1))[match.group(2)]["files"], unquote(match.group(4)),
-                              "recursive=true" in self.path.lower())
+            files = files_at(self.hub.store(match.group(1))[match.group(2)], unquote(match.group(3)))
+            if files is None:
+                return self._send_empty(404, {"X-Error-Code": "RevisionNotFound"})
+            return self._tree(files, unquote(match.group(4)), "recursive=true" in self.path.lower())
         match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
         if match and match.group(2) in self.hub.store(match.group(1)):
             repo = self.hub.store(match.group(1))[match.group(2)]
@@ -182,8 +203,12 @@ class HubHandler(BaseHTTPRequestHandler):
                 entries.setdefault(folder_path, {"type": "directory", "path": folder_path,
                                                  "oid": hashlib.sha1(folder_path.encode()).hexdigest()})
             if recursive or len(parts) == 1:
-                entries[path] = {"type": "file", "path": path, "size": len(content),
-                                 "oid": hashlib.sha1(content).hexdigest()}
+                entries[path] = {"type": "file", "path": path, "size": len(content), "oid": git_blob_id(content)}
+                if path.endswith(LFS_SUFFIXES):  # git holds a pointer; the Hub names the content by its sha256
+                    pointer = lfs_pointer(content)
+                    entries[path].update(oid=git_blob_id(pointer), lfs={
+                        "oid": hashlib.sha256(content).hexdigest(), "size": len(content),
+                        "pointerSize": len(pointer)})
         if prefix and not entries:
             return self._send_empty(404, {"X-Error-Code": "EntryNotFound"})
         self._send(200, list(entries.values()))
@@ -287,6 +312,7 @@ class HubHandler(BaseHTTPRequestHandler):
         repo["files"].update(files)
         oid = hashlib.sha1(json.dumps(sorted(repo["files"])).encode() + str(len(repo["commits"])).encode())
         repo["commits"].append(oid.hexdigest())
+        repo.setdefault("snapshots", {})[oid.hexdigest()] = dict(repo["files"])
         repo.setdefault("messages", []).append(lines[0]["value"]["summary"])
         self._send(200, {"commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid.hexdigest()}",
                          "commitOid": oid.hexdigest(), "success": True})

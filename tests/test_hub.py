@@ -89,13 +89,21 @@ def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path,
             (folder / "gone.bin").read_bytes()
 
 
-def test_a_tag_that_exists_is_refused_unless_moved(hub, tmp_path):
+def test_a_tag_that_exists_is_refused_unless_moved_or_already_on_the_same_files(hub, tmp_path):
     client = api(hub)
-    assert check_tag(client, "tester/m", "v1", move=False) is False  # no repo yet
-    _, commit = mirror_folder(client, staged(tmp_path / "stage", {"README.md": "card"}), "tester/m", "model", "x",
-                              private=False)
+    files = {"README.md": "card", "model.safetensors": "weights", "logs/a": "x"}
+    folder = staged(tmp_path / "stage", files)
+    assert check_tag(client, "tester/m", "v1", move=False, staged=folder) == "create"  # no repo yet
+    _, commit = mirror_folder(client, folder, "tester/m", "model", "x", private=False)
     client.create_tag("tester/m", tag="v1", revision=commit.oid)
-    with pytest.raises(UserError, match=f"The tag v1 of tester/m already points at commit {commit.oid[:12]}"):
-        check_tag(client, "tester/m", "v1", move=False)
-    assert check_tag(client, "tester/m", "v1", move=True) is True
-    assert check_tag(client, "tester/m", "v2", move=False) is False
+    newer = staged(tmp_path / "newer", {**files, "README.md": "a newer card"})
+    mirror_folder(client, newer, "tester/m", "model", "y", private=False)  # main moves on; v1 stays
+    assert check_tag(client, "tester/m", "v1", move=False, staged=folder) == "done"  # a rerun of the first push
+    for name, changed in (("card", {"README.md": "a newer card"}), ("weights", {"model.safetensors": "other"}),
+                          ("extra", {"extra.txt": "more"})):
+        other = staged(tmp_path / name, {**files, **changed})
+        with pytest.raises(UserError, match=f"The tag v1 of tester/m already points at commit {commit.oid[:12]}, "
+                                            "which holds other files; pass --move_tag"):
+            check_tag(client, "tester/m", "v1", move=False, staged=other)
+        assert check_tag(client, "tester/m", "v1", move=True, staged=other) == "move"
+    assert check_tag(client, "tester/m", "v2", move=False, staged=folder) == "create"

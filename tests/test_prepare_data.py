@@ -1,9 +1,11 @@
 import bz2
+import contextlib
 import gzip
 import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -325,6 +327,26 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     with building(tmp_path / "out"):  # as a run in another process holds it
         with pytest.raises(UserError, match="Another run is writing"):
             prepare(tmp_path, MARKUP_PAGES)
+
+
+def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuilt(tmp_path, monkeypatch):
+    first, stats = prepare(tmp_path, MARKUP_PAGES, name="first")
+    real_building = prepare_data.building
+
+    @contextlib.contextmanager
+    def another_run_finishes_first(target):  # between this run's reuse check and its taking the lock
+        shutil.copytree(tmp_path / "first", target)
+        with real_building(target) as build:
+            yield build
+
+    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    again, reused = prepare(tmp_path, MARKUP_PAGES)
+    assert reused == stats and all_ids(again) == all_ids(first)
+    monkeypatch.setattr(prepare_data, "building", real_building)
+    shutil.rmtree(tmp_path / "out")
+    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    with pytest.raises(UserError, match=r"prepared with other settings \(validation_percent"):
+        prepare(tmp_path, MARKUP_PAGES, validation_percent=20)
 
 
 def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt):

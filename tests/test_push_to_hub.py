@@ -233,19 +233,23 @@ def test_a_stage_dir_holding_anything_else_is_refused_and_kept(tiny_model, tmp_p
 
 
 @pytest.mark.slow
-def test_an_existing_tag_is_refused_before_any_upload_unless_moved(tiny_model, tmp_path):
+def test_an_existing_tag_is_refused_before_any_upload_unless_moved_or_already_there(tiny_model, tmp_path):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1")
         assert out.returncode == 0, out.stderr
         repo = hub.repos["tester/m"]
         first = repo["commits"][0]
+        out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1")
+        assert out.returncode == 0, out.stderr  # the same push again: it is done
+        assert "The tag v1 of tester/m already holds exactly" in out.stderr and repo["commits"] == [first]
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
-                       "--commit_message", "a second upload")
+                       "--example_seed", "7")  # another card
         assert out.returncode == 1 and "Traceback" not in out.stderr
-        assert f"The tag v1 of tester/m already points at commit {first[:12]}; pass --move_tag" in out.stderr
+        assert f"The tag v1 of tester/m already points at commit {first[:12]}, which holds other files; pass " \
+               "--move_tag" in out.stderr
         assert repo["commits"] == [first] and repo["tags"] == {"v1": first}  # nothing uploaded, tag untouched
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
-                       "--move_tag", "--commit_message", "a second upload")
+                       "--example_seed", "7", "--move_tag", "--commit_message", "a second upload")
         assert out.returncode == 0, out.stderr
         assert len(repo["commits"]) == 2 and repo["tags"] == {"v1": repo["commits"][1]}
         assert "tag v1 moved to it" in out.stderr

@@ -157,6 +157,18 @@ def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_pa
     assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 5000
 
 
+@pytest.mark.slow  # trains another tokenizer
+def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_data, tmp_path):
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--vocab_size", "4000"]
+    first = tokenizer.main([*argv, "--num_samples", "1000000"])  # more than the excerpt holds: every sentence
+    assert first.sentences_trained_on < 1000000
+    model = (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns
+    again = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7"])
+    assert again == first and (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns == model  # reused
+    with pytest.raises(UserError, match=r"other settings or data \(num_samples 1000000 -> 15000, seed 42 -> 7\)"):
+        tokenizer.main([*argv, "--num_samples", "15000", "--seed", "7"])  # a sample: the seed picks it
+
+
 def test_a_run_folder_is_never_taken_for_the_tokenizer_folder(excerpt_data, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(excerpt_data, run / "data")
