@@ -20,6 +20,7 @@ printed or written.
 """
 
 import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
+import itertools
 import logging
 import re
 import shutil
@@ -293,9 +294,11 @@ def push(args):
     staged = {product: flag for product, flag in (("model", "--stage_dir"),
                                                   ("space", args.space_id and "--space_stage_dir"),
                                                   ("dataset", args.dataset_repo_id and "--dataset_stage_dir")) if flag}
-    if len({stage_dirs[product].resolve() for product in staged}) < len(staged):
-        raise UserError(f"{', '.join(staged.values())} name the same folder; each repo is staged in a folder of "
-                        "its own.")
+    for (a, flag_a), (b, flag_b) in itertools.combinations(staged.items(), 2):
+        folder_a, folder_b = stage_dirs[a].resolve(), stage_dirs[b].resolve()
+        if folder_a.is_relative_to(folder_b) or folder_b.is_relative_to(folder_a):
+            raise UserError(f"{flag_a} {stage_dirs[a]} and {flag_b} {stage_dirs[b]} overlap; each repo is staged "
+                            "in a folder of its own, neither inside the other.")
     for product, flag in staged.items():
         check_output_folder(stage_dirs[product], StagingRecord, flag)
 

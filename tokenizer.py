@@ -251,16 +251,22 @@ def report(folder, validation):
     }
 
 
-def moot_sampling(identity, previous):
-    """The recorded --seed and --num_samples where they pick nothing: the output was trained on every
-    sentence of this same data and would be again. SentencePiece's own seed then changes nothing either
-    (measured on the demo's data: seeds 1 and 2 give the same model, byte for byte)."""
-    if previous is None or previous.identity.get("data") != identity["data"]:
-        return {}
-    every_sentence = previous.sentences_trained_on  # when fewer than num_samples: all there are
-    if every_sentence < previous.identity.get("num_samples", 0) and identity["num_samples"] >= every_sentence:
-        return {"seed": previous.identity.get("seed"), "num_samples": previous.identity["num_samples"]}
-    return {}
+SAMPLING = ("seed", "num_samples")
+
+
+def finished_tokenizer(output_dir, identity, overwrite):
+    """The record of the tokenizer output_dir holds for this identity, to reuse (None: none to reuse); one of
+    other settings is refused. --seed and --num_samples that pick nothing count as no change: where the
+    tokenizer there was trained on every sentence of the same data with the same other settings, and would be
+    again, the sample is the same, and so is SentencePiece's model (its own seed changes nothing then: seeds 1
+    and 2 give the same model byte for byte on the demo's data)."""
+    previous = TokenizerReport.load(output_dir)
+    compared = identity
+    if previous is not None and all(previous.identity.get(k) == v for k, v in identity.items() if k not in SAMPLING):
+        every_sentence = previous.sentences_trained_on  # all there are, when fewer than its num_samples
+        if every_sentence < previous.identity.get("num_samples", 0) and identity["num_samples"] >= every_sentence:
+            compared = {**identity, **{k: previous.identity.get(k) for k in SAMPLING}}
+    return reuse_or_refuse(output_dir, TokenizerReport, compared, overwrite)
 
 
 def train_tokenizer(args):
@@ -268,19 +274,18 @@ def train_tokenizer(args):
     train = load_split(args.data_dir, "train")
     identity = {key: getattr(args, key) for key in TRAINING_SETTINGS}
     identity["data"] = data_fingerprint(args.data_dir)
-    identity.update(moot_sampling(identity, TokenizerReport.load(output_dir)))
-    previous = reuse_or_refuse(output_dir, TokenizerReport, identity, args.overwrite_output_dir)
+    previous = finished_tokenizer(output_dir, identity, args.overwrite_output_dir)
     if previous:
         return previous
-    sentences, used, characters = sample_sentences(train, args.num_samples, args.seed,
-                                                   args.min_sentence_chars, args.max_sentence_chars)
-    warning = memory_warning(used, characters, available_memory_bytes())
-    if warning:
-        logger.warning(warning)
     with building(output_dir) as build:
-        finished = reuse_or_refuse(output_dir, TokenizerReport, identity, args.overwrite_output_dir)
+        finished = finished_tokenizer(output_dir, identity, args.overwrite_output_dir)
         if finished:  # by a run that held the lock between the check above and this one
             return finished
+        sentences, used, characters = sample_sentences(train, args.num_samples, args.seed,
+                                                       args.min_sentence_chars, args.max_sentence_chars)
+        warning = memory_warning(used, characters, available_memory_bytes())
+        if warning:
+            logger.warning(warning)
         start = time.perf_counter()
         train_sentencepiece(sentences, Path(build.work, "spiece.model"), args)
         seconds = time.perf_counter() - start

@@ -4,7 +4,6 @@ and one way to publish a staged folder: make the repo its mirror.
 The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never printed or written.
 """
 
-import hashlib
 import importlib
 import logging
 import socket
@@ -45,8 +44,8 @@ def check_repo_id(flag, repo_id):
 
 
 def network_errors():
-    """What a failed connection raises: the socket's errors (not other OSErrors: a local file that cannot be
-    read is no network failure), or the HTTP client's own (huggingface_hub 2 uses httpx2, 1.x httpx)."""
+    """What a failed connection raises: the socket's errors, or the HTTP client's own (huggingface_hub 2 uses
+    httpx2, 1.x httpx)."""
     errors = [ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError]
     for module in ("httpx2", "httpx"):
         try:
@@ -92,7 +91,9 @@ def hub_errors(api, what):
         raise UserError(f"The Hub rejected the card's metadata for {what} ({reasons}); nothing was committed. "
                         "The card comes from push_to_hub.py and model_card/ (space/ for a Space): fix it there "
                         "(or report it), then push again.") from None
-    except network_errors() as error:
+    except (*network_errors(), OSError) as error:
+        if isinstance(error, OSError) and not isinstance(error, network_errors()) and error.filename is not None:
+            raise  # a local file (the transfer layers raise OSErrors of their own with no file name)
         raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
                         "and rerun the same command to finish the upload.") from None
 
@@ -114,37 +115,46 @@ def check_tag(api, repo_id, tag, move, staged):
     """What becomes of --revision_tag, decided before any upload (a tag names one published model): "create"
     where the repo has no such tag; "done" where it points at exactly the staged files already (a rerun of a
     push that finished: nothing to upload); "move" where it points at other files and `move` allows it.
-    Anything else is refused."""
+    Anything else is refused, naming the files that differ."""
     with hub_errors(api, repo_id):
         if not api.repo_exists(repo_id):
             return "create"
-        existing = {ref.name: ref.target_commit for ref in api.list_repo_refs(repo_id).tags}
-        if tag not in existing:
+        refs = api.list_repo_refs(repo_id)
+        tagged = {ref.name: ref.target_commit for ref in refs.tags}.get(tag)
+        if tagged is None:
             return "create"
-        if holds_exactly(api, repo_id, existing[tag], staged):
-            return "done"
+        differing = files_differing(api, repo_id, tagged, staged)
+    if not differing:
+        main = next((ref.target_commit for ref in refs.branches if ref.name == "main"), tagged)
+        if main != tagged:
+            logger.warning("The tag %s of %s holds these files, but main has moved on to commit %s: main (what a "
+                           "Space or a revision-less download loads) stays as it is.", tag, repo_id, main[:12])
+        return "done"
     if not move:
-        raise UserError(f"The tag {tag} of {repo_id} already points at commit {existing[tag][:12]}, which holds "
-                        "other files; pass --move_tag to move it to this upload, or another --revision_tag.")
+        names = ", ".join(differing[:5]) + (f" and {len(differing) - 5} more" if len(differing) > 5 else "")
+        raise UserError(f"The tag {tag} of {repo_id} already points at commit {tagged[:12]}, whose files differ "
+                        f"from these ({names}); pass --move_tag to move it to this upload, or another "
+                        "--revision_tag.")
     return "move"
 
 
-def holds_exactly(api, repo_id, revision, folder):
-    """Whether the repo at `revision` holds the files of the staged `folder`, byte for byte (compared by the
-    ids the Hub lists: git's blob id, or the sha256 of a large file), and no other."""
+def files_differing(api, repo_id, revision, folder):
+    """The paths where the repo at `revision` and the staged `folder` differ (a file on one side only, or
+    other bytes, compared by the ids the Hub lists: git's blob id, or the sha256 of a large file)."""
     from huggingface_hub.hf_api import RepoFile
+    from huggingface_hub.utils.sha import git_hash
     remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True)
               if isinstance(entry, RepoFile) and entry.path != ".gitattributes"}  # .gitattributes: the Hub's own
     local = {path.relative_to(folder).as_posix(): path for path in Path(folder).rglob("*")
-             if path.is_file() and path.name != STAGING_RECORD}
-    return remote.keys() == local.keys() and all(same_content(local[name], remote[name]) for name in local)
+             if path.is_file() and path.relative_to(folder).as_posix() != STAGING_RECORD}
 
+    def same(name):
+        entry = remote[name]
+        if entry.lfs is not None:
+            return entry.lfs.sha256 == file_fingerprint(local[name])
+        return entry.blob_id == git_hash(local[name].read_bytes())
 
-def same_content(path, entry):
-    if entry.lfs is not None:
-        return entry.lfs.sha256 == file_fingerprint(path)
-    content = path.read_bytes()
-    return entry.blob_id == hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+    return sorted((remote.keys() ^ local.keys()) | {name for name in remote.keys() & local.keys() if not same(name)})
 
 
 def mirror_folder(api, folder, repo_id, repo_type, message, private, **create_options):

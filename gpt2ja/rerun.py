@@ -77,11 +77,11 @@ class Record:
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-        if not required <= set(fields) <= names:
+        if not required <= set(fields) <= names or not isinstance(fields["identity"], dict):
             return None
         try:
             return cls.from_fields(fields)
-        except (TypeError, ValueError, AttributeError):  # a nested record of another shape
+        except (TypeError, ValueError):  # a nested record of another shape
             return None
 
     @classmethod
@@ -252,12 +252,21 @@ def _acquire(lock_path, wait):
 
 
 def _release(lock, lock_path):
-    Path(lock_path).unlink(missing_ok=True)  # a user may have removed it by hand
+    try:  # removed by hand, another run may hold a new file there: leave that one alone
+        if os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino:
+            os.unlink(lock_path)
+    except FileNotFoundError:
+        pass
     _held[:] = [(held, pid) for held, pid in _held if held is not lock]
     lock.close()
 
 
 # --- building an output folder ---------------------------------------------------------------------
+
+def mount_point_error(target, flag):
+    return UserError(f"{flag} {target} is a mount point, which cannot be renamed: a step builds its output beside "
+                     f"the folder and renames it into place. Pass a folder inside it, such as {target / 'output'}.")
+
 
 def move_into_place(finished, target, record_type, flag="--output_dir"):
     """Replace the folder `target` by `finished`, so that a later step never sees a half-written folder;
@@ -267,9 +276,14 @@ def move_into_place(finished, target, record_type, flag="--output_dir"):
     check_output_folder(target, record_type, flag)
     old = target.parent / f".{target.name}.old"
     shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(finished, target)
+    try:
+        if target.exists():
+            os.replace(target, old)
+        os.replace(finished, target)
+    except OSError as error:
+        if error.errno != errno.EBUSY:  # a mount point ismount() does not see (a bind mount of the same disk)
+            raise
+        raise mount_point_error(target, flag) from None
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -300,9 +314,7 @@ def building(target, wait=False, flag="--output_dir"):
     """
     target = Path(target).resolve()  # "." has no name to put a lock beside
     if os.path.ismount(target):
-        raise UserError(f"{flag} {target} is a mount point, which cannot be renamed: a step builds its output "
-                        f"beside the folder and renames it into place. Pass a folder inside it, such as "
-                        f"{target / 'output'}.")
+        raise mount_point_error(target, flag)
     lock_path = target.parent / f".{target.name}.lock"
     scratch = target.parent / f".{target.name}.partial"
     with write_access_errors(target, flag):

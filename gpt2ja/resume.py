@@ -113,10 +113,10 @@ def start_over(run):
 
 
 def checkpoint_to_resume(args, identity):
-    """The checkpoint this run goes on from: the run folder's last complete checkpoint (the main process
-    removes any cut short first), or --resume_from_checkpoint where that one is further; None for a fresh run. A
-    checkpoint of another run (other data, tokenizer, config or recipe) is refused. The run folder records
-    its identity from its first step on."""
+    """The checkpoint this run goes on from, None for a fresh run: the run folder's last complete checkpoint
+    (the main process removes any cut short first), or --resume_from_checkpoint. A checkpoint of another run
+    (other data, tokenizer, config or recipe) is refused. The run folder records its identity from its first
+    step on, and the named checkpoint it went on from."""
     if args.process_index == 0:
         remove_incomplete_checkpoints(args.output_dir)
     PartialState().wait_for_everyone()
@@ -126,19 +126,34 @@ def checkpoint_to_resume(args, identity):
         changed = differences(recorded.identity, identity) if recorded else "no record of its run"
         raise UserError(f"{last} belongs to another run ({changed}); pass --overwrite_output_dir to start "
                         "over, or another --output_dir.")
-    if last is None and args.process_index == 0:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        RunIdentity(identity).save(args.output_dir)
     resume = last
     if args.resume_from_checkpoint:
-        named = check_named_checkpoint(args.resume_from_checkpoint, identity)
-        if last is None or global_step(named) > global_step(last):
-            resume = named
-        else:  # a rerun of the command that named it: this folder has gone further since
-            logger.info("%s is at or past --resume_from_checkpoint %s.", last, named)
+        resume = named_checkpoint_to_resume(args.resume_from_checkpoint, identity, last, recorded)
+    if last is None and args.process_index == 0:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        RunIdentity(identity, resumed_from=str(Path(resume).resolve()) if resume else None).save(args.output_dir)
     if resume:
         logger.info("Resuming from %s", resume)
     return resume
+
+
+def named_checkpoint_to_resume(checkpoint, identity, last, recorded):
+    """--resume_from_checkpoint where the run folder has no checkpoint yet, or is at that very one. A rerun of
+    the command that named it goes on from the run folder's last checkpoint, which it reached from there (the
+    named one may have been rotated away since). Any other name beside the folder's own checkpoints is refused:
+    they are of another course of the run, and a crash would resume the newest of them."""
+    if last and recorded and recorded.resumed_from == str(Path(checkpoint).resolve()):
+        logger.info("%s went on from --resume_from_checkpoint %s: going on from it.", last, checkpoint)
+        return last
+    named = check_named_checkpoint(checkpoint, identity)
+    if last is None:
+        return named
+    if Path(named).resolve() == Path(last).resolve():
+        return last
+    raise UserError(f"--resume_from_checkpoint {checkpoint} is not where {Path(last).parent} stands (it holds "
+                    f"{Path(last).name}): to go back to an earlier checkpoint of this folder, remove the ones "
+                    "after it and rerun without the flag; to go on from another folder's, pass "
+                    "--overwrite_output_dir (which removes this folder's checkpoints) or another --output_dir.")
 
 
 def check_named_checkpoint(checkpoint, identity):
@@ -169,10 +184,6 @@ def damaged_checkpoint(checkpoint, error):
     return UserError(f"{checkpoint} is damaged: its files do not load ({type(error).__name__}: "
                      f"{str(error).splitlines()[0][:200]}); remove it and rerun to resume from the checkpoint "
                      "before it, or from the start.")
-
-
-def global_step(checkpoint):
-    return read_json(Path(checkpoint, TRAINER_STATE))["global_step"]
 
 
 def finished_training(checkpoint, stop_at_eval_loss=None):

@@ -104,10 +104,12 @@ class RunIdentity(Record):
     FILE = "run_identity.json"
     OTHER = "checkpoints of another run"
 
+    resumed_from: Optional[str] = None  # the --resume_from_checkpoint this folder's checkpoints went on from
+
     @classmethod
     def upgrade(cls, fields):
         # earlier versions wrote the identity itself, not a record holding it
-        return fields if set(fields) == {"identity"} else {"identity": fields}
+        return fields if "identity" in fields else {"identity": fields}
 
 
 @dataclass

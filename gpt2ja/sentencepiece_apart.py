@@ -43,9 +43,14 @@ def train(sentences, model_file, options, seed, progress_every=60):
     try:
         try:
             child.stdin.write(json.dumps(job))
-            child.stdin.close()
+            child.stdin.flush()
         except BrokenPipeError:
             pass  # the child ended before reading its job: its exit status and log say why, below
+        finally:
+            try:
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
         while True:
             try:
                 child.wait(timeout=progress_every)

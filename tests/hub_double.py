@@ -269,13 +269,14 @@ class HubHandler(BaseHTTPRequestHandler):
                 return self._send(404, {"error": "Repository not found"})
             if action == "commit" and (self.hub.fail_commits is True or kind in (self.hub.fail_commits or ())):
                 return self._send(500, {"error": "Internal Error - We're working hard to fix this"})
-            return getattr(self, f"_{action}")(self.hub.store(kind)[repo_id], repo_id, json_or_ndjson(body))
+            return getattr(self, f"_{action}")(self.hub.store(kind)[repo_id], repo_id, json_or_ndjson(body),
+                                               unquote(revision))
         match = re.match(r"^/(?:spaces/|datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
         if match:
             return self._lfs_batch(json.loads(body))
         self._send(404, {"error": f"no route for {path}"})
 
-    def _preupload(self, repo, repo_id, request):
+    def _preupload(self, repo, repo_id, request, revision):
         files = [{"path": f["path"], "shouldIgnore": False,
                   "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
                   "oid": None} for f in request["files"]]
@@ -295,7 +296,7 @@ class HubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _commit(self, repo, repo_id, lines):
+    def _commit(self, repo, repo_id, lines, revision):
         files, deleted = {}, []
         for line in lines[1:]:
             value = line["value"]
@@ -317,10 +318,13 @@ class HubHandler(BaseHTTPRequestHandler):
         self._send(200, {"commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid.hexdigest()}",
                          "commitOid": oid.hexdigest(), "success": True})
 
-    def _tag(self, repo, repo_id, request):
+    def _tag(self, repo, repo_id, request, revision):
         if request["tag"] in repo["tags"]:
             return self._send(409, {"error": "Tag already exists"})
-        repo["tags"][request["tag"]] = repo["commits"][-1]
+        commit = repo["commits"][-1] if revision == "main" else revision
+        if commit not in repo.get("snapshots", {}):
+            return self._send(404, {"error": f"Invalid rev id: {revision}"})
+        repo["tags"][request["tag"]] = commit
         self._send(200, {})
 
 

@@ -87,6 +87,9 @@ def test_hub_failures_are_one_sentence_that_says_whether_to_rerun(hub, tmp_path,
     with pytest.raises(FileNotFoundError):  # a local file that went missing is no network failure
         with hub_errors(api(hub), "tester/m"):
             (folder / "gone.bin").read_bytes()
+    with pytest.raises(UserError, match=r"Could not reach .*OSError: transfer reset"):  # the Xet layer's kind
+        with hub_errors(api(hub), "tester/m"):
+            raise OSError("transfer reset")
 
 
 def test_a_tag_that_exists_is_refused_unless_moved_or_already_on_the_same_files(hub, tmp_path):
@@ -99,11 +102,20 @@ def test_a_tag_that_exists_is_refused_unless_moved_or_already_on_the_same_files(
     newer = staged(tmp_path / "newer", {**files, "README.md": "a newer card"})
     mirror_folder(client, newer, "tester/m", "model", "y", private=False)  # main moves on; v1 stays
     assert check_tag(client, "tester/m", "v1", move=False, staged=folder) == "done"  # a rerun of the first push
+    (folder / "logs" / "a").unlink()
+    with pytest.raises(UserError, match=r"whose files differ from these \(logs/a\)"):  # one the Hub has, not here
+        check_tag(client, "tester/m", "v1", move=False, staged=folder)
     for name, changed in (("card", {"README.md": "a newer card"}), ("weights", {"model.safetensors": "other"}),
                           ("extra", {"extra.txt": "more"})):
         other = staged(tmp_path / name, {**files, **changed})
         with pytest.raises(UserError, match=f"The tag v1 of tester/m already points at commit {commit.oid[:12]}, "
-                                            "which holds other files; pass --move_tag"):
+                                            rf"whose files differ from these \({next(iter(changed))}\); pass "
+                                            "--move_tag"):
             check_tag(client, "tester/m", "v1", move=False, staged=other)
         assert check_tag(client, "tester/m", "v1", move=True, staged=other) == "move"
     assert check_tag(client, "tester/m", "v2", move=False, staged=folder) == "create"
+
+def test_the_double_lists_files_by_the_ids_git_and_the_hub_give_them():
+    from hub_double import git_blob_id
+    assert git_blob_id(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # `git hash-object` of an empty file
+    assert git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"

@@ -340,6 +340,7 @@ def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuil
             yield build
 
     monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    monkeypatch.setattr(prepare_data, "build_articles", lambda *args: pytest.fail("read the dump again"))
     again, reused = prepare(tmp_path, MARKUP_PAGES)
     assert reused == stats and all_ids(again) == all_ids(first)
     monkeypatch.setattr(prepare_data, "building", real_building)

@@ -245,8 +245,8 @@ def test_an_existing_tag_is_refused_before_any_upload_unless_moved_or_already_th
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
                        "--example_seed", "7")  # another card
         assert out.returncode == 1 and "Traceback" not in out.stderr
-        assert f"The tag v1 of tester/m already points at commit {first[:12]}, which holds other files; pass " \
-               "--move_tag" in out.stderr
+        assert f"The tag v1 of tester/m already points at commit {first[:12]}, whose files differ from these " \
+               "(README.md); pass --move_tag" in out.stderr
         assert repo["commits"] == [first] and repo["tags"] == {"v1": first}  # nothing uploaded, tag untouched
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1",
                        "--example_seed", "7", "--move_tag", "--commit_message", "a second upload")
@@ -318,7 +318,9 @@ def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
     (["--dataset_repo_id", "jawiki"], "--dataset_repo_id 'jawiki' is not a Hub repo id such as USER/NAME: it names"),
     (["--data_dir", "runs/demo/data"], "--data_dir needs --dataset_repo_id"),
     (["--space_id", "tester/d", "--stage_dir", "stage", "--space_stage_dir", "./stage"],
-     "--stage_dir, --space_stage_dir name the same folder"),
+     "--stage_dir stage and --space_stage_dir stage overlap"),
+    (["--dataset_repo_id", "tester/d", "--stage_dir", "stage", "--dataset_stage_dir", "stage/dataset"],
+     "--stage_dir stage and --dataset_stage_dir stage/dataset overlap"),
 ])
 def test_bad_space_and_dataset_flags_are_refused_before_anything_is_staged(tmp_path, flags, message):
     with pytest.raises(UserError, match=re.escape(message)):

@@ -40,7 +40,8 @@ def test_a_record_round_trips_and_reads_its_earlier_shape(tmp_path):
     assert Made.load(tmp_path / "absent") is None
     (tmp_path / "made.json").write_text('{"settings": {"size": 3}, "count": 2}')  # what earlier versions wrote
     assert Made.load(tmp_path) == record
-    for broken in ('{"identity": {}}', '{"identity": {}, "count": 1, "unknown": 0}', "[1, 2]", "{not json"):
+    for broken in ('{"identity": {}}', '{"identity": {}, "count": 1, "unknown": 0}', "[1, 2]", "{not json",
+                   '{"identity": "a string", "count": 1}'):
         (tmp_path / "made.json").write_text(broken)
         assert Made.load(tmp_path) is None, broken
 
@@ -138,11 +139,20 @@ def test_a_second_writer_is_refused_and_what_a_killed_one_left_is_removed(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_lock_file_removed_by_hand_during_a_build_ends_it_normally(tmp_path):
-    with building(tmp_path / "out") as build:
+def test_a_lock_file_removed_by_hand_ends_the_build_normally_and_the_next_writers_lock_stays(tmp_path):
+    with building(tmp_path / "out"):
         (tmp_path / ".out.lock").unlink()
-        build.output.mkdir(exist_ok=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+    first, second = building(tmp_path / "out"), building(tmp_path / "out")
+    first.__enter__()
+    (tmp_path / ".out.lock").unlink()
+    second.__enter__()  # as a second run would, through the door the user opened
+    first.__exit__(None, None, None)
+    assert (tmp_path / ".out.lock").exists()  # the first to finish leaves the second's lock alone
+    with pytest.raises(UserError, match="Another run is writing"):
+        with building(tmp_path / "out"):
+            pass
+    second.__exit__(None, None, None)
 
 
 def test_a_mount_point_is_refused_before_any_work_naming_a_folder_inside_it():

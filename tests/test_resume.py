@@ -1,6 +1,7 @@
 """gpt2ja.resume: a training run's identity, and what a rerun does with the folder it finds."""
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -88,7 +89,7 @@ def test_a_named_checkpoint_is_resumed_wherever_it_lies_if_it_is_of_this_run(tmp
             checkpoint_to_resume(args_of(RunFolder(tmp_path / "other"), named), {**identity, "recipe": {"seed": 2}})
 
 
-def test_a_rerun_of_a_command_that_named_a_checkpoint_goes_on_from_the_run_folder_once_it_is_further(tmp_path):
+def test_a_rerun_of_a_command_that_named_a_checkpoint_goes_on_from_where_the_run_folder_got(tmp_path):
     identity = {"data": "a" * 64}
     elsewhere = RunFolder(tmp_path / "moved")
     checkpoint_to_resume(args_of(elsewhere), identity)
@@ -97,5 +98,10 @@ def test_a_rerun_of_a_command_that_named_a_checkpoint_goes_on_from_the_run_folde
     assert checkpoint_to_resume(args_of(run, moved), identity) == moved
     own = checkpoint(run, 6)  # the run went on from it, then was killed
     assert checkpoint_to_resume(args_of(run, moved), identity) == own
-    further = checkpoint(elsewhere, 8)
-    assert checkpoint_to_resume(args_of(run, further), identity) == further
+    shutil.rmtree(moved)  # gone since (rotated, or scratch space)
+    assert checkpoint_to_resume(args_of(run, moved), identity) == own
+    assert checkpoint_to_resume(args_of(run, own), identity) == own  # where the folder stands
+    for other in (checkpoint(elsewhere, 8), checkpoint(run, 2)):  # another course of the run
+        with pytest.raises(UserError, match=r"--resume_from_checkpoint .* is not where .*run/checkpoints stands "
+                                            r"\(it holds checkpoint-6\): to go back .* remove the ones after it"):
+            checkpoint_to_resume(args_of(run, other), identity)

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import shutil
 import subprocess
@@ -167,6 +168,30 @@ def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_
     assert again == first and (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns == model  # reused
     with pytest.raises(UserError, match=r"other settings or data \(num_samples 1000000 -> 15000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "15000", "--seed", "7"])  # a sample: the seed picks it
+    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, seed 42 -> 7\)"):
+        tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--min_sentence_chars", "6"])
+    redone = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--overwrite_output_dir"])
+    assert redone.identity["seed"] == 7 and redone.identity["num_samples"] == 2000000  # what it was made with
+
+
+def test_a_tokenizer_another_run_finished_while_this_one_started_is_reused_not_retrained(
+        excerpt_data, excerpt_tokenizer, tmp_path, monkeypatch):
+    real_building = tokenizer.building
+
+    @contextlib.contextmanager
+    def another_run_finishes_first(target):  # between this run's reuse check and its taking the lock
+        shutil.copytree(excerpt_tokenizer, target)
+        with real_building(target) as build:
+            yield build
+
+    def never(*args):
+        raise AssertionError("sampled and trained again")
+
+    monkeypatch.setattr(tokenizer, "building", another_run_finishes_first)
+    monkeypatch.setattr(tokenizer, "sample_sentences", never)
+    reused = tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
+                             "--vocab_size", "8000"])  # the settings excerpt_tokenizer was made with
+    assert reused == TokenizerReport.load(excerpt_tokenizer)
 
 
 def test_a_run_folder_is_never_taken_for_the_tokenizer_folder(excerpt_data, tmp_path):
