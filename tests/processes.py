@@ -12,6 +12,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def as_from_a_terminal():
+    """In the child before it starts: SIGINT at its default, as a terminal's job has it, even where the tests
+    themselves run with SIGINT ignored (a job started with `&` or nohup inherits that, and Python would keep
+    ignoring Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Script:
     """`python *argv` started in the repository, its output to a file (a pipe nobody reads would stall it)."""
 
@@ -19,7 +26,8 @@ class Script:
         self.log = Path(log) if log else Path(tempfile.mkstemp(suffix=".log")[1])
         with open(self.log, "w") as out:  # in a process group of its own, as a terminal starts a job
             self.process = subprocess.Popen([*launcher, *argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                            text=True, env=env, start_new_session=True)
+                                            text=True, env=env, start_new_session=True,
+                                            preexec_fn=as_from_a_terminal)
 
     def ctrl_c(self):
         """SIGINT to every process of the job, as a terminal sends it."""
@@ -50,7 +58,8 @@ def kill_when(argv, reached, timeout=300):
 
 def run(argv, **options):
     """`python *argv` in the repository to its end; its exit status and output (text)."""
-    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, **options)
+    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True,
+                          preexec_fn=as_from_a_terminal, **options)
 
 
 def children_of(pid):

@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 from gpt2ja.interrupts import INTERRUPTED
+from processes import as_from_a_terminal
 
 
 def python(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=as_from_a_terminal)
 
 
 def test_ctrl_c_while_a_script_imports_its_libraries_is_one_line_and_exit_130():

@@ -168,7 +168,8 @@ def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_
     assert again == first and (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns == model  # reused
     with pytest.raises(UserError, match=r"other settings or data \(num_samples 1000000 -> 15000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "15000", "--seed", "7"])  # a sample: the seed picks it
-    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, seed 42 -> 7\)"):
+    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, num_samples 1000000 -> "
+                                        r"2000000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--min_sentence_chars", "6"])
     redone = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--overwrite_output_dir"])
     assert redone.identity["seed"] == 7 and redone.identity["num_samples"] == 2000000  # what it was made with
