@@ -6,8 +6,6 @@ The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
 
 import importlib
 import logging
-import socket
-import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +42,10 @@ def check_repo_id(flag, repo_id):
 
 
 def network_errors():
-    """What a failed connection raises: the socket's errors, or the HTTP client's own (huggingface_hub 2 uses
-    httpx2, 1.x httpx)."""
-    errors = [ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError]
+    """What a failed connection raises: an OSError (socket, SSL, the Xet transfer layer), or the HTTP client's
+    own errors (huggingface_hub 2 uses httpx2, 1.x httpx). An OSError naming a file is a local file's, not
+    the network's: hub_errors lets it through."""
+    errors = [OSError]
     for module in ("httpx2", "httpx"):
         try:
             errors.append(importlib.import_module(module).TransportError)
@@ -91,9 +90,9 @@ def hub_errors(api, what):
         raise UserError(f"The Hub rejected the card's metadata for {what} ({reasons}); nothing was committed. "
                         "The card comes from push_to_hub.py and model_card/ (space/ for a Space): fix it there "
                         "(or report it), then push again.") from None
-    except (*network_errors(), OSError) as error:
-        if isinstance(error, OSError) and not isinstance(error, network_errors()) and error.filename is not None:
-            raise  # a local file (the transfer layers raise OSErrors of their own with no file name)
+    except network_errors() as error:
+        if getattr(error, "filename", None) is not None:
+            raise  # a local file that cannot be read: no rerun will mend it
         raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
                         "and rerun the same command to finish the upload.") from None
 
@@ -145,8 +144,8 @@ def files_differing(api, repo_id, revision, folder):
     from huggingface_hub.utils.sha import git_hash
     remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True)
               if isinstance(entry, RepoFile) and entry.path != ".gitattributes"}  # .gitattributes: the Hub's own
-    local = {path.relative_to(folder).as_posix(): path for path in Path(folder).rglob("*")
-             if path.is_file() and path.relative_to(folder).as_posix() != STAGING_RECORD}
+    local = {path.relative_to(folder).as_posix(): path for path in Path(folder).rglob("*") if path.is_file()}
+    local.pop(STAGING_RECORD, None)  # never uploaded
 
     def same(name):
         entry = remote[name]

@@ -97,7 +97,7 @@ def reuse_finished(run, identity, overwrite, stop_at_eval_loss=None):
     of a run that --stop_at_eval_loss ended is finished only for a threshold it reached."""
     if reuse_or_refuse(run.model, RunInfo, identity, overwrite) is None:
         return False
-    if is_finished(read_json(run.model / TRAINER_STATE), stop_at_eval_loss):
+    if finished_training(run.model, stop_at_eval_loss):
         return True
     logger.info("%s stopped before its last step, at a validation loss above --stop_at_eval_loss %s: training "
                 "goes on.", run.model, stop_at_eval_loss)
@@ -186,17 +186,17 @@ def damaged_checkpoint(checkpoint, error):
                      "before it, or from the start.")
 
 
-def finished_training(checkpoint, stop_at_eval_loss=None):
-    """Whether a checkpoint ends its run (so a rerun goes straight to export): its last step, or a step whose
-    validation loss reached --stop_at_eval_loss."""
-    return checkpoint is not None and is_finished(read_json(Path(checkpoint, TRAINER_STATE)), stop_at_eval_loss)
-
-
-def is_finished(trainer_state, stop_at_eval_loss=None):
-    step = trainer_state["global_step"]
-    if step >= trainer_state["max_steps"] > 0:
+def finished_training(folder, stop_at_eval_loss=None):
+    """Whether a checkpoint (or the model folder, which keeps the final one's trainer_state.json) ends its run,
+    so a rerun goes straight to export: its last step, or a step whose validation loss reached
+    --stop_at_eval_loss."""
+    if folder is None:
+        return False
+    state = read_json(Path(folder, TRAINER_STATE))
+    step = state["global_step"]
+    if step >= state["max_steps"] > 0:
         return True
-    last_eval = [e["eval_loss"] for e in trainer_state["log_history"] if "eval_loss" in e and e["step"] == step]
+    last_eval = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e and e["step"] == step]
     return stop_at_eval_loss is not None and bool(last_eval) and last_eval[-1] <= stop_at_eval_loss
 
 

@@ -9,6 +9,7 @@ Ctrl-C to its parent, which kills it, and dies with its parent. Its own log goes
 from which the parent reports the stage it is at every minute (the reference's 10M sentences take hours).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -41,16 +42,11 @@ def train(sentences, model_file, options, seed, progress_every=60):
         child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=log, stderr=log,
                                  text=True)
     try:
-        try:
+        # a child that ended before reading its job breaks the pipe: its exit status and log say why, below
+        with contextlib.suppress(BrokenPipeError):
             child.stdin.write(json.dumps(job))
-            child.stdin.flush()
-        except BrokenPipeError:
-            pass  # the child ended before reading its job: its exit status and log say why, below
-        finally:
-            try:
-                child.stdin.close()
-            except BrokenPipeError:
-                pass
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.close()
         while True:
             try:
                 child.wait(timeout=progress_every)
