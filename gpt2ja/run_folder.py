@@ -126,6 +126,10 @@ class RunInfo(Record):
     recipe: dict  # the model's and the optimizer's settings, global batch included
     hardware: dict  # {"processes": N, "devices": [name, ...]}
     versions: dict  # {"torch": ..., "transformers": ...}
+    # the published model or folder the run started from (train.py --model_name_or_path), None from scratch:
+    # {"name": repo id or folder, "revision": commit or None, "fingerprint": weights' SHA-256 or None,
+    #  "license": the Hub license id its card gives, or None}
+    base_model: Optional[dict] = None
 
     @property
     def dump_date(self):

@@ -107,3 +107,11 @@ class Preparation(Record):
     splits: dict  # split -> articles
     characters: dict  # split -> characters
     fingerprint: str  # content_fingerprint of the splits
+    # None for a Wikipedia dump; the user's own text (--train_file, --dataset_name) otherwise:
+    # {"kind": "files", "files": [as given], "text_column": ...} or
+    # {"kind": "dataset", "name": ..., "config": ..., "split": ..., "revision": commit, "text_column": ...}
+    corpus: Optional[dict] = None
+
+    @property
+    def is_wikipedia(self):
+        return self.corpus is None
