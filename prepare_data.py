@@ -1,13 +1,18 @@
-"""Japanese Wikipedia `pages-articles` dump -> DatasetDict of clean articles (train / validation / test).
+"""Japanese Wikipedia `pages-articles` dump, or your own text -> DatasetDict of documents (train / validation / test).
 
     python prepare_data.py                                   # the reference dump (2021-03-01)
     python prepare_data.py --dump jawiki-...-pages-articles.xml.bz2 --output_dir runs/demo/data
+    python prepare_data.py --train_file notes.txt more.jsonl --output_dir runs/mine/data
+    python prepare_data.py --dataset_name USER/NAME --dataset_split train --output_dir runs/mine/data
 
 `JaWikipedia` is a `datasets.GeneratorBasedBuilder`; instantiate it directly
 (`load_dataset` no longer runs dataset scripts). It reads the dump once, as a
 stream, and yields every kept article into one split; `split_articles` then
 assigns each article to train / validation / test by a stable hash of its page
 id, so an article keeps its split across reruns, machines and dump dates.
+Your own text (`gpt2ja.corpus`: plain-text or JSON Lines files, or a Hub dataset
+streamed) takes the same way from there, its documents kept whole: each is split
+by its `id` field, or the SHA-256 of its text where it has none.
 """
 
 import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
@@ -22,6 +27,7 @@ from typing import Optional
 import datasets
 
 from gpt2ja.cli import parse_args, run_main
+from gpt2ja.corpus import check_source_flags, user_corpus
 from gpt2ja.dump import (check_exists, download_error, dump_date, dump_identity, dump_url, expand_sources, is_url,
                          iter_pages, latest_dump_date, plan_ranges)
 from gpt2ja.errors import DumpError, UserError
@@ -39,17 +45,37 @@ class PrepareArguments:
     dump: list[str] = field(default_factory=list, metadata={
         "action": "extend",
         "help": "Dump file(s) or URL(s): .xml.bz2, .xml, .xml.gz, the parts of a multi-part dump "
-                "(repeat the flag or use a glob). Default: the dump of --date from --mirror."})
-    date: str = field(default=REFERENCE_DUMP_DATE, metadata={
-        "help": "Dump date (YYYYMMDD, or latest) used to build the URL when no --dump is given."})
-    mirror: str = field(default=DEFAULT_MIRROR, metadata={
-        "help": "Base URL of a Wikimedia dumps mirror, for dates dumps.wikimedia.org no longer keeps."})
+                "(repeat the flag or use a glob). Default: the dump of --date from --mirror, unless "
+                "--train_file or --dataset_name gives your own text."})
+    date: Optional[str] = field(default=None, metadata={
+        "help": f"Dump date (YYYYMMDD, or latest) used to build the URL when no --dump is given "
+                f"(default: {REFERENCE_DUMP_DATE})."})
+    mirror: Optional[str] = field(default=None, metadata={
+        "help": f"Base URL of a Wikimedia dumps mirror, for dates dumps.wikimedia.org no longer keeps "
+                f"(default: {DEFAULT_MIRROR})."})
+    train_file: list[str] = field(default_factory=list, metadata={
+        "action": "extend",
+        "help": "Your own text instead of a dump: file(s) or http(s) URL(s), plain text (documents separated "
+                "by blank lines) or JSON Lines (.jsonl, .json, either .gz: one object a line, the text in "
+                "--text_column). Each document is kept whole."})
+    dataset_name: Optional[str] = field(default=None, metadata={
+        "help": "Your own text instead of a dump: a Hub dataset (USER/NAME), streamed from HF_ENDPOINT at "
+                "its current commit, which is recorded."})
+    dataset_config_name: Optional[str] = field(default=None, metadata={
+        "help": "The configuration of --dataset_name (default: the dataset's default one)."})
+    dataset_split: Optional[str] = field(default=None, metadata={
+        "help": "The split of --dataset_name that is read (default: train); it is split again into "
+                "train / validation / test."})
+    text_column: Optional[str] = field(default=None, metadata={
+        "help": "The field of --train_file JSON Lines or --dataset_name that holds the text (default: text); "
+                "an `id` field, where there is one, decides a document's split, and a `title` field is kept."})
     output_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).data), metadata={
         "help": "Where the DatasetDict (train / validation / test) is saved."})
     num_proc: int = field(default=os.cpu_count() or 1, metadata={
-        "help": "Processes that parse and clean the dump (default: all cores)."})
+        "help": "Processes that parse and clean the dump, or filter your own text (default: all cores)."})
     max_articles: Optional[int] = field(default=None, metadata={
-        "help": "Keep only the first N articles of the dump, in dump order (for a quick sample of a big dump)."})
+        "help": "Keep only the first N articles of the dump, in dump order, or the first N documents of your "
+                "own text (for a quick sample)."})
     validation_percent: float = field(default=1.0, metadata={"help": "Share of articles in validation."})
     test_percent: float = field(default=1.0, metadata={"help": "Share of articles in test."})
     overwrite_output_dir: bool = field(default=False, metadata={
@@ -63,6 +89,8 @@ class PrepareArguments:
         if not (self.validation_percent >= 0 and self.test_percent >= 0
                 and self.validation_percent + self.test_percent < 100):
             raise ValueError("--validation_percent and --test_percent must be 0 or more, and less than 100 together")
+        check_source_flags(self.dump, self.train_file, self.dataset_name, self.date, self.mirror, self.text_column,
+                           self.dataset_config_name, self.dataset_split)
 
 
 # --- reading the dump: a datasets builder ----------------------------------------------------
@@ -237,10 +265,15 @@ def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=
 
 def prepare(args):
     """Write the DatasetDict to args.output_dir, atomically: a failed run leaves no output folder."""
-    sources = expand_sources(args.dump or [dump_url(args.date, args.mirror)])
-    identity = {"dumps": [dump_identity(source) for source in sources], "max_articles": args.max_articles,
+    corpus = user_corpus(args.train_file, args.dataset_name, args.dataset_config_name, args.dataset_split,
+                         args.text_column)
+    date, mirror = args.date or REFERENCE_DUMP_DATE, args.mirror or DEFAULT_MIRROR
+    sources = corpus.sources if corpus else expand_sources(args.dump or [dump_url(date, mirror)])
+    # the wiki cleaner runs on dumps only: the user's text is kept as it is
+    read = corpus.identity if corpus else {"dumps": [dump_identity(source) for source in sources]}
+    identity = {**read, "max_articles": args.max_articles,
                 "validation_percent": args.validation_percent, "test_percent": args.test_percent,
-                "cleaner": CLEANER_VERSION}
+                **({} if corpus else {"cleaner": CLEANER_VERSION})}
     output_dir = Path(args.output_dir)
     previous = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
     if previous:
@@ -250,7 +283,13 @@ def prepare(args):
         finished = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
         if finished:  # by a run that held the lock between the check above and this one
             return finished
-        articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)
+        if corpus:
+            articles, counts = corpus.read(args.max_articles, args.num_proc if args.num_proc > 1 else None,
+                                           build.work)
+            articles, counts["duplicate"] = drop_duplicates(articles)
+            counts["kept"] -= counts["duplicate"]
+        else:
+            articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)
         if articles is None or len(articles) == 0:
             raise UserError(f"{', '.join(sources)} holds no article (namespace 0, not a redirect); "
                             "pass a jawiki pages-articles dump.")
@@ -260,19 +299,20 @@ def prepare(args):
         record = Preparation(
             identity=identity,
             sources=sources,
-            dump_date=next((d for d in map(dump_date, sources) if d), None) or (
-                latest_dump_date(args.mirror) if not args.dump and args.date == "latest" else None),
+            dump_date=None if corpus else next((d for d in map(dump_date, sources) if d), None) or (
+                latest_dump_date(mirror) if not args.dump and date == "latest" else None),
             pages_read=sum(counts.values()),
             dropped={k: v for k, v in counts.items() if k != "kept"},
             articles=len(articles),
             splits={name: len(split) for name, split in splits.items()},
             characters={name: count_characters(split) for name, split in splits.items()},
             fingerprint=content_fingerprint(splits),
+            corpus=corpus.record if corpus else None,
         )
         del articles, splits
         build.finish(record)
-    logger.info("Wrote %s: %s articles (train %d, validation %d, test %d); dropped %s.", output_dir,
-                record.articles, *record.splits.values(), record.dropped)
+    logger.info("Wrote %s: %s %s (train %d, validation %d, test %d); dropped %s.", output_dir, record.articles,
+                "documents" if corpus else "articles", *record.splits.values(), record.dropped)
     return record
 
 

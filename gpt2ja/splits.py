@@ -98,11 +98,13 @@ class Preparation(Record):
     # token_cache/: where versions before the run folder's token cache wrote it; it goes with the data
     ENTRIES = frozenset({FILE, "dataset_dict.json", *SPLITS, "token_cache"})
 
-    # identity: the dumps by content, max_articles, validation_percent, test_percent, cleaner
-    sources: list  # the dump files or URLs as given
+    # identity: the dumps by content, max_articles, validation_percent, test_percent, cleaner; for the user's
+    # own text (gpt2ja.corpus) the files by content or the dataset at its commit, and the text column, not cleaner
+    sources: list  # the dump files or URLs as given (the user's files or URLs, or the dataset's name)
     dump_date: Optional[str]
     pages_read: int
-    dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept"; "duplicate": a page id seen before)
+    dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept"; "duplicate": a page id seen before); the
+    # user's own text: "empty" and "duplicate" documents
     articles: int
     splits: dict  # split -> articles
     characters: dict  # split -> characters

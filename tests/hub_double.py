@@ -24,7 +24,8 @@ commit; a set of kinds such as {"models"}: the commits to those repos only);
 `yaml_errors` makes the YAML validation reject a card, as the Hub does bad metadata.
 `fail_lfs` makes the large-file upload answer 500 (the longest part of a push, the weights).
 Repos are created under the token's user only: another namespace is refused with 403, as the Hub
-refuses an organization the user may not write to.
+refuses an organization the user may not write to. `publish` puts a repo's files there as one commit
+would (a dataset for `datasets.load_dataset(..., streaming=True)` to read, say).
 """
 
 import base64
@@ -83,6 +84,17 @@ class HubDouble:
 
     def store(self, kind):
         return {"models": self.repos, "spaces": self.spaces, "datasets": self.datasets}[kind]
+
+    def publish(self, kind, repo_id, files, private=False):
+        """Make `files` ({path: bytes}) the repo's content in a new commit, creating the repo if need be;
+        return the commit id."""
+        repo = self.store(kind).setdefault(repo_id, {"private": private, "files": {}, "commits": [], "tags": {}})
+        repo["files"] = dict(files)
+        commit = hashlib.sha1(json.dumps(sorted(files)).encode() + str(len(repo["commits"])).encode()
+                              + b"".join(files[path] for path in sorted(files))).hexdigest()
+        repo["commits"].append(commit)
+        repo.setdefault("snapshots", {})[commit] = dict(files)
+        return commit
 
 
 class HubHandler(BaseHTTPRequestHandler):

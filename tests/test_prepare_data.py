@@ -15,10 +15,11 @@ import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
+from hub_double import HubDouble
 from processes import Script, alive, children_of, descendants, kill_when, run
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
-from gpt2ja.splits import FEATURES, SPLITS, Preparation
+from gpt2ja.splits import FEATURES, SPLITS, Preparation, split_of
 from gpt2ja.wikitext import article_text, residue_share, short_line_share
 
 REPO = prepare_data.Path(prepare_data.__file__).parent
@@ -233,7 +234,8 @@ def test_help_documents_every_flag():
     out = subprocess.run([sys.executable, "prepare_data.py", "--help"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     for flag in ("--dump", "--date", "--mirror", "--output_dir", "--num_proc", "--max_articles",
-                 "--validation_percent", "--test_percent", "--overwrite_output_dir"):
+                 "--validation_percent", "--test_percent", "--overwrite_output_dir", "--train_file", "--dataset_name",
+                 "--dataset_config_name", "--dataset_split", "--text_column"):
         assert flag in out
 
 
@@ -471,3 +473,193 @@ def test_an_output_folder_on_a_read_only_disk_is_one_sentence(tmp_path, read_onl
     seal()
     with pytest.raises(UserError, match=r"--output_dir .*read-only/data cannot be written \(Read-only file system\)"):
         prepare(disk, MARKUP_PAGES, name="data")
+
+
+# --- your own text: --train_file, --dataset_name ------------------------------------------------------------
+
+# 40 documents of a few paragraphs; the third is empty, the eighth repeats the first
+DOCUMENTS = [f"文書{n}の一段落目です。\n文書{n}の二段落目は、もう少し長い文です。" if n != 2 else "   "
+             for n in range(40)]
+DOCUMENTS[7] = DOCUMENTS[0]
+
+
+def write_json_lines(path, records):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def prepare_own(tmp_path, *train_files, name="out", **flags):
+    flags = {"validation_percent": 20, "test_percent": 20, **flags}
+    argv = ["--train_file", *map(str, train_files), "--output_dir", str(tmp_path / name), "--num_proc",
+            str(flags.pop("num_proc", 1))]
+    for key, value in flags.items():
+        argv += [f"--{key}", str(value)]
+    record = prepare_data.main(argv)
+    return datasets.load_from_disk(str(tmp_path / name)), record
+
+
+def same_data(one, other):
+    """The same documents in the same splits, counted alike: all but where they came from."""
+    assert {k: v.to_dict() for k, v in one[0].items()} == {k: v.to_dict() for k, v in other[0].items()}
+    for field in ("pages_read", "dropped", "articles", "splits", "characters", "fingerprint"):
+        assert getattr(one[1], field) == getattr(other[1], field), field
+
+
+def test_the_same_documents_as_plain_text_or_json_lines_prepare_alike(tmp_path):
+    # blank lines between documents, Windows line endings: plain text knows no empty document
+    (tmp_path / "docs.txt").write_bytes("\r\n\r\n".join(DOCUMENTS).replace("\n", "\r\n").encode())
+    write_json_lines(tmp_path / "docs.jsonl", [{"text": text, "source": "mine"} for text in DOCUMENTS])
+    text = prepare_own(tmp_path, tmp_path / "docs.txt", name="text")
+    lines = prepare_own(tmp_path, tmp_path / "docs.jsonl", name="lines", num_proc=2)
+    assert lines[1].dropped == {"empty": 1, "duplicate": 1} and lines[1].pages_read == 40
+    assert text[1].dropped == {"empty": 0, "duplicate": 1} and text[1].pages_read == 39
+    text[1].pages_read, text[1].dropped["empty"] = 40, 1  # the one difference: an empty record is counted
+    same_data(text, lines)
+    assert lines[1].articles == 38 == sum(lines[1].splits.values()) and min(lines[1].splits.values()) > 0
+    assert lines[0]["train"].features == FEATURES and set(lines[0]["train"]["title"]) == {""}
+    for name, split in lines[0].items():
+        assert all(split_of(hashlib.sha256(t.encode()).hexdigest(), 20, 20) == name for t in split["text"])
+    assert "cleaner" not in lines[1].identity and lines[1].dump_date is None
+    assert lines[1].corpus == {"kind": "files", "files": [str(tmp_path / "docs.jsonl")], "text_column": "text"}
+    assert lines[1].sources == [str(tmp_path / "docs.jsonl")]
+    assert text[1].identity["files"][0]["name"] == "docs.txt"
+    # the same documents split over two files, in another order, fall into the same splits
+    write_json_lines(tmp_path / "b.jsonl", [{"text": t} for t in DOCUMENTS[20:]])
+    write_json_lines(tmp_path / "a.jsonl", [{"text": t} for t in DOCUMENTS[:20]])
+    two = prepare_own(tmp_path, tmp_path / "b.jsonl", tmp_path / "a.jsonl", name="two")
+    assert {k: sorted(v["id"]) for k, v in two[0].items()} == {k: sorted(v["id"]) for k, v in lines[0].items()}
+    assert two[1].characters == lines[1].characters and two[1].dropped == lines[1].dropped
+
+
+def test_an_id_field_decides_the_split_and_a_title_field_is_kept(tmp_path):
+    records = [{"id": n, "title": f"題{n}", "body": text} for n, text in enumerate(DOCUMENTS)]
+    records.append({"id": 5, "title": "again", "body": "同じ id の別の文書。"})  # a repeated id: the first is kept
+    write_json_lines(tmp_path / "docs.jsonl", records)
+    splits, record = prepare_own(tmp_path, tmp_path / "docs.jsonl", text_column="body", max_articles=30)
+    assert sorted(i for split in splits.values() for i in split["id"]) == sorted(
+        str(n) for n in range(31) if n != 2)  # the first 30 documents with text, the empty third read on the way
+    assert record.dropped == {"empty": 1, "duplicate": 0} and record.pages_read == 31
+    for name, split in splits.items():
+        assert all(split_of(i, 20, 20) == name for i in split["id"])
+        assert all(title == f"題{i}" for i, title in zip(split["id"], split["title"]))
+    assert record.identity["text_column"] == record.corpus["text_column"] == "body"
+    _, whole = prepare_own(tmp_path, tmp_path / "docs.jsonl", name="whole", text_column="body")
+    assert whole.dropped == {"empty": 1, "duplicate": 1} and whole.articles == 39
+
+
+def test_own_text_reruns_reuse_and_other_settings_or_content_refuse(tmp_path):
+    path = write_json_lines(tmp_path / "docs.jsonl", [{"text": t} for t in DOCUMENTS])
+    prepare_own(tmp_path, path)
+    marker = tmp_path / "out" / "dataset_dict.json"
+    before = marker.stat().st_mtime_ns
+    (tmp_path / "moved").mkdir()
+    prepare_own(tmp_path, path.rename(tmp_path / "moved" / "docs.jsonl"))  # the same content: reused
+    assert marker.stat().st_mtime_ns == before
+    with pytest.raises(UserError, match=r"prepared with other settings \(max_articles None -> 5\)"):
+        prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl", max_articles=5)
+    with pytest.raises(UserError, match=r"other settings \(text_column 'text' -> 'body'\)"):
+        prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl", text_column="body")
+    write_json_lines(tmp_path / "moved" / "docs.jsonl", [{"text": t} for t in DOCUMENTS[:-1]])
+    with pytest.raises(UserError, match=r"other settings \(the files\)"):
+        prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl")
+    with pytest.raises(UserError, match=r"other settings \(.*the dumps.*the files"):
+        prepare(tmp_path, MARKUP_PAGES)
+    _, record = prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl", overwrite_output_dir="true")
+    assert marker.stat().st_mtime_ns != before and record.articles == 37
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.txt", None, "--train_file .*missing.txt does not exist"),
+    ("blank.txt", "\n \n\t\n", r"blank.txt holds no document with text \(no document in it\)"),
+    ("empty.jsonl", '{"text": ""}\n{"text": " "}\n', r"empty.jsonl holds no document with text \(2 documents read"),
+    ("no-field.jsonl", '{"text": "a"}\n{"body": "b"}\n', r"no-field.jsonl line 2 has no 'text' field \(its fields: "
+                                                         r"body\); pass --text_column"),
+    ("number.jsonl", '{"text": 3}\n', "number.jsonl line 1: the 'text' field holds a number, not text"),
+    ("broken.jsonl", '{"text": "a"}\n\n{"text": "b",}\n', r"broken.jsonl line 3 is not valid JSON \(Expecting "
+                                                          "property name enclosed in double quotes at column 14"),
+])
+def test_bad_own_text_is_one_sentence_and_no_output(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(UserError, match=message):
+        prepare_own(tmp_path, tmp_path / name)
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dump", "d.xml", "--train_file", "a.txt"], "--dump and --train_file name two sources; pass one"),
+    (["--train_file", "a.txt", "--date", "latest"], "--date and --mirror choose a Wikipedia dump"),
+    (["--text_column", "body"], "--text_column names the field of your own text"),
+    (["--train_file", "a.txt", "--dataset_split", "test"], "--dataset_split .* go with --dataset_name"),
+])
+def test_one_source_at_a_time_refused_before_any_work(tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        prepare_data.main([*flags, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+# A Hub dataset, from the Hub double: HF_ENDPOINT is read as huggingface_hub and datasets are imported, so the
+# runs go in a process of their own (one for several runs: the imports take seconds).
+HUB_TOKEN = "hf_PrepareDataTestToken0123456789"
+RUNS = """
+import dataclasses, json, sys
+import prepare_data
+from gpt2ja.errors import UserError
+for argv in json.loads(sys.argv[1]):
+    try:
+        print(json.dumps({"record": dataclasses.asdict(prepare_data.main(argv))}))
+    except UserError as error:
+        print(json.dumps({"error": str(error)}))
+"""
+
+
+def run_against(hub, tmp_path, *runs):
+    """The record, or the error's sentence, of each prepare_data run (a list of flags), in one process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HUB_TOKEN, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_XET="1",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    out = subprocess.run([sys.executable, "-c", RUNS, json.dumps([[*argv, "--num_proc", "1"] for argv in runs])],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path):
+    records = [{"text": text, "id": n, "title": f"題{n}"} for n, text in enumerate(DOCUMENTS)]
+    path = write_json_lines(tmp_path / "docs.jsonl", records)
+    local = prepare_own(tmp_path, path, name="local", validation_percent=10, test_percent=10)
+    with HubDouble(HUB_TOKEN) as hub:
+        first = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes(),
+                                                          "data/test.jsonl": b'{"text": "t", "id": 0}\n'})
+        got, again = run_against(hub, tmp_path, *[["--dataset_name", "tester/corpus", "--output_dir",
+                                                   str(tmp_path / "hub"), "--validation_percent", "10",
+                                                   "--test_percent", "10"]] * 2)
+        second = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes() + b"\n"})
+        dataset = ["--dataset_name", "tester/corpus", "--output_dir"]
+        changed, absent, no_config, no_split, not_text = run_against(
+            hub, tmp_path, [*dataset, str(tmp_path / "hub"), "--validation_percent", "10", "--test_percent", "10"],
+            ["--dataset_name", "tester/absent", "--output_dir", str(tmp_path / "absent")],
+            [*dataset, str(tmp_path / "c"), "--dataset_config_name", "nope"],
+            [*dataset, str(tmp_path / "s"), "--dataset_split", "validation"],
+            [*dataset, str(tmp_path / "n"), "--text_column", "id"])
+    record = got["record"]
+    assert again == got  # reused: the same dataset at the same commit
+    hub_data = (datasets.load_from_disk(str(tmp_path / "hub")), Preparation(**record))
+    same_data(hub_data, local)
+    assert record["sources"] == ["tester/corpus"] and record["dump_date"] is None
+    assert record["corpus"] == {"kind": "dataset", "name": "tester/corpus", "config": None, "split": "train",
+                                "revision": first, "text_column": "text"}
+    assert record["identity"]["dataset"]["revision"] == first and "cleaner" not in record["identity"]
+    assert changed["error"].startswith(f"{tmp_path / 'hub'} holds data prepared with other settings (dataset "
+                                       f"(revision '{first}' -> '{second}'))")
+    assert "Dataset tester/absent does not exist on the Hub" in absent["error"]
+    assert "check --dataset_name" in absent["error"]
+    assert no_config["error"] == ("Dataset tester/corpus has no config 'nope' (it has 'default'); pass "
+                                  "--dataset_config_name with one of them.")
+    assert no_split["error"] == ("Dataset tester/corpus has no split 'validation' (it has 'train'); pass "
+                                 "--dataset_split with one of them.")
+    assert not_text["error"] == ("Dataset tester/corpus (train split) row 1: the 'id' field holds a number, not "
+                                 "text; pass --text_column with the field that holds the text.")
+    for folder in ("absent", "c", "s", "n"):
+        assert not (tmp_path / folder).exists()

@@ -67,3 +67,13 @@ def test_preparation_record_round_trips(tmp_path):
     assert Preparation.load(tmp_path / "absent") is None
     (tmp_path / "preparation.json").write_text('{"settings": {}, "articles": 3}')  # an older shape
     assert Preparation.load(tmp_path) is None
+
+
+def test_a_record_of_the_users_own_text_round_trips(tmp_path):
+    corpus = {"kind": "dataset", "name": "tester/corpus", "config": None, "split": "train", "revision": "c" * 40,
+              "text_column": "text"}
+    record = Preparation(identity={"dataset": corpus}, sources=["tester/corpus"], dump_date=None, pages_read=3,
+                         dropped={"empty": 1, "duplicate": 0}, articles=2, splits={"train": 2},
+                         characters={"train": 10}, fingerprint="0" * 64, corpus=corpus)
+    record.save(tmp_path)
+    assert Preparation.load(tmp_path) == record and not record.is_wikipedia
