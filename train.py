@@ -3,6 +3,7 @@
     accelerate launch --config_file accelerate_config.yaml train.py                   # the reference recipe
     accelerate launch --config_file accelerate_config.yaml train.py configs/fast.yaml # our GPU recipe
     python train.py configs/tiny.yaml --data_dir D --tokenizer_dir T --output_dir O  # minutes on a CPU
+    python train.py configs/fast.yaml --model_name_or_path USER/MODEL --data_dir D   # continue a published model
 
 A recipe (YAML) gives the defaults and flags override them; with no recipe,
 configs/reference.yaml is used. Everything goes under --output_dir:
@@ -27,13 +28,13 @@ from typing import Optional
 
 import torch
 from accelerate import PartialState
-from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer, TrainerCallback,
+from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer,
                           TrainingArguments, default_data_collator, set_seed)
 
-from gpt2ja import resume
-from gpt2ja.cli import RECIPE_SUFFIXES, parse_args, run_main
+from gpt2ja import base_model, resume
+from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
-from gpt2ja.preemption import PreemptionCallback, StopAtEvalLoss
+from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
 from gpt2ja.rerun import disk_space_errors, read_json
 from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
                                last_complete_checkpoint)
@@ -63,6 +64,11 @@ NOT_TAKEN = {
 
 @dataclass
 class ModelArguments:
+    model_name_or_path: Optional[str] = field(default=None, metadata={
+        "help": "Continue a published GPT-2 with a SentencePiece tokenizer (a Hub repo id or a model folder): its "
+                "architecture and tokenizer are used. Default: random weights of the architecture below."})
+    model_revision: Optional[str] = field(default=None, metadata={
+        "help": "Branch, tag or commit of --model_name_or_path on the Hub (default: main, recorded as its commit)."})
     n_positions: int = field(default=REFERENCE_CONTEXT, metadata={
         "help": "Context length, and the length of a training block."})
     n_embd: int = field(default=768, metadata={"help": "Hidden size."})
@@ -73,6 +79,7 @@ class ModelArguments:
     dropout: float = field(default=0.1, metadata={"help": "Dropout of embeddings, attention and residuals."})
     attn_implementation: str = field(default="sdpa", metadata={
         "help": "eager, sdpa (PyTorch's fused attention, flash on a recent GPU) or flash_attention_2."})
+    flags_on_command_line: frozenset = field(default=frozenset(), init=False, repr=False)  # parse_arguments's
 
     def __post_init__(self):
         for name in ("n_positions", "n_embd", "n_layer", "n_head"):
@@ -149,6 +156,7 @@ def parse_arguments(argv=None):
         raise UserError(f"--max_steps must be 1 or more (or -1: the recipe's epochs), not {given.max_steps}.")
     if given.num_train_epochs <= 0 and given.max_steps == -1:
         raise UserError(f"--num_train_epochs must be more than 0, not {given.num_train_epochs}.")
+    model_args.flags_on_command_line = frozenset(flags_named(argv))  # a base model overrides a recipe, not these
     return model_args, data_args, given
 
 
@@ -284,23 +292,13 @@ def logged_seconds(log_history):
     return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
 
 
-class RecordEveryCheckpoint(TrainerCallback):
-    """Log the loss at every checkpoint and checkpoint the last step, whatever the recipe's intervals: the
-    log history then covers every step exactly (train_loss over all steps, across resumes), and the final
-    weights are on disk before the export, so a kill during export or evaluation loses nothing."""
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_save = True
-        if control.should_save:
-            control.should_log = True
-        return control
-
-
-def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=(), tokenizer=None):
-    """A fresh GPT-2 of `config` in an LMTrainer: the training path of train.py (and of its benchmark). With a
-    tokenizer, every checkpoint holds it too, so any checkpoint loads with pipeline("text-generation")."""
-    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation)
+def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=(), tokenizer=None,
+                 weights=None):
+    """A GPT-2 of `config` in an LMTrainer, fresh or with a model folder's weights: train.py's training path (and its
+    benchmark's). With a tokenizer, every checkpoint holds it, so any checkpoint loads with pipeline()."""
+    model = (GPT2LMHeadModel.from_pretrained(weights, config=config, attn_implementation=attn_implementation,
+                                             dtype=torch.float32) if weights
+             else GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation))
     model.generation_config = generation_config(config)
     tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
                        * config.n_positions)
@@ -359,7 +357,8 @@ def export_model(checkpoint, model_args, data_args, staging):
     model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
     model.save_pretrained(str(staging))
     load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions).save_pretrained(str(staging))
-    shutil.copy(Path(data_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
+    if Path(data_args.tokenizer_dir, "tokenizer.json").is_file():  # a base model's tokenizer may have none
+        shutil.copy(Path(data_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
     shutil.copy(Path(checkpoint, TRAINER_STATE), staging / TRAINER_STATE)
 
 
@@ -388,8 +387,9 @@ def evaluate_into(trainer, staging, data_args, token_counts):
 
 def train(model_args, data_args, given, run, callbacks=()):
     resume.check_run_folder(run)
+    base, model_args, data_args = base_model.start_from(model_args, data_args, given)  # None: random weights
     tokenizer = load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions)
-    config = build_config(model_args, len(tokenizer))
+    config = base.training_config(model_args.dropout) if base else build_config(model_args, len(tokenizer))
     if given.global_batch_size is not None:  # refuse a batch that cannot be split before any work
         split_global_batch(given.global_batch_size, given.per_device_train_batch_size, given.world_size)
     set_seed(given.seed)
@@ -400,7 +400,7 @@ def train(model_args, data_args, given, run, callbacks=()):
                                      "--token_cache_dir" if data_args.token_cache_dir else "--output_dir")
     train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, data_args.max_eval_blocks)
     args = training_arguments(given, run, evaluate=len(eval_blocks) > 0)
-    identity = resume.run_identity(model_args, data_args, args, config)
+    identity = resume.run_identity(model_args, data_args, args, config, base)
 
     with resume.run_lock(run, args) as build, disk_space_errors(run.root):
         if resume.reuse_finished(run, identity, given.overwrite_output_dir, given.stop_at_eval_loss):
@@ -411,7 +411,7 @@ def train(model_args, data_args, given, run, callbacks=()):
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,
                                [PreemptionCallback(), RecordEveryCheckpoint(), StopAtEvalLoss(given.stop_at_eval_loss),
-                                *callbacks], tokenizer)
+                                *callbacks], tokenizer, weights=base and base.folder)
         if resume.finished_training(checkpoint, given.stop_at_eval_loss):
             logger.info("%s is the last step of this run: exporting it.", checkpoint)
             final = checkpoint
@@ -423,7 +423,7 @@ def train(model_args, data_args, given, run, callbacks=()):
             resume.check_inputs_unchanged(identity, data_args.data_dir, data_args.tokenizer_dir)
             export_model(final, model_args, data_args, build.output)
             evaluate_into(trainer, build.output, data_args, meta.splits)
-            build.finish(resume.run_info(model_args, data_args, args, meta.splits, identity))
+            build.finish(resume.run_info(model_args, data_args, args, meta.splits, identity, base))
             logger.info("Wrote %s", run.model)
     PartialState().wait_for_everyone()
     return run.model

@@ -51,7 +51,7 @@ from transformers import GPT2LMHeadModel, pipeline, set_seed
 import train
 from gpt2ja import resume
 from gpt2ja.cli import run_main
-from gpt2ja.preemption import PreemptionCallback, SignalAtStep
+from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, SignalAtStep
 from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REPO_ROOT
@@ -136,7 +136,7 @@ def training_run(cli, mode, output_dir, kill_at):
     checkpoint = resume.checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
     callbacks = [SignalAtStep(kill_at)] if kill_at else []
     trainer = train.make_trainer(config, model_args.attn_implementation, args, train_blocks, eval_blocks,
-                                 [*callbacks, PreemptionCallback(), train.RecordEveryCheckpoint()])
+                                 [*callbacks, PreemptionCallback(), RecordEveryCheckpoint()])
     print(f"resuming from {Path(checkpoint).name}" if checkpoint else "starting", flush=True)
     train.fit(trainer, checkpoint)
 

@@ -1,4 +1,5 @@
-"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss; and the drill that sends the signal."""
+"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss, with every step recorded; and the
+drill that sends the signal."""
 
 import logging
 import os
@@ -77,4 +78,17 @@ class StopAtEvalLoss(TrainerCallback):
             logger.info("Validation loss %.4f reached --stop_at_eval_loss %s at step %d: the run ends here.",
                         metrics["eval_loss"], self.threshold, state.global_step)
             control.should_save = control.should_training_stop = control.should_log = True
+        return control
+
+
+class RecordEveryCheckpoint(TrainerCallback):
+    """Log the loss at every checkpoint and checkpoint the last step, whatever the recipe's intervals: the
+    log history then covers every step exactly (train_loss over all steps, across resumes), and the final
+    weights are on disk before the export, so a kill during export or evaluation loses nothing."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+        if control.should_save:
+            control.should_log = True
         return control

@@ -37,22 +37,27 @@ RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_t
                "stop_at_eval_loss")
 # speed, or already in the config, or when to stop (a run stopped early goes on with a lower threshold)
 IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size", "stop_at_eval_loss")
+# ModelArguments that are not the recipe: the base model is an identity of its own (run_identity's base_model)
+NOT_RECIPE = ("model_name_or_path", "model_revision", "flags_on_command_line")
 
 
 def recipe(model_args, args):
     """The settings that shape the training, whatever the number of processes (the global batch, not its split)."""
-    return {**{key: getattr(args, key) for key in RECIPE_KEYS}, **asdict(model_args),
+    model = {key: value for key, value in asdict(model_args).items() if key not in NOT_RECIPE}
+    return {**{key: getattr(args, key) for key in RECIPE_KEYS}, **model,
             "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
             * args.world_size}
 
 
-def run_identity(model_args, data_args, args, config):
-    """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe
-    (as JSON holds it, so that it compares equal with the one recorded)."""
+def run_identity(model_args, data_args, args, config, base=None):
+    """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe, and
+    the base model it started from, if any (as JSON holds it, so that it compares equal with the one recorded)."""
     identity = {
         **input_fingerprints(data_args.data_dir, data_args.tokenizer_dir),
-        "config": {k: v for k, v in config.to_diff_dict().items() if k not in ("transformers_version", "use_cache")},
+        "config": {k: v for k, v in config.to_diff_dict().items()
+                   if k not in ("transformers_version", "use_cache", "_name_or_path")},
         "recipe": {k: v for k, v in recipe(model_args, args).items() if k not in IDENTITY_EXEMPT},
+        **({"base_model": base.identity} if base else {}),
     }
     if args.max_steps > 0:  # Trainer ignores the epochs then
         del identity["recipe"]["num_train_epochs"]
@@ -210,7 +215,7 @@ def check_inputs_unchanged(identity, data_dir, tokenizer_dir):
                         "old one: put it back, or train again with --overwrite_output_dir.")
 
 
-def run_info(model_args, data_args, args, token_counts, identity):
+def run_info(model_args, data_args, args, token_counts, identity, base=None):
     """What the model card reports of this run: data, tokenizer, recipe, hardware."""
     devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
                else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
@@ -223,4 +228,5 @@ def run_info(model_args, data_args, args, token_counts, identity):
                 "gradient_accumulation_steps": args.gradient_accumulation_steps},
         hardware={"processes": args.world_size, "devices": devices},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
+        base_model=base.record() if base else None,
     )

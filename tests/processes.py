@@ -56,6 +56,13 @@ def kill_when(argv, reached, timeout=300):
     script.wait()
 
 
+def Launch(flags, script_argv, log, env=None):
+    """`accelerate launch` of processes on the CPU, one thread each (2 cores), as a user types it."""
+    accelerate = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+                  "accelerate_config.yaml", "--mixed_precision", "no", *flags]
+    return Script(script_argv, log, {**(env or os.environ), "OMP_NUM_THREADS": "1"}, launcher=accelerate)
+
+
 def run(argv, **options):
     """`python *argv` in the repository to its end; its exit status and output (text)."""
     return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True,

@@ -20,7 +20,7 @@ from gpt2ja.errors import UserError
 from gpt2ja.preemption import SignalAtStep
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
-from processes import Script, children_of, run
+from processes import Launch, Script, children_of, run
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
@@ -42,13 +42,6 @@ def losses(run_dir):
 def Run(argv, log, env=None):
     """train.py in a child process."""
     return Script(["train.py", *argv], log, env)
-
-
-def Launch(flags, script_argv, log):
-    """`accelerate launch` of processes on the CPU, one thread each (2 cores), as a user types it."""
-    accelerate = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
-                  "accelerate_config.yaml", "--mixed_precision", "no", *flags]
-    return Script(script_argv, log, {**os.environ, "OMP_NUM_THREADS": "1"}, launcher=accelerate)
 
 
 # --- arguments --------------------------------------------------------------------------------

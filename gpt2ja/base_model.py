@@ -1,0 +1,202 @@
+"""The published model a run starts from (train.py --model_name_or_path): a Hub repo or a local model folder.
+
+Any GPT-2 (GPT2LMHeadModel) whose tokenizer is SentencePiece (`spiece.model`, as this project's, colorfulscoop's
+and rinna's are) can be continued: the token cache encodes with that SentencePiece model, and the run keeps the
+base model's architecture and tokenizer. A run records its base by repo id and commit, or, for a folder, by the
+SHA-256 of its weights, so a resume with another base is refused.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .errors import UserError
+from .rerun import file_fingerprint
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE = ("n_positions", "n_embd", "n_layer", "n_head", "vocab_size")  # given by the base model's config
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
+                   "added_tokens.json")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# Text on which the token cache's SentencePiece ids and the tokenizer's ids must agree.
+PROBE = "吾輩は猫である。名前はまだ無い。 Tokyo 2021年3月1日、ｶﾀｶﾅと全角ＡＢＣ。"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    folder: Path  # the files on this machine
+    name: str  # the repo id, or the folder as given
+    revision: Optional[str]  # the Hub commit; None for a folder
+    fingerprint: str  # SHA-256 of the weights
+    license: Optional[str]  # the Hub license id its card gives
+
+    @property
+    def identity(self):
+        """What a resume compares: the repo and commit, or a folder's weights by content (wherever it lies)."""
+        if self.revision:
+            return {"name": self.name, "revision": self.revision}
+        return {"fingerprint": self.fingerprint}
+
+    def record(self):
+        """run_info.json's base_model (see gpt2ja.run_folder.RunInfo)."""
+        return {"name": self.name, "revision": self.revision, "fingerprint": self.fingerprint,
+                "license": self.license}
+
+    def config(self):
+        from transformers import AutoConfig
+        return AutoConfig.from_pretrained(str(self.folder))
+
+    def training_config(self, dropout):
+        """The base model's config, with the recipe's dropout."""
+        config = self.config()
+        config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = dropout
+        return config
+
+
+def resolve(name_or_path, revision=None):
+    """The base model's files on this machine (downloaded from the Hub into its cache when a repo id is given),
+    checked: a GPT-2 causal LM with weights and a SentencePiece tokenizer that fits its vocabulary."""
+    folder = Path(name_or_path)
+    if folder.exists():
+        if revision:
+            raise UserError(f"--model_revision {revision} names a Hub commit, but {name_or_path} is a local folder; "
+                            "leave --model_revision out.")
+        if not folder.is_dir():
+            raise UserError(f"--model_name_or_path {name_or_path} is a file; pass a model folder or a Hub repo id.")
+        name, commit = str(folder.resolve()), None
+    elif REPO_ID.match(name_or_path):
+        folder, commit = download(name_or_path, revision)
+        name = name_or_path
+    else:
+        raise UserError(f"--model_name_or_path {name_or_path} is neither a folder here nor a Hub repo id such as "
+                        "USER/NAME.")
+    check_model_folder(folder, name)
+    return BaseModel(folder=folder, name=name, revision=commit, fingerprint=weights_fingerprint(folder),
+                     license=card_license(folder))
+
+
+def download(repo_id, revision=None):
+    """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
+    tokenizer and card, nothing else."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+    from .hub import network_errors
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+        files = {sibling.rfilename for sibling in info.siblings or []}
+        weights = [w for w in WEIGHTS if w in files][:1] or ["model.safetensors"]
+        if weights[0].endswith(".index.json"):  # sharded: the index and its shards
+            weights.append(weights[0].replace(".index.json", "-*"))
+        folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
+            "config.json", "generation_config.json", "README.md", *weights, *TOKENIZER_FILES])
+    except RevisionNotFoundError:
+        raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
+                        "it has.") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"There is no model {repo_id} on the Hub and no folder of that name here; check the id "
+                        "(or log in with `hf auth login` if the repo is private or gated).") from None
+    except (EntryNotFoundError, HfHubHTTPError) as error:
+        raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
+                        "or pass a local folder holding the model.") from None
+    except network_errors() as error:
+        if getattr(error, "filename", None):
+            raise
+        raise UserError(f"Could not reach the Hub for {repo_id} ({type(error).__name__}: {error}); check the "
+                        "connection or HF_ENDPOINT, or pass a local folder holding the model.") from None
+    return Path(folder), info.sha
+
+
+def check_model_folder(folder, name):
+    """Refuse, in one sentence, what train.py cannot continue: no config, not GPT-2, no weights, a tokenizer that
+    is not SentencePiece or does not fit the model's vocabulary."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{name} holds no config.json: it is not a transformers model.")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    model_type, architectures = config.get("model_type"), config.get("architectures") or ["GPT2LMHeadModel"]
+    if model_type != "gpt2" or "GPT2LMHeadModel" not in architectures:
+        raise UserError(f"{name} is a {model_type} model ({', '.join(architectures)}), not a GPT-2 causal language "
+                        "model (GPT2LMHeadModel); train.py continues GPT-2 models.")
+    if not any((folder / w).is_file() for w in WEIGHTS):
+        raise UserError(f"{name} holds no weights ({' or '.join(WEIGHTS[::2])}).")
+    if not (folder / "spiece.model").is_file():
+        raise UserError(f"The tokenizer of {name} is not SentencePiece (it has no spiece.model): train.py's token "
+                        "cache encodes SentencePiece tokenizers only.")
+    check_tokenizer_fits(folder, name, config.get("vocab_size", 50257))  # GPT2Config's default
+
+
+def check_tokenizer_fits(folder, name, vocab_size):
+    """The tokenizer's ids must be rows of the model's embedding, and its SentencePiece model's ids (what the
+    token cache writes) the tokenizer's own."""
+    import sentencepiece as spm
+    from .tokenizer_folder import load_tokenizer
+    tokenizer = load_tokenizer(folder)
+    if len(tokenizer) > vocab_size:
+        raise UserError(f"The tokenizer of {name} has {len(tokenizer)} entries but its model embeds {vocab_size} "
+                        "tokens: the tokenizer does not belong to this model.")
+    pieces = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model")).encode(PROBE)
+    if tokenizer(PROBE, add_special_tokens=False)["input_ids"] != pieces:
+        raise UserError(f"The tokenizer of {name} ({type(tokenizer).__name__}) does not give its spiece.model's "
+                        "ids, which train.py's token cache writes; train.py continues models whose tokenizer is "
+                        "SentencePiece as it is.")
+
+
+def weights_fingerprint(folder):
+    """SHA-256 of the weight files (of each shard, in name order)."""
+    files = sorted(p for p in folder.iterdir() if p.name.startswith(("model", "pytorch_model"))
+                   and p.suffix in (".safetensors", ".bin"))
+    if len(files) == 1:
+        return file_fingerprint(files[0])
+    return hashlib.sha256("".join(file_fingerprint(p) for p in files).encode()).hexdigest()
+
+
+def card_license(folder):
+    """The license its model card's metadata gives, or None."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return None
+    from huggingface_hub import metadata_load
+    license = (metadata_load(card) or {}).get("license")
+    return str(license) if license else None
+
+
+def architecture_from_base(model_args, config, name, flags_on_command_line):
+    """model_args with the base model's architecture: a recipe's other value is ignored with a log line, a flag
+    on the command line that contradicts the base model is refused."""
+    base = {field: getattr(config, field) for field in ARCHITECTURE}
+    for field, value in base.items():
+        wanted = getattr(model_args, field)
+        if wanted is None or wanted == value:
+            continue
+        if field in flags_on_command_line:
+            raise UserError(f"--{field} {wanted} contradicts the base model {name}, whose {field} is {value}; "
+                            f"leave --{field} out: the base model gives the architecture.")
+        logger.info("The recipe's %s %s is ignored: the base model %s has %s.", field, wanted, name, value)
+    return dataclasses.replace(model_args, **base)
+
+
+def start_from(model_args, data_args, args):
+    """(base model, model_args, data_args) of a run with --model_name_or_path, (None, model_args, data_args)
+    without: each machine's main process downloads the base first, the others then find it in the cache."""
+    if not model_args.model_name_or_path:
+        return None, model_args, data_args
+    with args.main_process_first(local=True, desc="downloading the base model"):
+        base = resolve(model_args.model_name_or_path, model_args.model_revision)
+    return (base, *continue_from(base, model_args, data_args))
+
+
+def continue_from(base, model_args, data_args):
+    """(model_args, data_args) of a run that continues `base`: its architecture, and its own tokenizer."""
+    if "tokenizer_dir" in model_args.flags_on_command_line:
+        raise UserError(f"--tokenizer_dir {data_args.tokenizer_dir} cannot be used with --model_name_or_path: a "
+                        f"continued model keeps the tokenizer of {base.name}; leave --tokenizer_dir out.")
+    model_args = architecture_from_base(model_args, base.config(), base.name, model_args.flags_on_command_line)
+    return model_args, dataclasses.replace(data_args, tokenizer_dir=str(base.folder))

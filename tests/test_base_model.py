@@ -1,0 +1,202 @@
+"""gpt2ja.base_model: the published model a run continues, from a folder or the loopback Hub double."""
+
+import json
+import logging
+import math
+import os
+import shutil
+
+import pytest
+import torch
+from huggingface_hub import HfApi
+from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, TrainerCallback
+
+from gpt2ja.base_model import architecture_from_base, resolve
+from gpt2ja.errors import UserError
+from gpt2ja.rerun import file_fingerprint
+from gpt2ja.run_folder import MODEL_FILES
+from train import OUT_OF_DOMAIN_TEXT
+from hub_double import HubDouble
+from processes import Launch
+
+TOKEN = "hf_BaseModelTestToken0123456789"
+
+
+def model_folder(folder, tokenizer_dir, vocab_size=8000, card=None):
+    """A small random GPT-2 saved with the excerpt's tokenizer: what a published model folder holds."""
+    config = GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    for name in ("spiece.model", "tokenizer_config.json", "tokenizer.json"):
+        shutil.copy(tokenizer_dir / name, folder / name)
+    if card:
+        (folder / "README.md").write_text(card, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """The loopback Hub as huggingface_hub sees it from this process (its endpoint is read at import)."""
+    import huggingface_hub.constants as constants
+    with HubDouble(TOKEN) as double:
+        monkeypatch.setattr(constants, "ENDPOINT", double.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", double.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the double speaks no Xet
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        yield double
+
+
+def test_a_folder_is_the_base_by_the_content_of_its_weights(excerpt_tokenizer, tmp_path):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer, card="---\nlicense: cc-by-sa-4.0\n---\n# base\n")
+    base = resolve(str(folder))
+    assert base.folder == folder and base.revision is None and base.license == "cc-by-sa-4.0"
+    assert base.identity == {"fingerprint": file_fingerprint(folder / "model.safetensors")}
+    moved = shutil.copytree(folder, tmp_path / "elsewhere")
+    assert resolve(str(moved)).identity == base.identity  # wherever it lies
+    assert base.record()["name"] == str(folder.resolve())
+
+
+def test_a_hub_model_is_downloaded_and_recorded_at_its_commit(excerpt_tokenizer, tmp_path, hub):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer, card="---\nlicense: mit\n---\n")
+    (folder / "notes.txt").write_text("not a model file")
+    api = HfApi(token=TOKEN)
+    api.create_repo("tester/base")
+    api.upload_folder(repo_id="tester/base", folder_path=str(folder))
+    base = resolve("tester/base")
+    commit = hub.repos["tester/base"]["commits"][-1]
+    assert base.identity == {"name": "tester/base", "revision": commit} and base.license == "mit"
+    assert base.fingerprint == file_fingerprint(folder / "model.safetensors")
+    assert sorted(p.name for p in base.folder.iterdir()) == sorted(
+        ["README.md", "config.json", "generation_config.json", "model.safetensors", "spiece.model",
+         "tokenizer.json", "tokenizer_config.json"])  # what a run needs, not the rest of the repo
+
+
+def test_a_repo_that_does_not_exist_is_one_sentence(hub):
+    with pytest.raises(UserError, match="There is no model tester/nothing on the Hub and no folder of that name"):
+        resolve("tester/nothing")
+
+
+def bert_folder(folder, tokenizer_dir):
+    BertModel(BertConfig(vocab_size=8000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(str(folder))
+    shutil.copy(tokenizer_dir / "spiece.model", folder / "spiece.model")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda f, t: bert_folder(f, t), r"is a bert model \(BertModel\), not a GPT-2 causal language model"),
+    (lambda f, t: (model_folder(f, t), (f / "model.safetensors").unlink()), "holds no weights"),
+    (lambda f, t: (model_folder(f, t), (f / "spiece.model").unlink()), "is not SentencePiece"),
+    (lambda f, t: model_folder(f, t, vocab_size=100), "has 8000 entries but its model embeds 100 tokens"),
+    (lambda f, t: f.mkdir(), "holds no config.json: it is not a transformers model"),
+])
+def test_what_cannot_be_continued_is_refused_in_one_sentence(excerpt_tokenizer, tmp_path, make, message):
+    make(tmp_path / "base", excerpt_tokenizer)
+    with pytest.raises(UserError, match=message):
+        resolve(str(tmp_path / "base"))
+
+
+def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_are_refused(excerpt_tokenizer,
+                                                                                          tmp_path):
+    with pytest.raises(UserError, match="is neither a folder here nor a Hub repo id"):
+        resolve(str(tmp_path / "no" / "such" / "folder"))
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    with pytest.raises(UserError, match="--model_revision v1 names a Hub commit, but .* is a local folder"):
+        resolve(str(folder), revision="v1")
+
+
+def test_the_base_gives_the_architecture_over_the_recipe_and_refuses_a_contradicting_flag(caplog):
+    import train
+    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y"])
+    config = GPT2Config(vocab_size=8000, n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    with caplog.at_level(logging.INFO):
+        continued = architecture_from_base(model_args, config, "x/y", model_args.flags_on_command_line)
+    assert (continued.n_positions, continued.n_embd, continued.n_layer, continued.n_head, continued.vocab_size) == (
+        64, 32, 1, 2, 8000)
+    assert continued.dropout == model_args.dropout  # the recipe's
+    assert "The recipe's n_layer 2 is ignored: the base model x/y has 1." in caplog.text
+    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "2"])
+    with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
+        architecture_from_base(model_args, config, "x/y", model_args.flags_on_command_line)
+    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "1"])
+    assert architecture_from_base(model_args, config, "x/y", model_args.flags_on_command_line).n_layer == 1
+
+
+class FirstBatch(TrainerCallback):
+    """Keeps the input ids of the first training step's forward pass."""
+
+    def __init__(self):
+        self.input_ids = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def keep(module, positional, keywords):
+            if module.training and self.input_ids is None:
+                self.input_ids = keywords["input_ids"].detach().clone()
+        model.register_forward_pre_hook(keep, with_kwargs=True)
+
+
+def loss_on(model_dir, input_ids):
+    """The loss a model folder's weights give a batch of blocks, as train.py's blocks are labelled."""
+    model = GPT2LMHeadModel.from_pretrained(str(model_dir)).eval()
+    labels = input_ids.clone()
+    labels[:, 0] = -100
+    with torch.no_grad():
+        return model(input_ids=input_ids, labels=labels).loss.item()
+
+
+@pytest.mark.slow
+def test_a_run_continues_a_published_model_on_text_files_from_its_loss(tiny_model, tmp_path, hub):
+    import prepare_data
+    import push_to_hub
+    import train
+    push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/tiny-ja", "--stage_dir",
+                      str(tmp_path / "stage")])
+    # the user's own text: a novel, its paragraphs as documents, separated by blank lines
+    paragraphs = OUT_OF_DOMAIN_TEXT.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "novel.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    prepare_data.main(["--train_file", str(tmp_path / "novel.txt"), "--output_dir", str(tmp_path / "data"),
+                       "--validation_percent", "5", "--test_percent", "5", "--num_proc", "1"])
+    first = FirstBatch()
+    argv = ["configs/tiny.yaml", "--model_name_or_path", "tester/tiny-ja", "--data_dir", str(tmp_path / "data"),
+            "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--logging_steps", "1", "--save_steps", "2",
+            "--eval_steps", "2", "--warmup_steps", "0", "--out_of_domain_text", ""]
+    model_dir = train.main(argv, callbacks=[first])
+
+    first_loss = json.loads((model_dir / "trainer_state.json").read_text())["log_history"][0]["loss"]
+    base_loss = loss_on(tiny_model, first.input_ids)  # before any training, on the same blocks
+    assert first_loss == pytest.approx(base_loss, rel=0.10)
+    fresh = GPT2LMHeadModel(GPT2Config.from_pretrained(str(tiny_model)))
+    fresh.save_pretrained(str(tmp_path / "fresh"))
+    fresh_loss = loss_on(tmp_path / "fresh", first.input_ids)
+    assert fresh_loss == pytest.approx(math.log(8000), abs=0.2)  # random weights: about ln(vocab)
+    assert first_loss < fresh_loss - 1.0  # the base's 30 steps of training are there from the first step
+    info = json.loads((model_dir / "run_info.json").read_text())
+    commit = hub.repos["tester/tiny-ja"]["commits"][-1]
+    assert info["base_model"]["name"] == "tester/tiny-ja" and info["base_model"]["revision"] == commit
+    assert info["identity"]["base_model"] == {"name": "tester/tiny-ja", "revision": commit}
+    assert (model_dir / "spiece.model").read_bytes() == (tiny_model / "spiece.model").read_bytes()
+    preparation = info["preparation"]  # a paragraph given twice is trained on once
+    assert preparation["corpus"]["kind"] == "files" and preparation["articles"] == len(set(paragraphs)) == 469
+
+    shutil.rmtree(model_dir)  # the run to resume from its checkpoint, with another base: refused
+    argv[argv.index("tester/tiny-ja")] = str(tiny_model)
+    with pytest.raises(UserError, match=r"checkpoint-2 belongs to another run \(base_model"):
+        train.main(argv)
+
+
+@pytest.mark.slow
+def test_processes_under_accelerate_continue_a_hub_model_together(tiny_model, excerpt_data, tmp_path, hub):
+    api = HfApi(token=TOKEN)
+    api.create_repo("tester/tiny-ja")
+    api.upload_folder(repo_id="tester/tiny-ja", folder_path=str(tiny_model), allow_patterns=MODEL_FILES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf_home"))
+    launched = Launch(["--num_processes", "2"], [
+        "train.py", "configs/tiny.yaml", "--model_name_or_path", "tester/tiny-ja", "--data_dir", str(excerpt_data),
+        "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2",
+        "--out_of_domain_text", ""], tmp_path / "launch.log", env)
+    assert launched.wait() == 0, launched.output()
+    assert "Global batch 16 sequences = 2 processes x 8 per device" in launched.output()
+    info = json.loads((tmp_path / "run" / "model" / "run_info.json").read_text())
+    assert info["base_model"]["name"] == "tester/tiny-ja" and info["hardware"]["processes"] == 2
+    downloads = [path for method, path, _ in hub.requests if method == "GET" and path.endswith("model.safetensors")]
+    assert len(downloads) == 1  # the main process downloads; the other finds it in the cache
