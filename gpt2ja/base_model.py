@@ -179,7 +179,8 @@ def architecture_from_base(model_args, config, name, flags_on_command_line):
         if field in flags_on_command_line:
             raise UserError(f"--{field} {wanted} contradicts the base model {name}, whose {field} is {value}; "
                             f"leave --{field} out: the base model gives the architecture.")
-        logger.info("The recipe's %s %s is ignored: the base model %s has %s.", field, wanted, name, value)
+        logger.info("%s %s (the recipe's or the default) is ignored: the base model %s has %s.", field, wanted,
+                    name, value)
     return dataclasses.replace(model_args, **base)
 
 
