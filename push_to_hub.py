@@ -5,6 +5,7 @@
     python push_to_hub.py --model_dir runs/demo/model --dry_run       # stage and check, no network
     python push_to_hub.py ... --space_id USER/NAME                    # and a live demo: a Gradio Space
     python push_to_hub.py ... --dataset_repo_id USER/NAME             # and the prepared splits, as a dataset
+    python push_to_hub.py ... --license apache-2.0                    # a model of your own text: its license
 
 The staged folder (default: hub/ beside the model folder) holds exactly what the
 repo needs: weights, configs, tokenizer files, the card (README.md), the
@@ -15,6 +16,9 @@ names the model, and uploaded as a Gradio Space that the model card links to.
 With --dataset_repo_id, the prepared splits the model was trained and scored on
 are published with `DatasetDict.push_to_hub` and a dataset card (staged, default:
 dataset_card/ beside the model folder), before the model, whose card names them.
+The model, its Space and its dataset share one license: --license, which a model trained on your own text
+needs (only you know its terms), or the CC BY-SA of a Wikipedia dump's date; where the data or the base model
+is CC BY-SA, only CC BY-SA of its version or a later one is taken.
 The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never
 printed or written.
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from gpt2ja.cards import (CURVE, Links, ModelFolder, check_card_metadata, dataset_card, example_output, model_card,
-                          plot_curve, stage_space_files, tokens_per_step, wikipedia_license)
+                          model_license, plot_curve, stage_space_files, tokens_per_step)
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
@@ -80,6 +84,11 @@ class PushArguments:
                 "holding --model_dir); it must hold exactly the articles the model was trained on."})
     dataset_stage_dir: Optional[str] = field(default=None, metadata={
         "help": "Where the dataset card is staged (default: dataset_card/ beside --model_dir)."})
+    license: Optional[str] = field(default=None, metadata={
+        "help": "The Hub license id of the model, its Space and its dataset (cc-by-sa-4.0, apache-2.0, mit, other, "
+                "...). Required for a model trained on your own text, whose terms only you know; default for a "
+                "Wikipedia dump: CC BY-SA 3.0, or 4.0 for a dump of 2023-06-07 or later. Where the data or the base "
+                "model is CC BY-SA, only CC BY-SA of the same or a later version is taken."})
 
     def __post_init__(self):
         from huggingface_hub import SpaceHardware
@@ -89,6 +98,9 @@ class PushArguments:
         for flag, value in (("--data_dir", self.data_dir), ("--dataset_stage_dir", self.dataset_stage_dir)):
             if value is not None and not self.dataset_repo_id:
                 raise ValueError(f"{flag} needs --dataset_repo_id: it is for the dataset published there.")
+        if self.license is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
+            raise ValueError(f"--license {self.license!r} is not a Hub license id such as cc-by-sa-4.0, apache-2.0, "
+                             "mit or other.")
         if self.code_url is not None and not re.fullmatch(r"https?://[^\s/]+\.[^\s]+", self.code_url):
             raise ValueError(f"--code_url {self.code_url!r} is not a web address such as "
                              "https://github.com/USER/gpt2-small-ja.")
@@ -174,12 +186,12 @@ class SpaceRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
-    dump_date: Optional[str]  # of the model's data: the license
+    wikipedia: bool  # whether the model's data is a Wikipedia dump, as the Space's description says
     flag = "--space_stage_dir"
 
     def stage(self, folder):
-        stage_space_files(folder, self.links.repo_id, self.links.space_id, wikipedia_license(self.dump_date),
-                          self.args.space_hardware, self.links.code_url)
+        stage_space_files(folder, self.links.repo_id, self.links.space_id, self.links.license,
+                          self.args.space_hardware, self.links.code_url, self.wikipedia)
         return {"space_id": self.links.space_id, "repo_id": self.links.repo_id}
 
     def check_remote(self, api):
@@ -285,8 +297,6 @@ def push(args):
         if not repo_id:  # the card names the repo, so the user is asked first
             repo_id = f"{logged_in_user(api)}/{DEFAULT_REPO_NAME}"
             logger.info("No --repo_id: publishing to %s, under the logged-in user.", repo_id)
-    links = Links(repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.space_id, args.revision_tag, args.code_url,
-                  args.dataset_repo_id)
     beside = model_dir.parent
     stage_dirs = {"model": Path(args.stage_dir or beside / "hub"),
                   "space": Path(args.space_stage_dir or beside / "space"),
@@ -303,12 +313,15 @@ def push(args):
         check_output_folder(stage_dirs[product], StagingRecord, flag)
 
     model = ModelFolder.check(model_dir)
+    links = Links(repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.space_id, args.revision_tag, args.code_url,
+                  args.dataset_repo_id, model_license(args.license, model.info))
     products = [ModelRepo(model, links, stage_dirs["model"], args)]  # in the order of upload
     if args.dataset_repo_id:
         data_dir = Path(args.data_dir) if args.data_dir else RunFolder(beside).data
         products.insert(0, DatasetRepo(model, links, stage_dirs["dataset"], args, data_dir))
     if args.space_id:
-        products.append(SpaceRepo(links, stage_dirs["space"], args, model.info.dump_date))
+        wikipedia = model.info.preparation is None or model.info.preparation.is_wikipedia
+        products.append(SpaceRepo(links, stage_dirs["space"], args, wikipedia))
 
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         for product in products:

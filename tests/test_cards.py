@@ -1,14 +1,15 @@
 """gpt2ja.cards: the model folder as the cards read it, and the model, Space and dataset cards."""
 
 import dataclasses
+import re
 import shutil
 
 import pytest
 from huggingface_hub import DatasetCard, SpaceCard
 
-from gpt2ja.cards import (Example, Links, ModelFolder, check_card_metadata, dataset_card, describe_time, example_output,
-                          model_card,
-                          plot_curve, size_category, stage_space_files, wikipedia_license)
+from gpt2ja.cards import (Example, Links, ModelFolder, check_card_metadata, choose_license, dataset_card, describe_time,
+                          example_output, hub_license, model_card, model_license, plot_curve, size_category,
+                          stage_space_files, wikipedia_license)
 from gpt2ja.errors import UserError
 from gpt2ja.splits import Preparation
 from gpt2ja.wikitext import CLEANER_VERSION
@@ -20,6 +21,27 @@ PREPARATION = Preparation(
     dropped={"not_article": 40, "redirect": 20, "disambiguation": 2, "empty": 2}, articles=198,
     splits={"train": 180, "validation": 10, "test": 8}, characters={"train": 900_000, "validation": 50_000,
                                                                   "test": 40_000}, fingerprint="b" * 64)
+# the user's own text, as prepare_data.py --train_file / --dataset_name records it
+FILES = {"kind": "files", "files": ["/home/me/corpus/novels.jsonl", "https://example.org/data/blog.txt?sig=1"],
+         "text_column": "text"}
+HUB_DATASET = {"kind": "dataset", "name": "someone/ja-corpus", "config": "web", "split": "train",
+               "revision": "d" * 40, "text_column": "text"}
+BASE = {"name": "tester/base", "revision": "a" * 40, "fingerprint": "c" * 64, "license": "cc-by-sa-4.0"}
+
+
+def own_text(preparation, corpus):
+    """The record of `preparation`'s counts as prepared from the user's own text."""
+    identity = {key: value for key, value in preparation.identity.items() if key not in ("cleaner", "dumps")}
+    sources = corpus.get("files") or [corpus["name"]]
+    return dataclasses.replace(preparation, corpus=corpus, dump_date=None, sources=sources, identity=identity,
+                               dropped={"empty": 3, "duplicate": 2})
+
+
+def continued(model, corpus=FILES, base=BASE):
+    """The tests' model as if train.py --model_name_or_path had continued `base` on the user's text."""
+    model.info.preparation = own_text(model.info.preparation, corpus) if corpus else model.info.preparation
+    model.info.base_model, model.info.tokenizer_report = base, None
+    return model
 
 
 @pytest.mark.slow
@@ -115,3 +137,141 @@ def test_the_space_takes_cpu_wheels_on_cpu_hardware_and_zerogpus_torch_on_zerogp
         requirements = (tmp_path / "requirements.txt").read_text()
         assert ("download.pytorch.org/whl/cpu" in requirements) == cpu_wheels, hardware
         assert "torch==" in requirements and "sentencepiece" in requirements
+
+
+DUMP_3, DUMP_4 = wikipedia_license("20220720"), wikipedia_license("20230620")
+
+
+@pytest.mark.parametrize("requested, data, base, chosen", [
+    (None, DUMP_3, None, "cc-by-sa-3.0"),  # a dump, as before: its date's license
+    (None, DUMP_4, None, "cc-by-sa-4.0"),
+    ("cc-by-sa-3.0", DUMP_3, None, "cc-by-sa-3.0"),
+    ("cc-by-sa-4.0", DUMP_3, None, "cc-by-sa-4.0"),  # a later version of the same license
+    (None, DUMP_3, "cc-by-sa-4.0", "cc-by-sa-4.0"),  # the later of the two, which both allow
+    (None, DUMP_3, "mit", "cc-by-sa-3.0"),
+    ("mit", None, None, "mit"),  # the user's own text: their choice
+    ("apache-2.0", None, "mit", "apache-2.0"),
+    ("other", None, None, "other"),
+    ("mit", None, "unknown-to-us", "mit"),  # a license we cannot read: the card states it beside ours
+    ("cc-by-sa-4.0", None, "cc-by-sa-3.0", "cc-by-sa-4.0"),
+    ("cc-by-nc-sa-4.0", None, "cc-by-nc-sa-4.0", "cc-by-nc-sa-4.0"),
+])
+def test_the_license_is_the_one_asked_for_or_the_dumps_where_sharealike_allows_it(requested, data, base, chosen):
+    base_model = {**BASE, "license": base} if base else None
+    assert choose_license(requested, data, base_model).hub_id == chosen
+
+
+@pytest.mark.parametrize("requested, data, base, message", [
+    (None, None, None, "--license is required for a model trained on your own text"),
+    (None, None, "cc-by-sa-4.0", "--license is required for a model trained on your own text"),
+    ("mit", DUMP_3, None, "--license mit is refused: the training data is under CC BY-SA 3.0, whose ShareAlike "
+                          "terms ask that what is made from it be under cc-by-sa-3.0 or cc-by-sa-4.0."),
+    ("cc-by-sa-3.0", DUMP_4, None, "--license cc-by-sa-3.0 is refused: the training data is under CC BY-SA 4.0"),
+    ("cc-by-4.0", DUMP_4, None, "--license cc-by-4.0 is refused: the training data is under CC BY-SA 4.0"),
+    ("cc-by-nc-sa-4.0", DUMP_4, None, "--license cc-by-nc-sa-4.0 is refused"),
+    ("cc-by-sa-3.0", None, "cc-by-sa-4.0", "--license cc-by-sa-3.0 is refused: the base model tester/base is under "
+                                           "CC BY-SA 4.0, whose ShareAlike terms ask that what is made from it be "
+                                           "under cc-by-sa-4.0."),
+    ("mit", None, "cc-by-sa-3.0", "--license mit is refused: the base model tester/base is under CC BY-SA 3.0"),
+    ("cc-by-sa-4.0", DUMP_3, "cc-by-nc-sa-4.0", "the base model tester/base is under CC BY-NC-SA 4.0"),
+    (None, DUMP_3, "cc-by-nc-sa-4.0", "The dump's license, cc-by-sa-3.0, is refused: the base model tester/base"),
+])
+def test_a_license_that_sharealike_data_or_base_model_forbids_is_refused_in_one_sentence(requested, data, base,
+                                                                                        message):
+    base_model = {**BASE, "license": base} if base else None
+    with pytest.raises(UserError, match=re.escape(message)) as refusal:
+        choose_license(requested, data, base_model)
+    assert str(refusal.value).count(". ") == 0 and str(refusal.value).endswith(".")
+
+
+def test_hub_license_ids_read_as_their_names_and_deeds():
+    assert hub_license("cc-by-sa-3.0") == wikipedia_license("20220720")
+    assert hub_license("cc-by-nc-sa-4.0").name == "CC BY-NC-SA 4.0"
+    assert hub_license("cc-by-4.0").url == "https://creativecommons.org/licenses/by/4.0/"
+    assert hub_license("mit") == ("mit", "mit", None, None)
+
+
+@pytest.mark.slow
+def test_a_continued_model_names_its_base_its_license_and_the_users_text(tiny_model):
+    model = continued(ModelFolder.check(tiny_model))
+    license = model_license("cc-by-sa-4.0", model.info)
+    card = model_card(model, Links("tester/m", license=license), Example("近年の機械学習は…", 50), seed=0)
+    check_card_metadata(card)
+    data = card.data.to_dict()
+    assert data["base_model"] == "tester/base" and data["base_model_relation"] == "finetune"
+    assert data["license"] == "cc-by-sa-4.0" and "datasets" not in data  # files: no Hub dataset to name
+    assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {
+        ("novels.jsonl-blog.txt", "novels.jsonl, blog.txt, gpt2-small-ja splits")}
+    text = " ".join(card.text.split())
+    assert "continued from [tester/base](https://huggingface.co/tester/base) at revision" in text
+    assert f"(https://huggingface.co/tester/base/tree/{'a' * 40})" in text
+    assert "The text files `novels.jsonl`, `blog.txt`, their `text` column." in text
+    assert "Of 262 documents read, 198 were kept. Dropped: 3 empty documents and 2 repeated ones." in text
+    assert "The base model's tokenizer, unchanged, 8,000 pieces" in text
+    assert "whose license is [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (`cc-by-sa-4.0`)" in text
+    assert "This model is released under [CC BY-SA 4.0]" in text
+    assert "Wikipedia" not in card.text and "wikipedia" not in str(data)  # nor a dump date, nor cleaning
+    assert "dump" not in card.text and "headings" not in card.text and "/home/" not in card.text
+    assert "sig=1" not in card.text
+
+
+@pytest.mark.slow
+def test_a_model_continued_from_a_folder_on_a_hub_dataset_names_both_without_local_paths(tiny_model):
+    base = {"name": "/home/me/runs/reference/model", "revision": None, "fingerprint": "c" * 64, "license": None}
+    model = continued(ModelFolder.check(tiny_model), HUB_DATASET, base)
+    links = Links("tester/m", license=hub_license("mit"))
+    card = model_card(model, links, Example("近年の機械学習は…", 50), seed=0)
+    check_card_metadata(card)
+    data = card.data.to_dict()
+    assert "base_model" not in data and "base_model_relation" not in data  # the Hub takes repo ids only
+    assert data["datasets"] == ["someone/ja-corpus"] and data["license"] == "mit"
+    assert {(r.dataset_type, r.dataset_config, r.dataset_revision) for r in card.data.eval_results} == {
+        ("someone/ja-corpus", "web", "d" * 40)}
+    text = " ".join(card.text.split())
+    assert f"continued from the model folder `reference/model` (weights SHA-256 `{'c' * 64}`)" in text
+    assert "/home/" not in card.text
+    assert ("The `train` split of the Hub dataset [someone/ja-corpus](https://huggingface.co/datasets/someone/"
+            f"ja-corpus) (config `web`) at revision `{'d' * 40}`, its `text` column.") in text
+    assert "whose license is unknown" in text and "check the base model's terms" in text
+    assert "released under the license `mit`" in text and "Wikipedia" not in card.text
+    with_dataset = model_card(model, Links("tester/m", dataset_repo_id="tester/ds", license=hub_license("mit")),
+                              Example("近年の機械学習は…", 50), seed=0)
+    assert {(r.dataset_type, r.dataset_name) for r in with_dataset.data.eval_results} == {
+        ("tester/ds", "someone/ja-corpus")}
+    assert with_dataset.data.to_dict()["datasets"] == ["tester/ds"]
+    model.info.base_model = {**base, "name": "runs/model"}  # a folder given as a relative path, like a repo id
+    assert "base_model" not in model_card(model, links, Example("近年の機械学習は…", 50), seed=0).data.to_dict()
+
+
+@pytest.mark.slow
+def test_a_model_continued_on_a_dump_keeps_the_dumps_wording_and_gives_both_licenses(tiny_model):
+    model = continued(ModelFolder.check(tiny_model), corpus=None, base={**BASE, "license": "mit"})
+    card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 50), seed=0)
+    assert card.data.license == "cc-by-sa-3.0" and card.data.to_dict()["datasets"] == ["wikimedia/wikipedia"]
+    text = " ".join(card.text.split())
+    assert "on Japanese Wikipedia (the dump of 20220720), with the base model's tokenizer" in text
+    assert "whose license is `mit`" in text
+    assert "The training text is that of Japanese Wikipedia, under [CC BY-SA 3.0]" in text
+
+
+def test_the_dataset_card_of_the_users_text_describes_it_without_wikipedia(tmp_path):
+    for corpus, source in ((FILES, "the text files `novels.jsonl`, `blog.txt`, their `text` column"),
+                           (HUB_DATASET, "[someone/ja-corpus](https://huggingface.co/datasets/someone/ja-corpus)")):
+        links = Links("tester/m", dataset_repo_id="tester/ds", license=hub_license("apache-2.0"))
+        card = dataset_card(links, own_text(PREPARATION, corpus), eos_id=3)
+        data = card.data.to_dict()
+        assert data["license"] == "apache-2.0" and data["tags"] == ["japanese"]
+        text = " ".join(card.text.split())
+        assert source in text and "| test | 8 | 40,000 |" in text and "Of 262 documents read, 198 were kept" in text
+        assert "3 empty documents and 2 repeated ones" in text and "the license `apache-2.0`" in text
+        assert "Wikipedia" not in card.text and "wikipedia" not in str(data) and "/home/" not in card.text
+        card.save(tmp_path / "README.md")
+        assert DatasetCard.load(tmp_path / "README.md").data.to_dict() == data
+    with pytest.raises(UserError, match="--license is required"):
+        dataset_card(Links("tester/m", dataset_repo_id="tester/ds"), own_text(PREPARATION, FILES), eos_id=3)
+
+
+def test_the_space_of_a_model_of_other_text_does_not_say_wikipedia(tmp_path):
+    stage_space_files(tmp_path, "tester/m", "tester/m-demo", hub_license("mit"), wikipedia=False)
+    data = SpaceCard.load(tmp_path / "README.md").data
+    assert data.license == "mit" and "Wikipedia" not in data.short_description

@@ -487,3 +487,68 @@ def test_only_the_articles_the_model_was_trained_on_are_published(tiny_model, ex
                               "--dataset_repo_id", "tester/jawiki", "--data_dir", str(data_dir),
                               "--dataset_stage_dir", str(tmp_path / "ds")])
         assert not (tmp_path / "ds").exists()
+
+
+# --- a model continued on the user's own text ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def continued_model(tiny_model, tmp_path_factory):
+    """The tests' model folder as if train.py --model_name_or_path tester/base had continued that model on the
+    user's files (their counts are the excerpt's: only run_info.json says otherwise)."""
+    model_dir = tmp_path_factory.mktemp("continued") / "model"
+    shutil.copytree(tiny_model, model_dir)
+    info = json.loads((model_dir / "run_info.json").read_text())
+    info["preparation"].update(
+        corpus={"kind": "files", "files": ["/home/me/novels.jsonl"], "text_column": "text"}, dump_date=None,
+        sources=["/home/me/novels.jsonl"], dropped={"empty": 1, "duplicate": 0},
+        identity={k: v for k, v in info["preparation"]["identity"].items() if k not in ("cleaner", "dumps")})
+    info.update(base_model={"name": "tester/base", "revision": "a" * 40, "fingerprint": "c" * 64,
+                            "license": "cc-by-sa-3.0"}, tokenizer_report=None)
+    (model_dir / "run_info.json").write_text(json.dumps(info))
+    return model_dir
+
+
+@pytest.mark.slow
+def test_a_continued_model_of_own_text_is_staged_under_the_license_given_with_its_space_and_dataset(
+        continued_model, excerpt_data, tmp_path):
+    push_to_hub.main(["--model_dir", str(continued_model), "--repo_id", "tester/m", "--dry_run", "--stage_dir",
+                      str(tmp_path / "stage"), "--license", "cc-by-sa-4.0", "--space_id", "tester/m-demo",
+                      "--space_stage_dir", str(tmp_path / "space"), "--dataset_repo_id", "tester/ds",
+                      "--data_dir", str(excerpt_data), "--dataset_stage_dir", str(tmp_path / "ds")])
+    card = ModelCard.load(tmp_path / "stage" / "README.md")
+    data = card.data.to_dict()
+    assert data["base_model"] == "tester/base" and data["base_model_relation"] == "finetune"
+    assert data["license"] == "cc-by-sa-4.0" and data["datasets"] == ["tester/ds"]
+    assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("tester/ds", "novels.jsonl")}
+    assert "continued from\n[tester/base](https://huggingface.co/tester/base)" in card.text
+    assert "Wikipedia" not in card.text and "/home/" not in card.text
+    assert SpaceCard.load(tmp_path / "space" / "README.md").data.license == "cc-by-sa-4.0"
+    dataset = DatasetCard.load(tmp_path / "ds" / "README.md")
+    assert dataset.data.license == "cc-by-sa-4.0" and "Wikipedia" not in dataset.text
+    assert set(staged_files(tmp_path / "stage")) == EXPECTED_FILES  # no logs beside this copy of the model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, message", [
+    ([], "--license is required for a model trained on your own text: give the Hub license id its terms allow"),
+    (["--license", "mit"], "--license mit is refused: the base model tester/base is under CC BY-SA 3.0, whose "
+                           "ShareAlike terms ask that what is made from it be under cc-by-sa-3.0 or cc-by-sa-4.0."),
+])
+def test_a_continued_model_without_a_license_its_data_and_base_allow_is_refused_before_staging(
+        continued_model, tmp_path, flags, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        push_to_hub.main(["--model_dir", str(continued_model), "--dry_run", "--stage_dir", str(tmp_path / "stage"),
+                          *flags])
+    assert not (tmp_path / "stage").exists()
+
+
+@pytest.mark.parametrize("license", ["CC BY-SA 4.0", "MIT", "cc_by_sa"])
+def test_a_license_that_is_no_hub_license_id_is_refused(tmp_path, license):
+    with pytest.raises(UserError, match=f"^--license {re.escape(repr(license))} is not a Hub license id"):
+        push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--license", license])
+
+
+def test_help_gives_the_rule_of_the_license():
+    out = subprocess.run([sys.executable, "push_to_hub.py", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and "--license" in out.stdout
+    assert "Required for a model trained on your own text" in " ".join(out.stdout.split())
