@@ -82,6 +82,8 @@ class ModelArguments:
     flags_on_command_line: frozenset = field(default=frozenset(), init=False, repr=False)  # parse_arguments's
 
     def __post_init__(self):
+        if self.model_revision and not self.model_name_or_path:
+            raise ValueError(f"--model_revision {self.model_revision} goes with --model_name_or_path")
         for name in ("n_positions", "n_embd", "n_layer", "n_head"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be 1 or more, not {getattr(self, name)}")

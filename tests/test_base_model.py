@@ -102,6 +102,9 @@ def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_ar
     folder = model_folder(tmp_path / "base", excerpt_tokenizer)
     with pytest.raises(UserError, match="--model_revision v1 names a Hub commit, but .* is a local folder"):
         resolve(str(folder), revision="v1")
+    import train
+    with pytest.raises(UserError, match="--model_revision v1 goes with --model_name_or_path"):
+        train.parse_arguments(["configs/tiny.yaml", "--model_revision", "v1"])
 
 
 def test_the_base_gives_the_architecture_over_the_recipe_and_refuses_a_contradicting_flag(caplog):
