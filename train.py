@@ -359,8 +359,9 @@ def export_model(checkpoint, model_args, data_args, staging):
     model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
     model.save_pretrained(str(staging))
     load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions).save_pretrained(str(staging))
-    if Path(data_args.tokenizer_dir, "tokenizer.json").is_file():  # a base model's tokenizer may have none
-        shutil.copy(Path(data_args.tokenizer_dir, "tokenizer.json"), staging / "tokenizer.json")
+    for name in ("spiece.model", "tokenizer.json"):  # as they are (a base model's tokenizer may save neither)
+        if Path(data_args.tokenizer_dir, name).is_file():
+            shutil.copy(Path(data_args.tokenizer_dir, name), staging / name)
     shutil.copy(Path(checkpoint, TRAINER_STATE), staging / TRAINER_STATE)
 
 

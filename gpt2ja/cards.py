@@ -125,9 +125,10 @@ class Links:
 @dataclass
 class ModelFolder:
     """A finished train.py model folder, checked: its files are all there, its tokenizer is the
-    BertGenerationTokenizer of its config's vocabulary, and its records are of this version."""
+    BertGenerationTokenizer of its config's vocabulary (a continued model's: its base model's SentencePiece
+    tokenizer, within the vocabulary), and its records are of this version."""
     path: Path
-    tokenizer: object  # BertGenerationTokenizer
+    tokenizer: object  # BertGenerationTokenizer, or a base model's
     config: object  # GPT2Config
     info: RunInfo
     results: dict  # all_results.json
@@ -142,15 +143,16 @@ class ModelFolder:
                             "finished train.py run.")
         from transformers import AutoConfig, BertGenerationTokenizer  # here: --help answers without them
         tokenizer = load_tokenizer(path)
-        if not isinstance(tokenizer, BertGenerationTokenizer):
-            raise UserError(f"The tokenizer in {path} loads as {type(tokenizer).__name__}, not "
-                            "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
         info = RunInfo.load(path)
         if info is None:
             raise UserError(f"{path}/{RunInfo.FILE} was written by an older version of train.py; rerun train.py "
                             "with --overwrite_output_dir to make a folder push_to_hub.py can describe.")
+        continued = info.base_model is not None  # the base model's tokenizer, whatever its class
+        if not continued and not isinstance(tokenizer, BertGenerationTokenizer):
+            raise UserError(f"The tokenizer in {path} loads as {type(tokenizer).__name__}, not "
+                            "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
         config = AutoConfig.from_pretrained(path)
-        if config.vocab_size != len(tokenizer):
+        if config.vocab_size < len(tokenizer) or (config.vocab_size != len(tokenizer) and not continued):
             raise UserError(f"{path}: config.json has a vocabulary of {config.vocab_size} but the tokenizer holds "
                             f"{len(tokenizer)} entries; they must come from the same run.")
         return cls(path, tokenizer, config, info, read_json(path / ALL_RESULTS), read_json(path / TRAINER_STATE))
@@ -330,7 +332,7 @@ def model_card(model, links, example, seed):
         unit="documents" if corpus else "articles", base=base,
         data_license=wikipedia_license(date) if base and not corpus else None,
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
-        eos_id=tokenizer.eos_token_id,
+        eos_id=tokenizer.eos_token_id, tokenizer_class=type(tokenizer).__name__,
         final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
         tokens=info.tokens, tokenizer=info.tokenizer_report, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",

@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 class SentencePieceEncoder:
-    """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids.
+    """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids (and
+    those of any tokenizer that is its SentencePiece model as it is, a base model's: gpt2ja.base_model).
 
     That tokenizer is SentencePiece plus splitting on its special-token strings, which plain Wikipedia text
     almost never holds; texts that do hold one go through the tokenizer itself.
@@ -45,7 +46,7 @@ class SentencePieceEncoder:
         ids = self.processor.encode(list(texts), num_threads=self.num_threads)
         for i, text in enumerate(texts):
             if any(c in text for c in self.special_starts) and self.special.search(text):
-                ids[i] = self.tokenizer(text)["input_ids"]
+                ids[i] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids
 
 

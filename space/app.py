@@ -53,10 +53,10 @@ def display_name(model_id):
 def header(model_id, code_url):
     name = display_name(model_id)
     model = name if Path(model_id).expanduser().is_dir() else f"[{name}](https://huggingface.co/{model_id})"
-    code = f" by the [gpt2-small-ja training code]({code_url})" if code_url else ""
+    code = f" made by the [gpt2-small-ja training code]({code_url})" if code_url else ""
     return (f"# Japanese GPT-2: {name}\n\n{model} continues your Japanese text (日本語の文章の続きを書きます). "
-            f"It is a small language model trained on Japanese Wikipedia{code}: what it writes is often fluent "
-            "and false.")
+            f"It is a small language model{code}, and its card says what it was trained on. What it writes is "
+            "often fluent and false.")
 
 
 def build_app(model_id, code_url=None):

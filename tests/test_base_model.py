@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, TrainerCallback
 
 from gpt2ja.base_model import architecture_from_base, resolve
@@ -95,6 +95,22 @@ def test_what_cannot_be_continued_is_refused_in_one_sentence(excerpt_tokenizer, 
         resolve(str(tmp_path / "base"))
 
 
+def tokenizer_of_class(folder, tokenizer_dir, tokenizer_class):
+    """A model folder whose spiece.model loads as another tokenizer class, as rinna's loads as T5Tokenizer."""
+    model_folder(folder, tokenizer_dir)
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": tokenizer_class, "extra_ids": 0, "unk_token": "<unk>", "eos_token": "</s>"}))
+    return folder
+
+
+def test_any_tokenizer_that_gives_its_sentencepiece_ids_is_taken(excerpt_tokenizer, tmp_path):
+    base = resolve(str(tokenizer_of_class(tmp_path / "t5", excerpt_tokenizer, "T5Tokenizer")))
+    assert base.identity["fingerprint"]
+    with pytest.raises(UserError, match=r"\(CamembertTokenizer\) does not give its spiece.model's ids"):
+        resolve(str(tokenizer_of_class(tmp_path / "camembert", excerpt_tokenizer, "CamembertTokenizer")))
+
+
 def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_are_refused(excerpt_tokenizer,
                                                                                           tmp_path):
     with pytest.raises(UserError, match="is neither a folder here nor a Hub repo id"):
@@ -179,6 +195,11 @@ def test_a_run_continues_a_published_model_on_text_files_from_its_loss(tiny_mode
     assert (model_dir / "spiece.model").read_bytes() == (tiny_model / "spiece.model").read_bytes()
     preparation = info["preparation"]  # a paragraph given twice is trained on once
     assert preparation["corpus"]["kind"] == "files" and preparation["articles"] == len(set(paragraphs)) == 469
+
+    push_to_hub.main(["--model_dir", str(model_dir), "--dry_run", "--license", "cc-by-sa-4.0"])
+    card = ModelCard.load(model_dir.parent / "hub" / "README.md")
+    assert card.data.base_model == "tester/tiny-ja" and card.data.base_model_relation == "finetune"
+    assert card.data.license == "cc-by-sa-4.0" and "novel.txt" in card.text and "Wikipedia" not in card.text
 
     shutil.rmtree(model_dir)  # the run to resume from its checkpoint, with another base: refused
     argv[argv.index("tester/tiny-ja")] = str(tiny_model)
