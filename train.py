@@ -3,7 +3,7 @@
     accelerate launch --config_file accelerate_config.yaml train.py                   # the reference recipe
     accelerate launch --config_file accelerate_config.yaml train.py configs/fast.yaml # our GPU recipe
     python train.py configs/tiny.yaml --data_dir D --tokenizer_dir T --output_dir O  # minutes on a CPU
-    python train.py configs/fast.yaml --model_name_or_path USER/MODEL --data_dir D   # continue a published model
+    python train.py configs/continue.yaml --model_name_or_path USER/MODEL --data_dir D # continue a published model
 
 A recipe (YAML) gives the defaults and flags override them; with no recipe,
 configs/reference.yaml is used. Everything goes under --output_dir:
