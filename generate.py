@@ -79,7 +79,7 @@ def generate(args):
     options = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature))
                if v is not None}
     outputs = generator(args.prompt, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                        num_return_sequences=args.num_return_sequences, **options)
+                        num_return_sequences=args.num_return_sequences, add_special_tokens=False, **options)
     return [output["generated_text"] for output in outputs]
 
 

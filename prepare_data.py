@@ -27,7 +27,7 @@ from typing import Optional
 import datasets
 
 from gpt2ja.cli import parse_args, run_main
-from gpt2ja.corpus import check_source_flags, user_corpus
+from gpt2ja.corpus import check_source_flags, drop_repeats, user_corpus
 from gpt2ja.dump import (check_exists, download_error, dump_date, dump_identity, dump_url, expand_sources, is_url,
                          iter_pages, latest_dump_date, plan_ranges)
 from gpt2ja.errors import DumpError, UserError
@@ -286,7 +286,7 @@ def prepare(args):
         if corpus:
             articles, counts = corpus.read(args.max_articles, args.num_proc if args.num_proc > 1 else None,
                                            build.work)
-            articles, counts["duplicate"] = drop_duplicates(articles)
+            articles, counts["duplicate"] = drop_repeats(articles)
             counts["kept"] -= counts["duplicate"]
         else:
             articles, counts = build_articles(sources, args.num_proc, args.max_articles, build.work)

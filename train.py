@@ -390,9 +390,9 @@ def evaluate_into(trainer, staging, data_args, token_counts):
 
 def train(model_args, data_args, given, run, callbacks=()):
     resume.check_run_folder(run)
-    base, model_args, data_args = base_model.start_from(model_args, data_args, given)  # None: random weights
+    base, model_args, data_args = base_model.start_from(model_args, data_args, given, run)  # None: random weights
     tokenizer = load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions)
-    config = base.training_config(model_args.dropout) if base else build_config(model_args, len(tokenizer))
+    config = base.training_config(model_args.dropout, tokenizer) if base else build_config(model_args, len(tokenizer))
     if given.global_batch_size is not None:  # refuse a batch that cannot be split before any work
         split_global_batch(given.global_batch_size, given.per_device_train_batch_size, given.world_size)
     set_seed(given.seed)

@@ -1,9 +1,10 @@
 """The published model a run starts from (train.py --model_name_or_path): a Hub repo or a local model folder.
 
 Any GPT-2 (GPT2LMHeadModel) whose tokenizer is SentencePiece (`spiece.model`, as this project's, colorfulscoop's
-and rinna's are) can be continued: the token cache encodes with that SentencePiece model, and the run keeps the
-base model's architecture and tokenizer. A run records its base by repo id and commit, or, for a folder, by the
-SHA-256 of its weights, so a resume with another base is refused.
+and rinna's are) can be continued: the token cache encodes with that SentencePiece model (or with the tokenizer
+itself, where its ids are not the model's), and the run keeps the base model's architecture and tokenizer. A
+run records its base by repo id and commit, or, for a folder, by the SHA-256 of its weights, so a resume with
+another base is refused.
 """
 
 import dataclasses
@@ -21,14 +22,12 @@ from .rerun import file_fingerprint
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = ("n_positions", "n_embd", "n_layer", "n_head", "vocab_size")  # given by the base model's config
+# What from_pretrained loads, in its order of preference: one file, or an index naming its shards.
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+SHARDS = {"model.safetensors.index.json": "model-*.safetensors", "pytorch_model.bin.index.json": "pytorch_model-*.bin"}
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
                    "added_tokens.json")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# Text on which the token cache's SentencePiece ids and the tokenizer's ids must agree: common words only, as a
-# tokenizer converted from SentencePiece may treat newlines and unknown characters its own way (transformers 5's
-# T5Tokenizer does), while the ids of a tokenizer that shifts SentencePiece's (fairseq's offset) differ on any text.
-PROBE = "吾輩は猫である。名前はまだ無い。 Tokyo 2021年3月1日"
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,17 @@ class BaseModel:
         from transformers import AutoConfig
         return AutoConfig.from_pretrained(str(self.folder))
 
-    def training_config(self, dropout):
-        """The base model's config, with the recipe's dropout."""
+    def training_config(self, dropout, tokenizer):
+        """The base model's config, with the recipe's dropout and its tokenizer's special ids (a GPT-2 config that
+        names none has GPT-2's English 50256, which the token cache, generation and the cards would disagree on)."""
         config = self.config()
         config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = dropout
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            wanted = getattr(tokenizer, name)
+            if wanted is not None and getattr(config, name, None) != wanted:
+                logger.info("The config of %s has %s %s; its tokenizer's, %s, is used.", self.name, name,
+                            getattr(config, name, None), wanted)
+                setattr(config, name, wanted)
         return config
 
 
@@ -81,7 +87,7 @@ def resolve(name_or_path, revision=None):
                         "USER/NAME.")
     check_model_folder(folder, name)
     return BaseModel(folder=folder, name=name, revision=commit, fingerprint=weights_fingerprint(folder),
-                     license=card_license(folder))
+                     license=folder_license(folder))
 
 
 def download(repo_id, revision=None):
@@ -91,14 +97,21 @@ def download(repo_id, revision=None):
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
     from .hub import network_errors
+    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled
     try:
         info = HfApi().model_info(repo_id, revision=revision)
         files = {sibling.rfilename for sibling in info.siblings or []}
-        weights = [w for w in WEIGHTS if w in files][:1] or ["model.safetensors"]
-        if weights[0].endswith(".index.json"):  # sharded: the index and its shards
-            weights.append(weights[0].replace(".index.json", "-*"))
+        weights = next((w for w in WEIGHTS if w in files), WEIGHTS[0])
         folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
-            "config.json", "generation_config.json", "README.md", *weights, *TOKENIZER_FILES])
+            "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
+            *TOKENIZER_FILES])
+    except OfflineModeIsEnabled:  # HF_HUB_OFFLINE: the snapshot the cache holds of that revision
+        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+        logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
+        return folder, folder.name
+    except GatedRepoError:
+        raise UserError(f"{repo_id} is gated: accept its terms on https://huggingface.co/{repo_id} with the "
+                        "account whose token this machine uses, then rerun.") from None
     except RevisionNotFoundError:
         raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
                         "it has.") from None
@@ -118,7 +131,7 @@ def download(repo_id, revision=None):
 
 def check_model_folder(folder, name):
     """Refuse, in one sentence, what train.py cannot continue: no config, not GPT-2, no weights, a tokenizer that
-    is not SentencePiece or does not fit the model's vocabulary."""
+    is not SentencePiece, has no eos or does not fit the model's vocabulary."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise UserError(f"{name} holds no config.json: it is not a transformers model.")
@@ -127,8 +140,7 @@ def check_model_folder(folder, name):
     if model_type != "gpt2" or "GPT2LMHeadModel" not in architectures:
         raise UserError(f"{name} is a {model_type} model ({', '.join(architectures)}), not a GPT-2 causal language "
                         "model (GPT2LMHeadModel); train.py continues GPT-2 models.")
-    if not any((folder / w).is_file() for w in WEIGHTS):
-        raise UserError(f"{name} holds no weights ({' or '.join(WEIGHTS[::2])}).")
+    weight_files(folder, name)
     if not (folder / "spiece.model").is_file():
         raise UserError(f"The tokenizer of {name} is not SentencePiece (it has no spiece.model): train.py's token "
                         "cache encodes SentencePiece tokenizers only.")
@@ -136,38 +148,58 @@ def check_model_folder(folder, name):
 
 
 def check_tokenizer_fits(folder, name, vocab_size):
-    """The tokenizer's ids must be rows of the model's embedding, and its SentencePiece model's ids (what the
-    token cache writes) the tokenizer's own."""
-    import sentencepiece as spm
+    """The tokenizer must end a document (eos) and its ids must be rows of the model's embedding."""
     from .tokenizer_folder import load_tokenizer
     tokenizer = load_tokenizer(folder)
+    if tokenizer.eos_token_id is None:
+        raise UserError(f"The tokenizer of {name} has no end-of-text token (eos), which train.py puts between "
+                        "documents.")
     if len(tokenizer) > vocab_size:
         raise UserError(f"The tokenizer of {name} has {len(tokenizer)} entries but its model embeds {vocab_size} "
                         "tokens: the tokenizer does not belong to this model.")
-    pieces = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model")).encode(PROBE)
-    if tokenizer(PROBE, add_special_tokens=False)["input_ids"] != pieces:
-        raise UserError(f"The tokenizer of {name} ({type(tokenizer).__name__}) does not give its spiece.model's "
-                        "ids, which train.py's token cache writes; train.py continues models whose tokenizer is "
-                        "SentencePiece as it is.")
+
+
+def weight_files(folder, name=None):
+    """The files from_pretrained loads: the first of WEIGHTS the folder has, or the shards its index names."""
+    first = next((w for w in WEIGHTS if (folder / w).is_file()), None)
+    if first is None:
+        raise UserError(f"{name or folder} holds no weights ({' or '.join(WEIGHTS[::2])}).")
+    if first not in SHARDS:
+        return [folder / first]
+    shards = sorted(set(json.loads((folder / first).read_text(encoding="utf-8"))["weight_map"].values()))
+    missing = [shard for shard in shards if not (folder / shard).is_file()]
+    if missing:
+        raise UserError(f"{name or folder} lacks {len(missing)} of the weight shards its {first} names "
+                        f"({missing[0]}, ...).")
+    return [folder / shard for shard in shards]
 
 
 def weights_fingerprint(folder):
-    """SHA-256 of the weight files (of each shard, in name order)."""
-    files = sorted(p for p in folder.iterdir() if p.name.startswith(("model", "pytorch_model"))
-                   and p.suffix in (".safetensors", ".bin"))
+    """SHA-256 of the weights from_pretrained loads (of each shard's, in name order)."""
+    files = weight_files(folder)
     if len(files) == 1:
         return file_fingerprint(files[0])
     return hashlib.sha256("".join(file_fingerprint(p) for p in files).encode()).hexdigest()
 
 
-def card_license(folder):
-    """The license its model card's metadata gives, or None."""
+def folder_license(folder):
+    """The base model's license: what its card's metadata gives, or, for a model folder of this project (no
+    card), the CC BY-SA of the Wikipedia dump it was trained on, or of the base it continued; else None."""
     card = folder / "README.md"
-    if not card.is_file():
+    if card.is_file():
+        from huggingface_hub import metadata_load
+        license = (metadata_load(card) or {}).get("license")
+        return str(license) if license else None
+    from .run_folder import RunInfo
+    info = RunInfo.load(folder)
+    if info is None:
         return None
-    from huggingface_hub import metadata_load
-    license = (metadata_load(card) or {}).get("license")
-    return str(license) if license else None
+    if info.base_model:
+        return info.base_model.get("license")
+    if info.preparation is not None and info.preparation.is_wikipedia:
+        from .cards import wikipedia_license
+        return wikipedia_license(info.dump_date).hub_id
+    return None
 
 
 def architecture_from_base(model_args, config, name, flags_on_command_line):
@@ -186,13 +218,30 @@ def architecture_from_base(model_args, config, name, flags_on_command_line):
     return dataclasses.replace(model_args, **base)
 
 
-def start_from(model_args, data_args, args):
+def start_from(model_args, data_args, args, run):
     """(base model, model_args, data_args) of a run with --model_name_or_path, (None, model_args, data_args)
-    without: each machine's main process downloads the base first, the others then find it in the cache."""
+    without. The main process resolves the base first (a branch to its commit) and tells the others which commit,
+    or why it refused: every process trains from the same weights, and says the same sentence."""
     if not model_args.model_name_or_path:
         return None, model_args, data_args
-    with args.main_process_first(local=True, desc="downloading the base model"):
-        base = resolve(model_args.model_name_or_path, model_args.model_revision)
+    folder = Path(model_args.model_name_or_path)
+    if folder.exists() and any(folder.resolve().is_relative_to(own.resolve()) for own in (run.model, run.checkpoints)):
+        raise UserError(f"--model_name_or_path {folder} lies in the model or checkpoints folder of --output_dir "
+                        f"{run.root}, which this run writes; copy it elsewhere, or pass another --output_dir.")
+    base, refusal = None, None
+    if args.process_index == 0:
+        try:
+            base = resolve(model_args.model_name_or_path, model_args.model_revision)
+        except UserError as error:
+            refusal = str(error)
+    shared = [refusal, base and base.revision]
+    if args.world_size > 1:
+        import torch.distributed as dist
+        dist.broadcast_object_list(shared, src=0)
+    if shared[0]:
+        raise UserError(shared[0])
+    if base is None:  # another process: the main one's commit, from the cache it filled (or this node's)
+        base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision)
     return (base, *continue_from(base, model_args, data_args))
 
 
@@ -203,3 +252,12 @@ def continue_from(base, model_args, data_args):
                         f"continued model keeps the tokenizer of {base.name}; leave --tokenizer_dir out.")
     model_args = architecture_from_base(model_args, base.config(), base.name, model_args.flags_on_command_line)
     return model_args, dataclasses.replace(data_args, tokenizer_dir=str(base.folder))
+
+
+def pinning_hint(recorded, identity):
+    """A sentence for a checkpoint whose run started from another commit of the same Hub model (its branch moved
+    on since): how to go on from where it was."""
+    old, new = recorded.get("base_model") or {}, identity.get("base_model") or {}
+    if old.get("revision") and old.get("name") == new.get("name") and old["revision"] != new.get("revision"):
+        return f" It started from {old['name']} at {old['revision']}: pass --model_revision {old['revision']} to go on."
+    return ""

@@ -207,7 +207,14 @@ def example_output(model_dir, seed, wanted=50):
     new_tokens, _ = room_after(generator.tokenizer, PROMPT, generator.model.config.max_position_embeddings, wanted)
     if new_tokens == 0:
         return Example(PROMPT, 0)
-    return Example(generator(PROMPT, max_new_tokens=new_tokens)[0]["generated_text"], new_tokens)
+    return Example(generator(PROMPT, max_new_tokens=new_tokens, add_special_tokens=False)[0]["generated_text"],
+                   new_tokens)
+
+
+def adds_special_tokens(tokenizer):
+    """Whether the tokenizer puts special tokens around a text by default (a T5Tokenizer appends </s>, after which
+    a prompt's continuation would start a new document); ours adds none."""
+    return tokenizer(PROMPT)["input_ids"] != tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
 
 
 def describe_time(seconds):
@@ -333,6 +340,7 @@ def model_card(model, links, example, seed):
         data_license=wikipedia_license(date) if base and not corpus else None,
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
         eos_id=tokenizer.eos_token_id, tokenizer_class=type(tokenizer).__name__,
+        adds_special_tokens=adds_special_tokens(tokenizer),
         final_train_loss=next((e["loss"] for e in reversed(state["log_history"]) if "loss" in e), None),
         tokens=info.tokens, tokenizer=info.tokenizer_report, steps=state["global_step"],
         epochs=state.get("epoch") or 0, hardware=f"{info.hardware['processes']} x {', '.join(devices)}",

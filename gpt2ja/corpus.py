@@ -218,8 +218,18 @@ def open_dataset(name, config, split, revision):
 
 
 def dataset_rows(name, config, split, revision, text_column):
-    for number, example in enumerate(open_dataset(name, config, split, revision), 1):
-        yield document(example, text_column, f"Dataset {name} ({split} split) row {number}")
+    from huggingface_hub.errors import HfHubHTTPError
+    from .hub import network_errors
+    number = 0
+    try:
+        for number, example in enumerate(open_dataset(name, config, split, revision), 1):
+            yield document(example, text_column, f"Dataset {name} ({split} split) row {number}")
+    except (HfHubHTTPError, *network_errors()) as error:
+        if getattr(error, "filename", None):  # a local file's, not the network's
+            raise
+        detail = str(error).splitlines()[0] if str(error) else ""
+        raise UserError(f"Reading dataset {name} from the Hub failed after {number} rows ({type(error).__name__}: "
+                        f"{detail}); check the connection and rerun.") from None
 
 
 # --- the documents, as a datasets.Dataset ----------------------------------------------------------
@@ -275,6 +285,27 @@ class Corpus:
                    f"pass text separated by blank lines, or JSON Lines whose {column!r} field holds it")
             raise UserError(f"{', '.join(self.sources)} holds no document with text ({found}); {fix}.")
         return documents, {"kept": len(documents), "empty": read - len(documents)}
+
+
+def drop_repeats(documents):
+    """(documents with each one given more than once kept once, in order; how many were dropped). An id given to
+    two different texts is refused: ids decide splits, and data that reuses them (rows numbered from 0 in each
+    file) would lose documents."""
+    texts_of_id, keep = {}, []
+    for index, (doc_id, text) in enumerate(zip(documents["id"], documents["text"])):
+        digest = hashlib.sha256(text.encode()).digest()
+        if doc_id not in texts_of_id:
+            texts_of_id[doc_id] = digest
+            keep.append(index)
+        elif texts_of_id[doc_id] != digest:
+            raise UserError(f"Two different documents have the id {doc_id!r}: each document's id must be its own "
+                            "(the split is drawn from it); make the ids unique, or leave the id field out to "
+                            "split by each text's SHA-256.")
+    dropped = len(documents) - len(keep)
+    if dropped:
+        logger.warning("%d documents were given more than once: each is kept once.", dropped)
+        documents = documents.select(keep)
+    return documents, dropped
 
 
 def files_corpus(sources, text_column=None):

@@ -19,6 +19,7 @@ import torch.distributed as dist
 import transformers
 from accelerate import PartialState
 
+from .base_model import pinning_hint
 from .errors import UserError
 from .rerun import building, check_output_folder, differences, read_json, reuse_or_refuse
 from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, last_complete_checkpoint,
@@ -129,8 +130,9 @@ def checkpoint_to_resume(args, identity):
     recorded = RunIdentity.load(args.output_dir)
     if last and (recorded is None or recorded.identity != identity):
         changed = differences(recorded.identity, identity) if recorded else "no record of its run"
+        pinned = pinning_hint(recorded.identity, identity) if recorded else ""
         raise UserError(f"{last} belongs to another run ({changed}); pass --overwrite_output_dir to start "
-                        "over, or another --output_dir.")
+                        f"over, or another --output_dir.{pinned}")
     resume = last
     if args.resume_from_checkpoint:
         resume = named_checkpoint_to_resume(args.resume_from_checkpoint, identity, last, recorded)

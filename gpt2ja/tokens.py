@@ -26,12 +26,18 @@ from .tokenizer_folder import load_tokenizer
 logger = logging.getLogger(__name__)
 
 
+# Lines, runs of spaces, full-width and half-width forms, Latin script: where a tokenizer converted from a
+# SentencePiece model may part from it (transformers 5's T5Tokenizer encodes a newline otherwise).
+PROBE = "吾輩は猫である。\n名前は  まだ無い。\n\n Tokyo 2021年3月1日、ｶﾀｶﾅと全角ＡＢＣ。"
+
+
 class SentencePieceEncoder:
-    """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids (and
-    those of any tokenizer that is its SentencePiece model as it is, a base model's: gpt2ja.base_model).
+    """Batch encoding with SentencePiece's multi-threaded C++ encoder, giving BertGenerationTokenizer's ids.
 
     That tokenizer is SentencePiece plus splitting on its special-token strings, which plain Wikipedia text
-    almost never holds; texts that do hold one go through the tokenizer itself.
+    almost never holds; texts that do hold one go through the tokenizer itself. A tokenizer whose ids are not
+    its SentencePiece model's (a base model's: gpt2ja.base_model) encodes every text itself (`as_is` False), so
+    training sees the ids that evaluation and users' pipelines give.
     """
 
     def __init__(self, tokenizer_dir, num_threads=None):
@@ -41,8 +47,11 @@ class SentencePieceEncoder:
         specials = self.tokenizer.all_special_tokens
         self.special = re.compile("|".join(re.escape(t) for t in specials))
         self.special_starts = {t[0] for t in specials}
+        self.as_is = self.processor.encode(PROBE) == self.tokenizer(PROBE, add_special_tokens=False)["input_ids"]
 
     def __call__(self, texts):
+        if not self.as_is:
+            return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         ids = self.processor.encode(list(texts), num_threads=self.num_threads)
         for i, text in enumerate(texts):
             if any(c in text for c in self.special_starts) and self.special.search(text):
@@ -91,9 +100,10 @@ class TokenCache(Record):
 
 
 def token_cache_folder(cache_root, identity):
-    """The folder of the tokens of these inputs: named by their content."""
-    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}".encode()).hexdigest()
-    return Path(cache_root) / key[:16]
+    """The folder of the tokens of these inputs: named by their content (and by the encoder, where the tokenizer
+    is not its SentencePiece model as it is)."""
+    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}{identity.get('encoder', '')}".encode())
+    return Path(cache_root) / key.hexdigest()[:16]
 
 
 def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"):
@@ -101,6 +111,8 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
     folder, TokenCache). A rerun reads the cache without writing anything (a read-only cache serves). Processes
     that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it."""
     identity = input_fingerprints(data_dir, tokenizer_dir)
+    if not SentencePieceEncoder(tokenizer_dir, num_threads=1).as_is:
+        identity["encoder"] = "tokenizer"  # the same spiece.model read otherwise: other ids
     cache = token_cache_folder(cache_root, identity)
     meta = TokenCache.load(cache)
     if meta is not None and meta.identity == identity:

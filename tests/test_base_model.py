@@ -1,5 +1,6 @@
 """gpt2ja.base_model: the published model a run continues, from a folder or the loopback Hub double."""
 
+import hashlib
 import json
 import logging
 import math
@@ -11,9 +12,10 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, TrainerCallback
 
-from gpt2ja.base_model import architecture_from_base, resolve
+from gpt2ja.base_model import architecture_from_base, pinning_hint, resolve
 from gpt2ja.errors import UserError
 from gpt2ja.rerun import file_fingerprint
+from gpt2ja.tokens import SentencePieceEncoder
 from gpt2ja.run_folder import MODEL_FILES
 from train import OUT_OF_DOMAIN_TEXT
 from hub_double import HubDouble
@@ -104,11 +106,52 @@ def tokenizer_of_class(folder, tokenizer_dir, tokenizer_class):
     return folder
 
 
-def test_any_tokenizer_that_gives_its_sentencepiece_ids_is_taken(excerpt_tokenizer, tmp_path):
+def test_a_tokenizer_converted_from_sentencepiece_encodes_the_token_cache_itself(excerpt_tokenizer, tmp_path):
     base = resolve(str(tokenizer_of_class(tmp_path / "t5", excerpt_tokenizer, "T5Tokenizer")))
-    assert base.identity["fingerprint"]
-    with pytest.raises(UserError, match=r"\(CamembertTokenizer\) does not give its spiece.model's ids"):
-        resolve(str(tokenizer_of_class(tmp_path / "camembert", excerpt_tokenizer, "CamembertTokenizer")))
+    own, converted = SentencePieceEncoder(excerpt_tokenizer), SentencePieceEncoder(base.folder)
+    assert own.as_is and not converted.as_is  # transformers 5's T5Tokenizer encodes a newline its own way
+    texts = ["吾輩は猫である。\n名前はまだ無い。", "Tokyo"]
+    assert converted(texts) == converted.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert own(texts) == own.processor.encode(texts)
+    config = base.training_config(0.0, converted.tokenizer)  # its config named GPT-2's English ids
+    assert config.eos_token_id == converted.tokenizer.eos_token_id == 3
+
+
+def test_sharded_weights_are_the_shards_their_index_names(excerpt_tokenizer, tmp_path):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    GPT2LMHeadModel.from_pretrained(str(folder)).save_pretrained(str(folder), max_shard_size="100KB")
+    (folder / "model.safetensors").unlink(missing_ok=True)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    (folder / "notes-model.bin").write_text("not loaded")
+    base = resolve(str(folder))
+    assert base.fingerprint == hashlib.sha256("".join(map(file_fingerprint, shards)).encode()).hexdigest()
+    shards[-1].unlink()
+    with pytest.raises(UserError, match=f"lacks 1 of the weight shards its model.safetensors.index.json names"):
+        resolve(str(folder))
+
+
+@pytest.mark.slow
+def test_a_model_folder_of_this_project_is_under_its_dumps_license(tiny_model):
+    dump_date = json.loads((tiny_model / "run_info.json").read_text())["preparation"]["dump_date"]
+    assert dump_date < "20230607" and resolve(str(tiny_model)).license == "cc-by-sa-3.0"  # an older dump's
+
+
+@pytest.mark.slow
+def test_a_base_the_run_would_overwrite_is_refused(excerpt_data, tiny_model, tmp_path):
+    import train
+    shutil.copytree(tiny_model, tmp_path / "run" / "model")  # the run folder's own model
+    with pytest.raises(UserError, match="lies in the model or checkpoints folder of --output_dir"):
+        train.main(["configs/tiny.yaml", "--model_name_or_path", str(tmp_path / "run" / "model"), "--data_dir",
+                    str(excerpt_data), "--output_dir", str(tmp_path / "run"), "--overwrite_output_dir"])
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_of_an_earlier_commit_names_the_revision_to_pin():
+    old = {"base_model": {"name": "u/m", "revision": "a" * 40}}
+    assert pinning_hint(old, {"base_model": {"name": "u/m", "revision": "b" * 40}}) == (
+        f" It started from u/m at {'a' * 40}: pass --model_revision {'a' * 40} to go on.")
+    assert pinning_hint(old, {"base_model": {"fingerprint": "c" * 64}}) == pinning_hint({}, old) == ""
 
 
 def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_are_refused(excerpt_tokenizer,
@@ -224,3 +267,9 @@ def test_processes_under_accelerate_continue_a_hub_model_together(tiny_model, ex
     assert info["base_model"]["name"] == "tester/tiny-ja" and info["hardware"]["processes"] == 2
     downloads = [path for method, path, _ in hub.requests if method == "GET" and path.endswith("model.safetensors")]
     assert len(downloads) == 1  # the main process downloads; the other finds it in the cache
+    # a base the main process refuses is refused by every process, in the same sentence, none left waiting
+    refused = Launch(["--num_processes", "2"], [
+        "train.py", "configs/tiny.yaml", "--model_name_or_path", "tester/nothing", "--data_dir", str(excerpt_data),
+        "--output_dir", str(tmp_path / "other")], tmp_path / "refused.log", env)
+    assert refused.wait(timeout=300) != 0
+    assert refused.output().count("error: There is no model tester/nothing on the Hub") == 2, refused.output()

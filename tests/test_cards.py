@@ -275,3 +275,15 @@ def test_the_space_of_a_model_of_other_text_does_not_say_wikipedia(tmp_path):
     stage_space_files(tmp_path, "tester/m", "tester/m-demo", hub_license("mit"), wikipedia=False)
     data = SpaceCard.load(tmp_path / "README.md").data
     assert data.license == "mit" and "Wikipedia" not in data.short_description
+
+
+def test_a_tokenizer_that_appends_eos_is_told_apart(excerpt_tokenizer, tmp_path):
+    import json
+
+    from gpt2ja.cards import adds_special_tokens
+    from gpt2ja.tokenizer_folder import load_tokenizer
+    shutil.copy(excerpt_tokenizer / "spiece.model", tmp_path / "spiece.model")  # as rinna's load: T5Tokenizer
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "eos_token": "</s>", "unk_token": "<unk>"}))
+    assert adds_special_tokens(load_tokenizer(tmp_path))  # the card's snippet then passes add_special_tokens=False
+    assert not adds_special_tokens(load_tokenizer(excerpt_tokenizer))

@@ -533,7 +533,7 @@ def test_the_same_documents_as_plain_text_or_json_lines_prepare_alike(tmp_path):
 
 def test_an_id_field_decides_the_split_and_a_title_field_is_kept(tmp_path):
     records = [{"id": n, "title": f"題{n}", "body": text} for n, text in enumerate(DOCUMENTS)]
-    records.append({"id": 5, "title": "again", "body": "同じ id の別の文書。"})  # a repeated id: the first is kept
+    records.append(dict(records[5]))  # a document given twice: kept once
     write_json_lines(tmp_path / "docs.jsonl", records)
     splits, record = prepare_own(tmp_path, tmp_path / "docs.jsonl", text_column="body", max_articles=30)
     assert sorted(i for split in splits.values() for i in split["id"]) == sorted(
@@ -545,6 +545,11 @@ def test_an_id_field_decides_the_split_and_a_title_field_is_kept(tmp_path):
     assert record.identity["text_column"] == record.corpus["text_column"] == "body"
     _, whole = prepare_own(tmp_path, tmp_path / "docs.jsonl", name="whole", text_column="body")
     assert whole.dropped == {"empty": 1, "duplicate": 1} and whole.articles == 39
+    # ids numbered anew in each file would lose documents: another text under a taken id is refused
+    write_json_lines(tmp_path / "more.jsonl", [{"id": 5, "body": "同じ id の別の文書。"}])
+    with pytest.raises(UserError, match="Two different documents have the id '5'"):
+        prepare_own(tmp_path, tmp_path / "docs.jsonl", tmp_path / "more.jsonl", name="clash", text_column="body")
+    assert not (tmp_path / "clash").exists()
 
 
 def test_own_text_reruns_reuse_and_other_settings_or_content_refuse(tmp_path):
