@@ -215,7 +215,9 @@ def architecture_from_base(model_args, config, name, flags_on_command_line):
                             f"leave --{field} out: the base model gives the architecture.")
         logger.info("%s %s (the recipe's or the default) is ignored: the base model %s has %s.", field, wanted,
                     name, value)
-    return dataclasses.replace(model_args, **base)
+    continued = dataclasses.replace(model_args, **base)
+    continued.flags_on_command_line = model_args.flags_on_command_line  # not an init field: replace drops it
+    return continued
 
 
 def start_from(model_args, data_args, args, run):

@@ -175,6 +175,7 @@ def test_the_base_gives_the_architecture_over_the_recipe_and_refuses_a_contradic
     assert (continued.n_positions, continued.n_embd, continued.n_layer, continued.n_head, continued.vocab_size) == (
         64, 32, 1, 2, 8000)
     assert continued.dropout == model_args.dropout  # the recipe's
+    assert continued.flags_on_command_line == model_args.flags_on_command_line
     assert "n_layer 2 (the recipe's or the default) is ignored: the base model x/y has 1." in caplog.text
     model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "2"])
     with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
