@@ -41,7 +41,9 @@ def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     not_taken = not_taken or {}
-    parser = HfArgumentParser(dataclass_types, description=description, formatter_class=HelpFormatter)
+    # no abbreviations: a flag is named in full, so the flags a script refuses or weighs (flags_named) are seen
+    parser = HfArgumentParser(dataclass_types, description=description, formatter_class=HelpFormatter,
+                              allow_abbrev=False)
     for action in parser._actions:
         if action.dest in not_taken:
             action.help = argparse.SUPPRESS

@@ -29,6 +29,14 @@ def test_the_recipe_gives_defaults_and_flags_override_them(tmp_path):
     assert parse_args([Example], [])[0].size == 1
 
 
+def test_a_flag_is_named_in_full():
+    # an abbreviation would slip past the flags a script refuses (not_taken) or weighs (a base model's architecture)
+    with pytest.raises(UserError, match="--siz"):
+        parse_args([Example], ["--siz", "2"])
+    with pytest.raises(UserError, match="--size is not a setting of this script"):
+        parse_args([Example], ["--size", "2"], not_taken={"size": "it is fixed"})
+
+
 @pytest.mark.parametrize("name, recipe, message", [
     ("r.yaml", None, "does not exist"),
     ("r.yaml", "size: 5\nsise: 6\n", r"unknown keys \['sise'\]"),
