@@ -13,9 +13,9 @@ subset huggingface_hub's upload path uses (with HF_HUB_DISABLE_XET=1), and keeps
     tag              POST /api/models/{repo}/tag/{revision}
     tag deletion     DELETE /api/models/{repo}/tag/{tag}
     refs             GET  /api/models/{repo}/refs
-    repo info        GET  /api/{kind}/{repo}
+    repo info        GET  /api/{kind}/{repo}[/revision/{revision}]  (its files and commit at that revision)
     file download    HEAD, GET /[spaces/|datasets/]{repo}/resolve/{revision}/{path}  (`hf download`, HfFileSystem;
-                     a Range header gets that part of the file)
+                     the file at that branch, tag or commit; a Range header gets that part of the file)
 
 {kind} is models, spaces or datasets: hub.repos holds the models, hub.spaces and
 hub.datasets the others. Every request must carry the expected bearer token.
@@ -55,6 +55,11 @@ def files_at(repo, revision):
         return repo["files"]
     commit = repo["tags"].get(revision, revision)
     return repo.get("snapshots", {}).get(commit)
+
+
+def commit_of(repo, revision):
+    """The commit a branch, tag or commit names."""
+    return repo["commits"][-1] if revision == "main" else repo["tags"].get(revision, revision)
 
 
 class HubDouble:
@@ -111,7 +116,7 @@ class HubHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status, payload=None, content_type="application/json"):
+    def _send(self, status, payload=None, content_type="application/json", error_code=None):
         data = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -119,8 +124,8 @@ class HubHandler(BaseHTTPRequestHandler):
         error = payload.get("error") if isinstance(payload, dict) else None
         if status >= 400:
             self.send_header("X-Error-Message", error or "error")
-        if error == "Repository not found":
-            self.send_header("X-Error-Code", "RepoNotFound")  # as the Hub marks it
+        if error == "Repository not found" or error_code:
+            self.send_header("X-Error-Code", error_code or "RepoNotFound")  # as the Hub marks it
         self.end_headers()
         self.wfile.write(data)
 
@@ -148,7 +153,10 @@ class HubHandler(BaseHTTPRequestHandler):
         match = re.match(r"^/(spaces/|datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)", self.path)
         kind = (match.group(1) or "models/").rstrip("/") if match else "models"
         repo = self.hub.store(kind).get(match.group(2)) if match else None
-        content = repo["files"].get(unquote(match.group(4))) if repo else None
+        files = files_at(repo, unquote(match.group(3))) if repo else None
+        if repo and files is None:
+            return self._send_empty(404, {"X-Error-Code": "RevisionNotFound"})
+        content = files.get(unquote(match.group(4))) if repo else None
         if content is None:
             return self._send_empty(404, {"X-Error-Code": "EntryNotFound" if repo else "RepoNotFound"})
         wanted = re.fullmatch(r"bytes=(\d+-\d*|-\d+)", self.headers.get("Range") or "")
@@ -162,7 +170,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 return self._send_empty(416, {"Content-Range": f"bytes */{size}"})
             content = content[start:end + 1]
         self.send_response(206 if wanted else 200)
-        self.send_header("X-Repo-Commit", repo["commits"][-1])
+        self.send_header("X-Repo-Commit", commit_of(repo, unquote(match.group(3))))
         self.send_header("ETag", f'"{etag}"')
         self.send_header("Content-Length", str(len(content)))
         if wanted:
@@ -193,12 +201,16 @@ class HubHandler(BaseHTTPRequestHandler):
             if files is None:
                 return self._send_empty(404, {"X-Error-Code": "RevisionNotFound"})
             return self._tree(files, unquote(match.group(4)), "recursive=true" in self.path.lower())
-        match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)", self.path)
+        match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)(?:/revision/([^/?]+))?", self.path)
         if match and match.group(2) in self.hub.store(match.group(1)):
             repo = self.hub.store(match.group(1))[match.group(2)]
-            sha = repo["commits"][-1] if repo["commits"] else "0" * 40
+            revision = unquote(match.group(3) or "main")
+            files = files_at(repo, revision)
+            if files is None:
+                return self._send(404, {"error": f"Invalid rev id: {revision}"}, error_code="RevisionNotFound")
+            sha = commit_of(repo, revision) if repo["commits"] else "0" * 40
             return self._send(200, {"id": match.group(2), "sha": sha, "private": repo["private"],
-                                    "siblings": [{"rfilename": p} for p in repo["files"]]})
+                                    "siblings": [{"rfilename": p} for p in files]})
         self._send(404, {"error": "Repository not found"})
 
     def _tree(self, files, folder, recursive):

@@ -73,6 +73,19 @@ def test_a_hub_model_is_downloaded_and_recorded_at_its_commit(excerpt_tokenizer,
          "tokenizer.json", "tokenizer_config.json"])  # what a run needs, not the rest of the repo
 
 
+def test_a_revision_is_the_base_at_that_commit(excerpt_tokenizer, tmp_path, hub):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    first = hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    old_weights = file_fingerprint(folder / "model.safetensors")
+    model_folder(folder, excerpt_tokenizer)  # new random weights: the branch moves on
+    hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    assert resolve("tester/base").fingerprint == file_fingerprint(folder / "model.safetensors") != old_weights
+    pinned = resolve("tester/base", revision=first)
+    assert pinned.identity == {"name": "tester/base", "revision": first} and pinned.fingerprint == old_weights
+    with pytest.raises(UserError, match="The Hub model tester/base has no revision v9; pass a branch, tag or"):
+        resolve("tester/base", revision="v9")
+
+
 def test_a_repo_that_does_not_exist_is_one_sentence(hub):
     with pytest.raises(UserError, match="There is no model tester/nothing on the Hub and no folder of that name"):
         resolve("tester/nothing")
