@@ -30,7 +30,7 @@ from gpt2ja.cli import parse_args, run_main
 from gpt2ja.corpus import check_source_flags, drop_repeats, user_corpus
 from gpt2ja.dump import (check_exists, download_error, dump_date, dump_identity, dump_url, expand_sources, is_url,
                          iter_pages, latest_dump_date, plan_ranges)
-from gpt2ja.errors import DumpError, UserError
+from gpt2ja.errors import DumpError, UserError, reason_inside
 from gpt2ja.interrupts import ctrl_c_exits_at_once
 from gpt2ja.rerun import building, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
@@ -208,10 +208,7 @@ def build_articles(sources, num_proc=1, max_articles=None, work_dir=None):
         articles = builder.as_dataset(split="articles")
     except datasets.exceptions.DatasetGenerationError as error:
         # the reason is inside: a DumpError of ours, or the disk running out of space
-        cause = error.__cause__ or error.__context__
-        while cause is not None and not isinstance(cause, (UserError, OSError)):
-            cause = cause.__cause__ or cause.__context__
-        raise (cause or worker_error(stats_dir) or error) from None
+        raise (reason_inside(error) or worker_error(stats_dir) or error) from None
     except ValueError as error:
         if "corresponds to no data" not in str(error):
             raise

@@ -94,10 +94,9 @@ def download(repo_id, revision=None):
     """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
     tokenizer and card, nothing else."""
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
     from .hub import network_errors
-    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled
     try:
         info = HfApi().model_info(repo_id, revision=revision)
         files = {sibling.rfilename for sibling in info.siblings or []}
@@ -202,7 +201,7 @@ def folder_license(folder):
     return None
 
 
-def architecture_from_base(model_args, config, name, flags_on_command_line):
+def architecture_from_base(model_args, config, name):
     """model_args with the base model's architecture: a recipe's other value is ignored with a log line, a flag
     on the command line that contradicts the base model is refused."""
     base = {field: getattr(config, field) for field in ARCHITECTURE}
@@ -210,7 +209,7 @@ def architecture_from_base(model_args, config, name, flags_on_command_line):
         wanted = getattr(model_args, field)
         if wanted is None or wanted == value:
             continue
-        if field in flags_on_command_line:
+        if field in model_args.flags_on_command_line:
             raise UserError(f"--{field} {wanted} contradicts the base model {name}, whose {field} is {value}; "
                             f"leave --{field} out: the base model gives the architecture.")
         logger.info("%s %s (the recipe's or the default) is ignored: the base model %s has %s.", field, wanted,
@@ -252,7 +251,7 @@ def continue_from(base, model_args, data_args):
     if "tokenizer_dir" in model_args.flags_on_command_line:
         raise UserError(f"--tokenizer_dir {data_args.tokenizer_dir} cannot be used with --model_name_or_path: a "
                         f"continued model keeps the tokenizer of {base.name}; leave --tokenizer_dir out.")
-    model_args = architecture_from_base(model_args, base.config(), base.name, model_args.flags_on_command_line)
+    model_args = architecture_from_base(model_args, base.config(), base.name)
     return model_args, dataclasses.replace(data_args, tokenizer_dir=str(base.folder))
 
 

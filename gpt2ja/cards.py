@@ -103,7 +103,7 @@ def choose_license(requested, data_license, base_model=None):
 def model_license(requested, info):
     """choose_license for a run (its run_info.json): the data is a Wikipedia dump unless preparation.json says
     it is the user's own text (a run that recorded no preparation, of unknown date)."""
-    wikipedia = info.preparation is None or info.preparation.is_wikipedia
+    wikipedia = from_wikipedia(info.preparation)
     if info.base_model and not info.base_model.get("license"):
         logger.warning("run_info.json records no license of the base model %s: the card says it is unknown; "
                        "check that its terms allow this model's.", describe_base(info.base_model)["label"])
@@ -233,10 +233,16 @@ def corpus_files(corpus, quote=""):
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+def from_wikipedia(preparation):
+    """Whether the data is a Wikipedia dump: not the user's own text (a run of an earlier version recorded no
+    preparation, and read a dump)."""
+    return preparation is None or preparation.is_wikipedia
+
+
 def corpus_title(preparation):
     """What the cards call the training text: Japanese Wikipedia (and its dump's date), or the user's Hub dataset
     or files by name."""
-    if preparation is None or preparation.is_wikipedia:
+    if from_wikipedia(preparation):
         date = preparation and preparation.dump_date
         return f"Japanese Wikipedia {date or ''}".strip()
     corpus = preparation.corpus
@@ -247,7 +253,7 @@ def results_dataset(links, preparation):
     """The dataset model-index results name: the published splits (--dataset_repo_id), else the source our
     splits were cut from, which no Hub dataset holds as split: a name (the user's Hub dataset by its id)."""
     date = preparation and preparation.dump_date
-    wikipedia = preparation is None or preparation.is_wikipedia
+    wikipedia = from_wikipedia(preparation)
     if links.dataset_repo_id:
         return {"dataset_type": links.dataset_repo_id, "dataset_config": "default",
                 "dataset_name": (f"Japanese Wikipedia ({date})" if date else "Japanese Wikipedia") if wikipedia

@@ -25,7 +25,7 @@ from typing import Optional
 import datasets
 
 from .dump import is_url
-from .errors import UserError
+from .errors import UserError, reason_inside
 from .rerun import file_fingerprint
 from .splits import FEATURES
 
@@ -266,10 +266,7 @@ class Corpus:
                 gen_kwargs={"max_articles": max_articles, **self.read_kwargs},
                 fingerprint=hashlib.sha256(json.dumps([self.identity, max_articles]).encode()).hexdigest())
         except datasets.exceptions.DatasetGenerationError as error:
-            cause = error.__cause__ or error.__context__
-            while cause is not None and not isinstance(cause, (UserError, OSError)):
-                cause = cause.__cause__ or cause.__context__
-            raise (cause or error) from None
+            raise (reason_inside(error) or error) from None
         except ValueError as error:
             if "corresponds to no data" not in str(error):
                 raise

@@ -11,3 +11,12 @@ class DumpError(UserError):
 
 class NonFiniteLoss(UserError):
     """The training loss became NaN or infinite; the run stopped without saving that step."""
+
+
+def reason_inside(error):
+    """The UserError or OSError a wrapping error carries in its chain (datasets wraps what a generator raised in
+    a DatasetGenerationError), or None."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None and not isinstance(cause, (UserError, OSError)):
+        cause = cause.__cause__ or cause.__context__
+    return cause

@@ -111,7 +111,8 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
     folder, TokenCache). A rerun reads the cache without writing anything (a read-only cache serves). Processes
     that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it."""
     identity = input_fingerprints(data_dir, tokenizer_dir)
-    if not SentencePieceEncoder(tokenizer_dir, num_threads=1).as_is:
+    encoder = SentencePieceEncoder(tokenizer_dir)
+    if not encoder.as_is:
         identity["encoder"] = "tokenizer"  # the same spiece.model read otherwise: other ids
     cache = token_cache_folder(cache_root, identity)
     meta = TokenCache.load(cache)
@@ -123,14 +124,13 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
         if meta is not None and meta.identity == identity:
             logger.info("Reusing the token cache %s", cache)
             return cache, meta
-        meta = tokenize_splits(data_dir, tokenizer_dir, identity, build.output)
+        meta = tokenize_splits(data_dir, encoder, identity, build.output)
         build.finish(meta)
     logger.info("Wrote the token cache %s", cache)
     return cache, meta
 
 
-def tokenize_splits(data_dir, tokenizer_dir, identity, folder):
-    encoder = SentencePieceEncoder(tokenizer_dir)
+def tokenize_splits(data_dir, encoder, identity, folder):
     eos = encoder.tokenizer.eos_token_id
     dtype = token_dtype(len(encoder.tokenizer))
     counts = {split: tokenize_split(load_split(data_dir, split, allow_empty=split != "train"), encoder, eos,

@@ -22,3 +22,19 @@ def test_the_errors_the_rerun_protocol_and_the_dump_reader_import_only_the_stand
         third_party = loaded_by(f"import {module}") - set(sys.stdlib_module_names) - {"gpt2ja"}
         assert third_party == set(), module
     assert not loaded_by("import gpt2ja.dump") & {"transformers", "torch", "datasets", "numpy", "pyarrow"}
+
+
+def test_the_reason_inside_a_wrapping_error_is_found_down_its_chain():
+    from gpt2ja.errors import reason_inside
+    reason = DumpError("the dump is cut")
+    try:
+        try:
+            try:
+                raise reason
+            except DumpError as error:
+                raise ValueError("a worker failed") from error
+        except ValueError:
+            raise RuntimeError("generation failed")  # chained as its context
+    except RuntimeError as wrapped:
+        assert reason_inside(wrapped) is reason
+    assert reason_inside(RuntimeError("alone")) is None
