@@ -41,6 +41,7 @@ from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_err
 from gpt2ja.rerun import building, check_output_folder
 from gpt2ja.run_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, RunFolder
 from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR
+from gpt2ja.sources import source_of
 from gpt2ja.splits import Preparation
 
 logger = logging.getLogger("push_to_hub")
@@ -186,12 +187,12 @@ class SpaceRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
-    wikipedia: bool  # whether the model's data is a Wikipedia dump, as the Space's description says
+    trained_on: Optional[str]  # the source's short name, which the Space's one-line description gives
     flag = "--space_stage_dir"
 
     def stage(self, folder):
         stage_space_files(folder, self.links.repo_id, self.links.space_id, self.links.license,
-                          self.args.space_hardware, self.links.code_url, self.wikipedia)
+                          self.args.space_hardware, self.links.code_url, self.trained_on)
         return {"space_id": self.links.space_id, "repo_id": self.links.repo_id}
 
     def check_remote(self, api):
@@ -320,8 +321,7 @@ def push(args):
         data_dir = Path(args.data_dir) if args.data_dir else RunFolder(beside).data
         products.insert(0, DatasetRepo(model, links, stage_dirs["dataset"], args, data_dir))
     if args.space_id:
-        wikipedia = model.info.preparation is None or model.info.preparation.is_wikipedia
-        products.append(SpaceRepo(links, stage_dirs["space"], args, wikipedia))
+        products.append(SpaceRepo(links, stage_dirs["space"], args, source_of(model.info.preparation).short_name))
 
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         for product in products:

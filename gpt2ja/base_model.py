@@ -7,7 +7,6 @@ run records its base by repo id and commit, or, for a folder, by the SHA-256 of 
 another base is refused.
 """
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
+from .hub_errors import hub_read_errors
 from .rerun import file_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -94,37 +94,32 @@ def download(repo_id, revision=None):
     """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
     tokenizer and card, nothing else."""
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled,
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
-    from .hub import network_errors
-    try:
-        info = HfApi().model_info(repo_id, revision=revision)
-        files = {sibling.rfilename for sibling in info.siblings or []}
-        weights = next((w for w in WEIGHTS if w in files), WEIGHTS[0])
-        folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
-            "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
-            *TOKENIZER_FILES])
-    except OfflineModeIsEnabled:  # HF_HUB_OFFLINE: the snapshot the cache holds of that revision
-        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-        logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
-        return folder, folder.name
-    except GatedRepoError:
-        raise UserError(f"{repo_id} is gated: accept its terms on https://huggingface.co/{repo_id} with the "
-                        "account whose token this machine uses, then rerun.") from None
-    except RevisionNotFoundError:
-        raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
-                        "it has.") from None
-    except RepositoryNotFoundError:
-        raise UserError(f"There is no model {repo_id} on the Hub and no folder of that name here; check the id "
-                        "(or log in with `hf auth login` if the repo is private or gated).") from None
-    except (EntryNotFoundError, HfHubHTTPError) as error:
-        raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
-                        "or pass a local folder holding the model.") from None
-    except network_errors() as error:
-        if getattr(error, "filename", None):
-            raise
-        raise UserError(f"Could not reach the Hub for {repo_id} ({type(error).__name__}: {error}); check the "
-                        "connection or HF_ENDPOINT, or pass a local folder holding the model.") from None
+    with hub_read_errors(f"the files of {repo_id}", "then rerun, or pass a local folder holding the model"):
+        try:
+            info = HfApi().model_info(repo_id, revision=revision)
+            files = {sibling.rfilename for sibling in info.siblings or []}
+            weights = next((w for w in WEIGHTS if w in files), WEIGHTS[0])
+            folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
+                "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
+                *TOKENIZER_FILES])
+        except OfflineModeIsEnabled:  # HF_HUB_OFFLINE: the snapshot the cache holds of that revision
+            folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+            logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
+            return folder, folder.name
+        except GatedRepoError:
+            raise UserError(f"{repo_id} is gated: accept its terms on https://huggingface.co/{repo_id} with the "
+                            "account whose token this machine uses, then rerun.") from None
+        except RevisionNotFoundError:
+            raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
+                            "it has.") from None
+        except RepositoryNotFoundError:
+            raise UserError(f"There is no model {repo_id} on the Hub and no folder of that name here; check the id "
+                            "(or log in with `hf auth login` if the repo is private or gated).") from None
+        except EntryNotFoundError as error:
+            raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
+                            "or pass a local folder holding the model.") from None
     return Path(folder), info.sha
 
 
@@ -195,36 +190,33 @@ def folder_license(folder):
         return None
     if info.base_model:
         return info.base_model.get("license")
-    if info.preparation is not None and info.preparation.is_wikipedia:
-        from .cards import wikipedia_license
-        return wikipedia_license(info.dump_date).hub_id
-    return None
+    from .sources import source_of
+    return source_of(info.preparation).license
 
 
-def architecture_from_base(model_args, config, name):
-    """model_args with the base model's architecture: a recipe's other value is ignored with a log line, a flag
-    on the command line that contradicts the base model is refused."""
-    base = {field: getattr(config, field) for field in ARCHITECTURE}
-    for field, value in base.items():
-        wanted = getattr(model_args, field)
+def check_architecture(model_args, named, config, name):
+    """The base model gives the architecture: a value of the recipe's (or a default) that differs is ignored with a
+    log line, one named on the command line (`named`) is refused."""
+    for field in ARCHITECTURE:
+        wanted, value = getattr(model_args, field), getattr(config, field)
         if wanted is None or wanted == value:
             continue
-        if field in model_args.flags_on_command_line:
+        if field in named:
             raise UserError(f"--{field} {wanted} contradicts the base model {name}, whose {field} is {value}; "
                             f"leave --{field} out: the base model gives the architecture.")
         logger.info("%s %s (the recipe's or the default) is ignored: the base model %s has %s.", field, wanted,
                     name, value)
-    continued = dataclasses.replace(model_args, **base)
-    continued.flags_on_command_line = model_args.flags_on_command_line  # not an init field: replace drops it
-    return continued
 
 
-def start_from(model_args, data_args, args, run):
-    """(base model, model_args, data_args) of a run with --model_name_or_path, (None, model_args, data_args)
-    without. The main process resolves the base first (a branch to its commit) and tells the others which commit,
+def start_from(model_args, named, args, run):
+    """The base model of a run with --model_name_or_path, None without; `named` are the flags the command line
+    names. The main process resolves the base first (a branch to its commit) and tells the others which commit,
     or why it refused: every process trains from the same weights, and says the same sentence."""
     if not model_args.model_name_or_path:
-        return None, model_args, data_args
+        return None
+    if "tokenizer_dir" in named:
+        raise UserError(f"--tokenizer_dir cannot be used with --model_name_or_path: a continued model keeps the "
+                        f"tokenizer of {model_args.model_name_or_path}; leave --tokenizer_dir out.")
     folder = Path(model_args.model_name_or_path)
     if folder.exists() and any(folder.resolve().is_relative_to(own.resolve()) for own in (run.model, run.checkpoints)):
         raise UserError(f"--model_name_or_path {folder} lies in the model or checkpoints folder of --output_dir "
@@ -243,16 +235,8 @@ def start_from(model_args, data_args, args, run):
         raise UserError(shared[0])
     if base is None:  # another process: the main one's commit, from the cache it filled (or this node's)
         base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision)
-    return (base, *continue_from(base, model_args, data_args))
-
-
-def continue_from(base, model_args, data_args):
-    """(model_args, data_args) of a run that continues `base`: its architecture, and its own tokenizer."""
-    if "tokenizer_dir" in model_args.flags_on_command_line:
-        raise UserError(f"--tokenizer_dir {data_args.tokenizer_dir} cannot be used with --model_name_or_path: a "
-                        f"continued model keeps the tokenizer of {base.name}; leave --tokenizer_dir out.")
-    model_args = architecture_from_base(model_args, base.config(), base.name)
-    return model_args, dataclasses.replace(data_args, tokenizer_dir=str(base.folder))
+    check_architecture(model_args, named, base.config(), base.name)
+    return base
 
 
 def pinning_hint(recorded, identity):

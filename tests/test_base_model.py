@@ -12,7 +12,8 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, TrainerCallback
 
-from gpt2ja.base_model import architecture_from_base, pinning_hint, resolve
+from gpt2ja.base_model import check_architecture, pinning_hint, resolve
+from gpt2ja.cli import flags_named
 from gpt2ja.errors import UserError
 from gpt2ja.rerun import file_fingerprint
 from gpt2ja.tokens import SentencePieceEncoder
@@ -181,20 +182,21 @@ def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_ar
 
 def test_the_base_gives_the_architecture_over_the_recipe_and_refuses_a_contradicting_flag(caplog):
     import train
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y"])
+    argv = ["configs/tiny.yaml", "--model_name_or_path", "x/y"]
+    model_args, _, _ = train.parse_arguments(argv)
     config = GPT2Config(vocab_size=8000, n_positions=64, n_embd=32, n_layer=1, n_head=2)
     with caplog.at_level(logging.INFO):
-        continued = architecture_from_base(model_args, config, "x/y")
-    assert (continued.n_positions, continued.n_embd, continued.n_layer, continued.n_head, continued.vocab_size) == (
-        64, 32, 1, 2, 8000)
-    assert continued.dropout == model_args.dropout  # the recipe's
-    assert continued.flags_on_command_line == model_args.flags_on_command_line
+        check_architecture(model_args, flags_named(argv), config, "x/y")
     assert "n_layer 2 (the recipe's or the default) is ignored: the base model x/y has 1." in caplog.text
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "2"])
-    with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
-        architecture_from_base(model_args, config, "x/y")
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "1"])
-    assert architecture_from_base(model_args, config, "x/y").n_layer == 1
+    assert model_args.n_layer == 2  # the arguments stay as given: the config is the run's architecture
+    for flag, refused in (("2", True), ("1", False)):
+        argv = ["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", flag]
+        model_args, _, _ = train.parse_arguments(argv)
+        if refused:
+            with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
+                check_architecture(model_args, flags_named(argv), config, "x/y")
+        else:
+            check_architecture(model_args, flags_named(argv), config, "x/y")
 
 
 class FirstBatch(TrainerCallback):

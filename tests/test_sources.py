@@ -1,4 +1,4 @@
-"""gpt2ja.corpus: the user's own text read as documents (the whole command: test_prepare_data.py)."""
+"""gpt2ja.sources: each source read into the same documents (the whole command: test_prepare_data.py)."""
 
 import gzip
 import hashlib
@@ -7,9 +7,10 @@ import json
 import datasets
 import pytest
 
-from gpt2ja.corpus import (check_source_flags, document, fetch_files, file_rows, files_corpus, is_json_lines,
-                           open_text, plain_text_documents)
 from gpt2ja.errors import UserError
+from gpt2ja.sources.base import FEATURES, document, drop_repeats, read_documents
+from gpt2ja.sources.files import TextFiles, fetch_files, file_rows, is_json_lines, open_text, plain_text_documents
+from prepare_data import check_source_flags
 
 
 def sha(text):
@@ -70,11 +71,11 @@ def test_gzipped_files_read_as_the_plain_ones(tmp_path):
 
 def test_read_drops_and_counts_empty_documents_and_stops_after_max_articles(tmp_path):
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in ["a", " ", "b", "", "c", "d"]))
-    corpus = files_corpus([str(tmp_path / "a.jsonl")])
+    corpus = TextFiles([str(tmp_path / "a.jsonl")])
     documents, counts = corpus.read(work_dir=tmp_path / "work")
     assert isinstance(documents, datasets.Dataset) and documents["text"] == ["a", "b", "c", "d"]
     assert counts == {"kept": 4, "empty": 2}
-    documents, counts = corpus.read(max_articles=2, work_dir=tmp_path / "work2")
+    documents, counts = corpus.read(max_documents=2, work_dir=tmp_path / "work2")
     assert documents["text"] == ["a", "b"] and counts == {"kept": 2, "empty": 1}
 
 
@@ -83,23 +84,23 @@ def test_read_drops_and_counts_empty_documents_and_stops_after_max_articles(tmp_
 def test_a_corpus_without_text_is_one_sentence(tmp_path, content, found):
     (tmp_path / "a.jsonl").write_text(content)
     with pytest.raises(UserError, match=f"a.jsonl holds no document with text \\({found}\\)"):
-        files_corpus([str(tmp_path / "a.jsonl")]).read(work_dir=tmp_path / "work")
+        read_documents(TextFiles([str(tmp_path / "a.jsonl")]), work_dir=tmp_path / "work")
 
 
 def test_a_file_is_named_by_its_content(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "notes.txt").write_text("同じ文書。")
-    assert (files_corpus([str(tmp_path / "a" / "notes.txt")]).identity
-            == files_corpus([str(tmp_path / "b" / "notes.txt")]).identity)
-    assert files_corpus([str(tmp_path / "a" / "notes.txt")]).identity["files"] == [
+    assert (TextFiles([str(tmp_path / "a" / "notes.txt")]).identity
+            == TextFiles([str(tmp_path / "b" / "notes.txt")]).identity)
+    assert TextFiles([str(tmp_path / "a" / "notes.txt")]).identity["files"] == [
         {"name": "notes.txt", "sha256": hashlib.sha256("同じ文書。".encode()).hexdigest()}]
 
 
 def test_files_by_url_come_through_the_datasets_download_cache(tmp_path, mirror, monkeypatch):
     monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", tmp_path / "downloads")
     (tmp_path / "mirror" / "notes.jsonl").write_text('{"text": "遠くの文書。"}\n')
-    corpus = files_corpus([f"{mirror}/notes.jsonl"])
+    corpus = TextFiles([f"{mirror}/notes.jsonl"])
     assert corpus.identity["files"][0]["name"] == "notes.jsonl"
     assert corpus.read(work_dir=tmp_path / "work")[0]["text"] == ["遠くの文書。"]
     assert list((tmp_path / "downloads").rglob("*"))
@@ -128,3 +129,14 @@ def test_one_source_and_only_its_flags(flags, message):
         check_source_flags(**{**given, **flags})
     check_source_flags(**{**given, "dataset_name": "u/d", "dataset_split": "test", "text_column": "body"})
     check_source_flags(**{**given, "dump": ["d.xml"], "date": "20200101"})
+
+
+def test_repeats_by_the_sources_rule_a_dumps_first_page_or_the_same_text_once(tmp_path):
+    documents = datasets.Dataset.from_dict({"id": ["1", "2", "1", "2"], "title": [""] * 4,
+                                            "text": ["a", "b", "c", "b"]}, features=FEATURES)
+    first, dropped = drop_repeats(documents, keep_first_of_an_id=True)
+    assert first["text"] == ["a", "b"] and dropped == 2
+    with pytest.raises(UserError, match="Two different documents have the id '1'"):
+        drop_repeats(documents, keep_first_of_an_id=False)
+    same, dropped = drop_repeats(documents.select([0, 1, 3]), keep_first_of_an_id=False)
+    assert same["text"] == ["a", "b"] and dropped == 1
