@@ -16,6 +16,7 @@ import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +24,7 @@ import datasets
 
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.interrupts import ctrl_c_exits_at_once
-from gpt2ja.rerun import building, reuse_or_refuse
+from gpt2ja.rerun import reuse_or_build, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
 from gpt2ja.sources.base import read_documents
@@ -136,15 +137,11 @@ def prepare(args, source=None):
     identity = {**source.identity, "max_articles": args.max_articles,
                 "validation_percent": args.validation_percent, "test_percent": args.test_percent}
     output_dir = Path(args.output_dir)
-    previous = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
-    if previous:
-        return previous
-
     num_proc = args.num_proc if args.num_proc > 1 else None
-    with building(output_dir) as build, ctrl_c_exits_at_once():
-        finished = reuse_or_refuse(output_dir, Preparation, identity, args.overwrite_output_dir)
-        if finished:  # by a run that held the lock between the check above and this one
-            return finished
+    finished = partial(reuse_or_refuse, output_dir, Preparation, identity, args.overwrite_output_dir)
+    with reuse_or_build(output_dir, finished) as (previous, build), ctrl_c_exits_at_once():
+        if previous:
+            return previous
         documents, counts = read_documents(source, args.max_articles, num_proc, build.work)
         splits = split_articles(documents, args.validation_percent, args.test_percent, num_proc=num_proc)
         splits.save_to_disk(str(build.output))

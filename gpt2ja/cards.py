@@ -18,7 +18,7 @@ from .errors import UserError
 from .licenses import License, choose_license, hub_license
 from .rerun import read_json
 from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
-from .settings import PROMPT, REPO_ROOT
+from .settings import PROMPT, REFERENCE_VOCAB_SIZE, REPO_ROOT
 from .sources import source_of
 from .splits import SPLITS
 from .tokenizer_folder import load_tokenizer, room_after
@@ -115,7 +115,7 @@ def plot_curve(trainer_state, path, tokens_per_step, vocab_size):
         axes.plot(*zip(*train), label="train loss", linewidth=1)
     if evals:
         axes.plot(*zip(*evals), label="validation loss", marker="o", markersize=3)
-    if vocab_size == 32000:
+    if vocab_size == REFERENCE_VOCAB_SIZE:
         axes.axhline(REFERENCE_VALIDATION_LOSS, linestyle="--", color="gray", linewidth=1,
                      label="reference's validation loss (its own split; indicative)")
     axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
@@ -240,7 +240,8 @@ def model_card(model, links, example, seed):
         card_data, template_path=str(MODEL_TEMPLATE), model_name=links.repo_id.split("/")[-1],
         repo_id=links.repo_id, prompt=PROMPT, example_output=example.text, example_tokens=example.new_tokens,
         context=model.config.n_positions, example_seed=seed,
-        vocab_size=model.config.vocab_size, parameters=model.parameter_count(), recipe=info.recipe,
+        vocab_size=model.config.vocab_size, reference_vocab_size=REFERENCE_VOCAB_SIZE,
+        parameters=model.parameter_count(), recipe=info.recipe,
         data=data, source=source, base=base, data_license=data_license(source),
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
         eos_id=tokenizer.eos_token_id, tokenizer_class=type(tokenizer).__name__,

@@ -368,3 +368,16 @@ def building(target, wait=False, flag="--output_dir"):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _release(lock, lock_path)
+
+
+@contextmanager
+def reuse_or_build(target, finished, flag="--output_dir"):
+    """(record, None) where `finished()` finds this very output in `target` already (it refuses another's), else
+    (record or None, Build) holding the folder's lock: `finished()` is asked again once the lock is held, so the
+    output of a run that finished in between is reused, not built twice."""
+    previous = finished()
+    if previous is not None:
+        yield previous, None
+        return
+    with building(target, flag=flag) as build:
+        yield finished(), build

@@ -17,6 +17,7 @@ import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
 from hub_double import HubDouble
 from processes import Script, alive, children_of, descendants, kill_when, run
+from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
 from gpt2ja.sources import wikipedia
@@ -335,21 +336,21 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuilt(tmp_path, monkeypatch):
     first, stats = prepare(tmp_path, MARKUP_PAGES, name="first")
-    real_building = prepare_data.building
+    real_building = rerun.building
 
     @contextlib.contextmanager
-    def another_run_finishes_first(target):  # between this run's reuse check and its taking the lock
+    def another_run_finishes_first(target, **flags):  # between this run's reuse check and its taking the lock
         shutil.copytree(tmp_path / "first", target)
-        with real_building(target) as build:
+        with real_building(target, **flags) as build:
             yield build
 
-    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    monkeypatch.setattr(rerun, "building", another_run_finishes_first)
     monkeypatch.setattr(prepare_data, "read_documents", lambda *args: pytest.fail("read the dump again"))
     again, reused = prepare(tmp_path, MARKUP_PAGES)
     assert reused == stats and all_ids(again) == all_ids(first)
-    monkeypatch.setattr(prepare_data, "building", real_building)
+    monkeypatch.setattr(rerun, "building", real_building)
     shutil.rmtree(tmp_path / "out")
-    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    monkeypatch.setattr(rerun, "building", another_run_finishes_first)
     with pytest.raises(UserError, match=r"prepared with other settings \(validation_percent"):
         prepare(tmp_path, MARKUP_PAGES, validation_percent=20)
 

@@ -3,13 +3,16 @@
 import gzip
 import hashlib
 import json
+from pathlib import Path
 
 import datasets
 import pytest
 
 from gpt2ja.errors import UserError
-from gpt2ja.sources.base import FEATURES, document, drop_repeats, read_documents
+from gpt2ja.cli import parse_args
+from gpt2ja.sources.base import FEATURES, USER_FIELDS, Source, document, drop_repeats, read_documents
 from gpt2ja.sources.files import TextFiles, fetch_files, file_rows, is_json_lines, open_text, plain_text_documents
+from gpt2ja.sources.record import SourceRecord
 from prepare_data import check_source_flags
 
 
@@ -140,3 +143,49 @@ def test_repeats_by_the_sources_rule_a_dumps_first_page_or_the_same_text_once(tm
         drop_repeats(documents, keep_first_of_an_id=False)
     same, dropped = drop_repeats(documents.select([0, 1, 3]), keep_first_of_an_id=False)
     assert same["text"] == ["a", "b"] and dropped == 1
+
+
+class Proverbs(Source):
+    """A toy source the library has never heard of, defined here: a new kind of source is one new type."""
+
+    def __init__(self, texts):
+        self.texts, self.sources = list(texts), ["proverbs"]
+        self.identity = {"proverbs": hashlib.sha256("\n".join(self.texts).encode()).hexdigest()}
+
+    def rows(self):
+        for number, text in enumerate(self.texts):
+            yield {"id": f"proverb-{number}", "title": "", "text": text}
+
+    def record(self):
+        return SourceRecord(title="Toy proverbs", named="a toy collection of proverbs",
+                            described="A toy collection of proverbs", unit="documents", fields=USER_FIELDS,
+                            license="cc0-1.0", attribution="the proverbs are anonymous",
+                            dataset_name="Toy proverbs",
+                            dataset_ref={"dataset_type": "toy-proverbs", "dataset_name": "Toy proverbs"})
+
+
+PROVERBS = ["猿も木から落ちる。", "急がば回れ。", "石の上にも三年。", "七転び八起き。", "花より団子。", "塵も積もれば山となる。"]
+
+
+@pytest.mark.slow
+def test_a_new_kind_of_source_goes_through_prepare_train_and_a_dry_run_push_untouched(excerpt_tokenizer, tmp_path):
+    import prepare_data
+    import push_to_hub
+    import train
+    texts = [f"{n}番目の文書です。{PROVERBS[n % 6]}{PROVERBS[(n * 5) % 6]}そう言われています。" * 3 for n in range(80)]
+    (args,) = parse_args([prepare_data.PrepareArguments], ["--output_dir", str(tmp_path / "run" / "data"),
+                                                           "--validation_percent", "20", "--test_percent", "20"])
+    record = prepare_data.prepare(args, source=Proverbs(texts))
+    assert record.source.title == "Toy proverbs" and record.articles == 80 and record.pages_read == 80
+    assert prepare_data.prepare(args, source=Proverbs(texts)) == record  # reused: its identity is its own
+    model = train.main(["configs/tiny.yaml", "--data_dir", str(tmp_path / "run" / "data"), "--tokenizer_dir",
+                        str(excerpt_tokenizer), "--output_dir", str(tmp_path / "run"), "--n_positions", "32",
+                        "--n_embd", "16", "--n_head", "2", "--n_layer", "1", "--max_steps", "2", "--eval_steps", "1",
+                        "--save_steps", "2", "--out_of_domain_text", ""])
+    stage, _ = push_to_hub.main(["--model_dir", str(model), "--dry_run", "--stage_dir", str(tmp_path / "hub")])
+    from huggingface_hub import ModelCard
+    card = ModelCard.load(Path(stage) / "README.md")
+    text = " ".join(card.text.split())
+    assert "trained from scratch on a toy collection of proverbs" in text and card.data.license == "cc0-1.0"
+    assert "A toy collection of proverbs. Of 80 documents read, 80 were kept." in text
+    assert {result.dataset_type for result in card.data.eval_results} == {"toy-proverbs"}
