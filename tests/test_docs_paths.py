@@ -31,7 +31,7 @@ TOKEN_SEPARATORS = re.compile(r"""[\s"'(),=]+""")
 MODULE = re.compile(r"(gpt2ja|benchmarks|tests)(\.[A-Za-z_]\w*)+")
 CHECKED_SUFFIXES = (".py", ".md", ".yaml", ".j2")
 MADE_BY_A_RUN = ("runs/", "../shared/", "my_texts/")
-PLACEHOLDER = re.compile(r"USER|<|>|\b(NAME|DIR|FILE|PATH|RUN_DIR|MODEL|TAG|REV|RECIPE)\b")
+PLACEHOLDER = re.compile(r"USER|<|>|\b(NAME|DIR|FILE|PATH|RUN_DIR|MODEL|TAG|REV|RECIPE|SCRIPT)\b")
 GLOB = re.compile(r"[*?\[]")
 SKIPPED_FOLDERS = {".git", ".venv", "runs", "__pycache__", "node_modules"}
 
