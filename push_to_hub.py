@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from gpt2ja.cards import (CURVE, Links, ModelFolder, check_card_metadata, dataset_card, example_output, model_card,
+from gpt2ja.cards import (CURVE, Links, check_card_metadata, dataset_card, example_output, model_card,
                           model_license, plot_curve, stage_space_files, tokens_per_step)
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
 from gpt2ja.rerun import building, check_output_folder
-from gpt2ja.run_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, RunFolder
+from gpt2ja.model_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, ModelFolder
+from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR
 from gpt2ja.sources import source_of
 from gpt2ja.splits import Preparation

@@ -31,13 +31,13 @@ from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer,
                           TrainingArguments, default_data_collator, set_seed)
 
-from gpt2ja import base_model, resume
+from gpt2ja import base_model, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
 from gpt2ja.rerun import disk_space_errors, read_json
-from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
-                               last_complete_checkpoint)
+from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES
+from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
@@ -319,7 +319,7 @@ def fit(trainer, checkpoint):
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
         except Exception as error:
-            damaged = checkpoint and not trainer.stepped and resume.damaged_checkpoint(checkpoint, error)
+            damaged = checkpoint and not trainer.stepped and training_run.damaged_checkpoint(checkpoint, error)
             if damaged:
                 raise damaged from None
             raise
@@ -388,7 +388,7 @@ def evaluate_into(trainer, staging, data_args, token_counts):
 
 def train(model_args, data_args, given, run, callbacks=(), named=frozenset()):
     """The run the arguments describe (never rewritten; `named`: the flags the command line names)."""
-    resume.check_run_folder(run)
+    training_run.check_run_folder(run)
     base = base_model.start_from(model_args, named, given, run)  # None: random weights
     tokenizer_dir = str(base.folder) if base else data_args.tokenizer_dir
     if base:
@@ -406,20 +406,20 @@ def train(model_args, data_args, given, run, callbacks=(), named=frozenset()):
                                      "--token_cache_dir" if data_args.token_cache_dir else "--output_dir")
     train_blocks, eval_blocks = load_blocks(cache, meta, config.n_positions, data_args.max_eval_blocks)
     args = training_arguments(given, run, evaluate=len(eval_blocks) > 0)
-    identity = resume.run_identity(model_args, args, config, data_args.data_dir, tokenizer_dir, base)
-    defaults = resume.identity_defaults(model_args, args, identity)
+    identity = training_run.run_identity(model_args, args, config, data_args.data_dir, tokenizer_dir, base)
+    defaults = training_run.identity_defaults(model_args, args, identity)
 
-    with resume.run_lock(run, args) as build, disk_space_errors(run.root):
-        if resume.reuse_finished(run, identity, defaults, given.overwrite_output_dir, given.stop_at_eval_loss):
+    with training_run.run_lock(run, args) as build, disk_space_errors(run.root):
+        if training_run.reuse_finished(run, identity, defaults, given.overwrite_output_dir, given.stop_at_eval_loss):
             return run.model
         if given.overwrite_output_dir and args.process_index == 0:
-            resume.start_over(run)
-        checkpoint = resume.checkpoint_to_resume(args, identity, defaults)
+            training_run.start_over(run)
+        checkpoint = training_run.checkpoint_to_resume(args, identity, defaults)
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,
                                [PreemptionCallback(), RecordEveryCheckpoint(), StopAtEvalLoss(given.stop_at_eval_loss),
                                 *callbacks], tokenizer, weights=base and base.folder)
-        if resume.finished_training(checkpoint, given.stop_at_eval_loss):
+        if training_run.finished_training(checkpoint, given.stop_at_eval_loss):
             logger.info("%s is the last step of this run: exporting it.", checkpoint)
             final = checkpoint
         else:
@@ -427,10 +427,10 @@ def train(model_args, data_args, given, run, callbacks=(), named=frozenset()):
             final = last_complete_checkpoint(args.output_dir)
         trainer.save_metrics("train", train_metrics(final, meta.splits["train"]["tokens"]))
         if args.process_index == 0:
-            resume.check_inputs_unchanged(identity, data_args.data_dir, tokenizer_dir)
+            training_run.check_inputs_unchanged(identity, data_args.data_dir, tokenizer_dir)
             export_model(final, tokenizer_dir, build.output)
             evaluate_into(trainer, build.output, data_args, meta.splits)
-            build.finish(resume.run_info(model_args, args, config, data_args.data_dir, tokenizer_dir, meta.splits,
+            build.finish(training_run.run_info(model_args, args, config, data_args.data_dir, tokenizer_dir, meta.splits,
                                          identity, base))
             logger.info("Wrote %s", run.model)
     PartialState().wait_for_everyone()

@@ -7,8 +7,6 @@ run records its base by repo id and commit, or, for a folder, by the SHA-256 of 
 another base is refused.
 """
 
-import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -17,14 +15,11 @@ from typing import Optional
 
 from .errors import UserError
 from .hub_errors import hub_read_errors
-from .rerun import file_fingerprint
+from .model_folder import SHARDS, WEIGHTS, check_base_folder, weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = ("n_positions", "n_embd", "n_layer", "n_head", "vocab_size")  # given by the base model's config
-# What from_pretrained loads, in its order of preference: one file, or an index naming its shards.
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-SHARDS = {"model.safetensors.index.json": "model-*.safetensors", "pytorch_model.bin.index.json": "pytorch_model-*.bin"}
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
                    "added_tokens.json")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -85,7 +80,7 @@ def resolve(name_or_path, revision=None):
     else:
         raise UserError(f"--model_name_or_path {name_or_path} is neither a folder here nor a Hub repo id such as "
                         "USER/NAME.")
-    check_model_folder(folder, name)
+    check_base_folder(folder, name)
     return BaseModel(folder=folder, name=name, revision=commit, fingerprint=weights_fingerprint(folder),
                      license=folder_license(folder))
 
@@ -121,59 +116,6 @@ def download(repo_id, revision=None):
             raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
                             "or pass a local folder holding the model.") from None
     return Path(folder), info.sha
-
-
-def check_model_folder(folder, name):
-    """Refuse, in one sentence, what train.py cannot continue: no config, not GPT-2, no weights, a tokenizer that
-    is not SentencePiece, has no eos or does not fit the model's vocabulary."""
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{name} holds no config.json: it is not a transformers model.")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    model_type, architectures = config.get("model_type"), config.get("architectures") or ["GPT2LMHeadModel"]
-    if model_type != "gpt2" or "GPT2LMHeadModel" not in architectures:
-        raise UserError(f"{name} is a {model_type} model ({', '.join(architectures)}), not a GPT-2 causal language "
-                        "model (GPT2LMHeadModel); train.py continues GPT-2 models.")
-    weight_files(folder, name)
-    if not (folder / "spiece.model").is_file():
-        raise UserError(f"The tokenizer of {name} is not SentencePiece (it has no spiece.model): train.py's token "
-                        "cache encodes SentencePiece tokenizers only.")
-    check_tokenizer_fits(folder, name, config.get("vocab_size", 50257))  # GPT2Config's default
-
-
-def check_tokenizer_fits(folder, name, vocab_size):
-    """The tokenizer must end a document (eos) and its ids must be rows of the model's embedding."""
-    from .tokenizer_folder import load_tokenizer
-    tokenizer = load_tokenizer(folder)
-    if tokenizer.eos_token_id is None:
-        raise UserError(f"The tokenizer of {name} has no end-of-text token (eos), which train.py puts between "
-                        "documents.")
-    if len(tokenizer) > vocab_size:
-        raise UserError(f"The tokenizer of {name} has {len(tokenizer)} entries but its model embeds {vocab_size} "
-                        "tokens: the tokenizer does not belong to this model.")
-
-
-def weight_files(folder, name=None):
-    """The files from_pretrained loads: the first of WEIGHTS the folder has, or the shards its index names."""
-    first = next((w for w in WEIGHTS if (folder / w).is_file()), None)
-    if first is None:
-        raise UserError(f"{name or folder} holds no weights ({' or '.join(WEIGHTS[::2])}).")
-    if first not in SHARDS:
-        return [folder / first]
-    shards = sorted(set(json.loads((folder / first).read_text(encoding="utf-8"))["weight_map"].values()))
-    missing = [shard for shard in shards if not (folder / shard).is_file()]
-    if missing:
-        raise UserError(f"{name or folder} lacks {len(missing)} of the weight shards its {first} names "
-                        f"({missing[0]}, ...).")
-    return [folder / shard for shard in shards]
-
-
-def weights_fingerprint(folder):
-    """SHA-256 of the weights from_pretrained loads (of each shard's, in name order)."""
-    files = weight_files(folder)
-    if len(files) == 1:
-        return file_fingerprint(files[0])
-    return hashlib.sha256("".join(file_fingerprint(p) for p in files).encode()).hexdigest()
 
 
 def folder_license(folder):

@@ -17,11 +17,11 @@ from typing import NamedTuple, Optional
 from .errors import UserError
 from .licenses import License, choose_license, hub_license
 from .rerun import read_json
-from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
+from .model_folder import RESULT_PREFIXES
 from .settings import PROMPT, REFERENCE_VOCAB_SIZE, REPO_ROOT
 from .sources import source_of
 from .splits import SPLITS
-from .tokenizer_folder import load_tokenizer, room_after
+from .tokenizer_folder import room_after
 
 logger = logging.getLogger(__name__)
 
@@ -57,47 +57,6 @@ class Links:
     code_url: Optional[str] = None
     dataset_repo_id: Optional[str] = None
     license: Optional[License] = None  # of the model, the Space and the dataset (model_license); None: the data's
-
-
-@dataclass
-class ModelFolder:
-    """A finished train.py model folder, checked: its files are all there, its tokenizer is the
-    BertGenerationTokenizer of its config's vocabulary (a continued model's: its base model's SentencePiece
-    tokenizer, within the vocabulary), and its records are of this version."""
-    path: Path
-    tokenizer: object  # BertGenerationTokenizer, or a base model's
-    config: object  # GPT2Config
-    info: RunInfo
-    results: dict  # all_results.json
-    state: dict  # trainer_state.json of the final step
-
-    @classmethod
-    def check(cls, path):
-        path = Path(path)
-        missing = [name for name in MODEL_FILES + RUN_FILES if not (path / name).is_file()]
-        if missing:
-            raise UserError(f"{path} lacks {', '.join(missing)}; point --model_dir at the model/ folder of a "
-                            "finished train.py run.")
-        from transformers import AutoConfig, BertGenerationTokenizer  # here: --help answers without them
-        tokenizer = load_tokenizer(path)
-        info = RunInfo.load(path)
-        if info is None:
-            raise UserError(f"{path}/{RunInfo.FILE} was written by an older version of train.py; rerun train.py "
-                            "with --overwrite_output_dir to make a folder push_to_hub.py can describe.")
-        continued = info.base_model is not None  # the base model's tokenizer, whatever its class
-        if not continued and not isinstance(tokenizer, BertGenerationTokenizer):
-            raise UserError(f"The tokenizer in {path} loads as {type(tokenizer).__name__}, not "
-                            "BertGenerationTokenizer; copy the folder tokenizer.py wrote.")
-        config = AutoConfig.from_pretrained(path)
-        if config.vocab_size < len(tokenizer) or (config.vocab_size != len(tokenizer) and not continued):
-            raise UserError(f"{path}: config.json has a vocabulary of {config.vocab_size} but the tokenizer holds "
-                            f"{len(tokenizer)} entries; they must come from the same run.")
-        return cls(path, tokenizer, config, info, read_json(path / ALL_RESULTS), read_json(path / TRAINER_STATE))
-
-    def parameter_count(self):
-        from safetensors import safe_open
-        with safe_open(str(self.path / "model.safetensors"), framework="pt") as weights:
-            return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
 
 
 def plot_curve(trainer_state, path, tokens_per_step, vocab_size):

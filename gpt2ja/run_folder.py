@@ -24,17 +24,7 @@ from .tokenizer_folder import TokenizerReport
 
 logger = logging.getLogger(__name__)
 
-# A model folder's files that the Hub repo gets; everything else there stays on the machine.
-MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "spiece.model",
-               "tokenizer_config.json", "tokenizer.json")
-OPTIONAL_MODEL_FILES = ("special_tokens_map.json",)
 TRAINER_STATE = "trainer_state.json"
-ALL_RESULTS = "all_results.json"
-RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", "ood_results.json", ALL_RESULTS)
-RUN_FILES = (ALL_RESULTS, TRAINER_STATE, "run_info.json")  # what the card is made of; not uploaded
-# The final evaluation's splits and the prefix of their figures in *_results.json (Trainer's names).
-RESULT_PREFIXES = {"validation": "eval", "test": "test"}
-OOD_PREFIX = "ood"  # the out-of-domain text's figures (train.py --out_of_domain_text)
 STAGING_RECORD = ".staged_by_push_to_hub.json"  # push_to_hub.py's record in each folder it stages
 
 

@@ -17,7 +17,7 @@ from gpt2ja.cli import flags_named
 from gpt2ja.errors import UserError
 from gpt2ja.rerun import file_fingerprint
 from gpt2ja.tokens import SentencePieceEncoder
-from gpt2ja.run_folder import MODEL_FILES
+from gpt2ja.model_folder import MODEL_FILES
 from train import OUT_OF_DOMAIN_TEXT
 from hub_double import HubDouble
 from processes import Launch

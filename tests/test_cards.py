@@ -6,7 +6,8 @@ import shutil
 import pytest
 from huggingface_hub import DatasetCard, SpaceCard
 
-from gpt2ja.cards import (Example, Links, ModelFolder, check_card_metadata, dataset_card, describe_time, example_output,
+from gpt2ja.model_folder import ModelFolder
+from gpt2ja.cards import (Example, Links, check_card_metadata, dataset_card, describe_time, example_output,
                           model_card, model_license, plot_curve, size_category, stage_space_files)
 from gpt2ja.licenses import hub_license, wikipedia_license
 from gpt2ja.errors import UserError

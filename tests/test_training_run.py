@@ -1,4 +1,4 @@
-"""gpt2ja.resume: a training run's identity, and what a rerun does with the folder it finds."""
+"""gpt2ja.training_run: a training run's identity, and what a rerun does with the folder it finds."""
 
 import json
 import shutil
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from gpt2ja.errors import UserError
-from gpt2ja.resume import check_run_folder, checkpoint_to_resume, finished_training, reuse_finished
+from gpt2ja.training_run import check_run_folder, checkpoint_to_resume, finished_training, reuse_finished
 from gpt2ja.run_folder import RunFolder, RunIdentity, RunInfo
 
 
@@ -138,11 +138,11 @@ def test_every_training_argument_is_classified_and_the_inert_set_names_only_real
     import train
     from transformers import TrainingArguments
 
-    from gpt2ja.resume import INERT
+    from gpt2ja.training_run import INERT
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     assert fields == KNOWN_TRAINING_ARGUMENTS, (
         f"TrainingArguments gained {sorted(fields - KNOWN_TRAINING_ARGUMENTS)} and lost "
-        f"{sorted(KNOWN_TRAINING_ARGUMENTS - fields)}: classify them in gpt2ja.resume.INERT (or leave them compared), "
+        f"{sorted(KNOWN_TRAINING_ARGUMENTS - fields)}: classify them in gpt2ja.training_run.INERT (or leave them compared), "
         "then update KNOWN_TRAINING_ARGUMENTS")
     ours = {f.name for t in (train.ModelArguments, train.LMTrainingArguments) for f in dataclasses.fields(t)}
     assert INERT <= ours, sorted(INERT - ours)
@@ -150,7 +150,7 @@ def test_every_training_argument_is_classified_and_the_inert_set_names_only_real
 
 def test_the_recipe_compares_every_setting_but_the_inert_ones_and_never_holds_a_token():
     import train
-    from gpt2ja.resume import INERT, recipe
+    from gpt2ja.training_run import INERT, recipe
     model_args, _, args = train.parse_arguments(["configs/tiny.yaml", "--hub_token", "hf_secret_token_123",
                                                  "--data_seed", "7", "--neftune_noise_alpha", "5"])
     compared = recipe(model_args, args)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 # The settings that cannot change the trained weights: every other field of ModelArguments and of the
 # TrainingArguments is the run's recipe, compared when a run is resumed or reused (a setting added to train.py,
-# or by a new transformers, is compared until it is named here; tests/test_resume.py pins the fields it knows).
+# or by a new transformers, is compared until it is named here; tests/test_training_run.py pins the fields it knows).
 INERT = frozenset({
     # where the run writes, what it logs and reports, and where it publishes
     "output_dir", "overwrite_output_dir", "logging_strategy", "logging_steps", "logging_first_step",
@@ -160,7 +160,7 @@ def start_over(run):
     logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
 
 
-def checkpoint_to_resume(args, identity, defaults):
+def checkpoint_to_resume(args, identity, defaults=None):
     """The checkpoint this run goes on from, None for a fresh run: the run folder's last complete checkpoint
     (the main process removes any cut short first), or --resume_from_checkpoint. A checkpoint of another run
     (other data, tokenizer, config or recipe) is refused. The run folder records its identity from its first
