@@ -96,8 +96,9 @@ def test_every_library_module_has_a_test_file(module):
 
 @pytest.mark.parametrize("module", LIBRARY, ids=module_name)
 def test_every_library_module_is_on_the_package_map(module):
-    assert f"{module.relative_to(REPO / 'gpt2ja').as_posix()}" in (REPO / "docs" / "layout.md").read_text(
-        encoding="utf-8"), "docs/layout.md, the one map of gpt2ja/, does not name it"
+    layout = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
+    names = [module.name] + ([f"{module.parent.name}/"] if module.parent != REPO / "gpt2ja" else [])
+    assert all(name in layout for name in names), "docs/layout.md, the one map of gpt2ja/, does not name it"
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda p: p.name)
