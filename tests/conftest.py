@@ -1,4 +1,6 @@
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -21,33 +23,55 @@ def first20():
     return shared_file(FIRST20)
 
 
+def built_once(tmp_path_factory, name, build):
+    """What `build(folder)` returns (a path), built once for the whole session: under pytest-xdist, by the first
+    worker that asks, holding a lock beside it while the others wait, then shared by all of them."""
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    done = root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            done.write_text(str(build(root / name)), encoding="utf-8")
+    return Path(done.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def excerpt_data(tmp_path_factory):
     """The 262-page excerpt prepared once for the session, with 5% validation and 1% test (2 articles: every
     training run of the tests scores the whole test split at its end)."""
     import prepare_data
-    out = tmp_path_factory.mktemp("excerpt") / "data"
-    prepare_data.main(["--dump", str(shared_file(EXCERPT)), "--output_dir", str(out),
-                       "--validation_percent", "5", "--test_percent", "1", "--num_proc", "1"])
-    return out
+
+    def build(folder):
+        out = folder / "data"
+        prepare_data.main(["--dump", str(shared_file(EXCERPT)), "--output_dir", str(out),
+                           "--validation_percent", "5", "--test_percent", "1", "--num_proc", "1"])
+        return out
+    return built_once(tmp_path_factory, "excerpt", build)
 
 
 @pytest.fixture(scope="session")
-def excerpt_tokenizer(excerpt_data):
+def excerpt_tokenizer(excerpt_data, tmp_path_factory):
     """A 8,000-piece tokenizer trained on the excerpt (all it supports is about 9,000)."""
     import tokenizer
-    out = excerpt_data.parent / "tokenizer"
-    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(out), "--vocab_size", "8000"])
-    return out
+
+    def build(folder):
+        tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(folder), "--vocab_size", "8000"])
+        return folder
+    return built_once(tmp_path_factory, "excerpt_tokenizer", build)
 
 
 @pytest.fixture(scope="session")
-def tiny_model(excerpt_data, excerpt_tokenizer):
+def tiny_model(excerpt_data, excerpt_tokenizer, tmp_path_factory):
     """A tiny GPT-2 trained for 30 steps on the excerpt: a complete model/ folder from train.py."""
     import train
-    return train.main(["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
-                       str(excerpt_tokenizer), "--output_dir", str(excerpt_data.parent / "tiny"),
-                       "--max_steps", "30", "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "30"])
+
+    def build(folder):
+        return train.main(["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
+                           str(excerpt_tokenizer), "--output_dir", str(folder), "--max_steps", "30",
+                           "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "30"])
+    return built_once(tmp_path_factory, "tiny", build)
 
 
 @pytest.fixture
