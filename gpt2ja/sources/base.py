@@ -40,6 +40,7 @@ class Source:
         raise NotImplementedError
 
     def record(self):
+        """The SourceRecord of what was read, which preparation.json keeps and the cards read."""
         raise NotImplementedError
 
     def nothing_read(self, read):
@@ -54,10 +55,11 @@ class Source:
             gen_kwargs={"source": self, "max_documents": max_documents},
             fingerprint=hashlib.sha256(json.dumps([self.identity, max_documents]).encode()).hexdigest()))
         read = len(documents) if documents is not None else 0
-        if read:
-            documents = documents.filter(lambda texts: [bool(text) for text in texts], input_columns="text",
-                                         batched=True, num_proc=num_proc, desc="Dropping empty documents")
-        return documents, {"kept": len(documents) if read else 0, "empty": read - (len(documents) if read else 0)}
+        if not read:
+            return None, {"kept": 0, "empty": 0}
+        documents = documents.filter(lambda texts: [bool(text) for text in texts], input_columns="text",
+                                     batched=True, num_proc=num_proc, desc="Dropping empty documents")
+        return documents, {"kept": len(documents), "empty": read - len(documents)}
 
 
 def _head(source, max_documents):
