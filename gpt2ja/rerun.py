@@ -371,13 +371,14 @@ def building(target, wait=False, flag="--output_dir"):
 
 
 @contextmanager
-def reuse_or_build(target, finished, flag="--output_dir"):
+def reuse_or_build(target, finished, flag="--output_dir", wait=False):
     """(record, None) where `finished()` finds this very output in `target` already (it refuses another's), else
     (record or None, Build) holding the folder's lock: `finished()` is asked again once the lock is held, so the
-    output of a run that finished in between is reused, not built twice."""
+    output of a run that finished in between is reused, not built twice (with wait=True, the lock is waited for:
+    see building)."""
     previous = finished()
     if previous is not None:
         yield previous, None
         return
-    with building(target, flag=flag) as build:
+    with building(target, wait=wait, flag=flag) as build:
         yield finished(), build

@@ -19,7 +19,7 @@ import sentencepiece as spm
 import torch
 from tqdm.auto import tqdm
 
-from .rerun import Record, building, file_fingerprint
+from .rerun import Record, file_fingerprint, reuse_or_build
 from .splits import SPLITS, data_fingerprint, load_split
 from .tokenizer_folder import load_tokenizer
 
@@ -115,14 +115,16 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
     if not encoder.as_is:
         identity["encoder"] = "tokenizer"  # the same spiece.model read otherwise: other ids
     cache = token_cache_folder(cache_root, identity)
-    meta = TokenCache.load(cache)
-    if meta is not None and meta.identity == identity:
+
+    def finished():
+        meta = TokenCache.load(cache)
+        if meta is None or meta.identity != identity:
+            return None
         logger.info("Reusing the token cache %s", cache)
-        return cache, meta
-    with building(cache, wait=True, flag=flag) as build:
-        meta = TokenCache.load(cache)  # written meanwhile by the process this one waited for
-        if meta is not None and meta.identity == identity:
-            logger.info("Reusing the token cache %s", cache)
+        return meta
+
+    with reuse_or_build(cache, finished, flag, wait=True) as (meta, build):  # wait: for the process writing it
+        if meta:
             return cache, meta
         meta = tokenize_splits(data_dir, encoder, identity, build.output)
         build.finish(meta)
