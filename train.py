@@ -35,9 +35,9 @@ from gpt2ja import base_model, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
-from gpt2ja.rerun import disk_space_errors, read_json
+from gpt2ja.rerun import disk_space_errors
 from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES
-from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
+from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, logged_seconds, train_metrics
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
@@ -57,6 +57,8 @@ NOT_TAKEN = {
                "whole validation and test splits at the end",
     "do_predict": "train.py scores the test split at the end",
     "logging_nan_inf_filter": "a loss that is not finite stops the run; it is never averaged away",
+    "hub_token": "a token given as a flag would be pickled into every checkpoint (training_args.bin); set HF_TOKEN "
+                 "or run `hf auth login` instead",
 }
 
 
@@ -81,6 +83,9 @@ class ModelArguments:
         "help": "eager, sdpa (PyTorch's fused attention, flash on a recent GPU) or flash_attention_2."})
 
     def __post_init__(self):
+        if self.model_name_or_path is not None and not self.model_name_or_path.strip():
+            raise ValueError("--model_name_or_path is empty; name a Hub repo id or a model folder, or leave the flag "
+                             "out to train from random weights")
         if self.model_revision and not self.model_name_or_path:
             raise ValueError(f"--model_revision {self.model_revision} goes with --model_name_or_path")
         for name in ("n_positions", "n_embd", "n_layer", "n_head"):
@@ -288,10 +293,6 @@ class LMTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def logged_seconds(log_history):
-    return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
-
-
 def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=(), tokenizer=None,
                  weights=None):
     """A GPT-2 of `config` in an LMTrainer, fresh or with a model folder's weights: train.py's training path (and its
@@ -331,21 +332,6 @@ def fit(trainer, checkpoint):
         logger.warning("Stopped by %s at step %d with a checkpoint saved; rerun the same command to resume.",
                        name, trainer.state.global_step)
         sys.exit(128 + preemption.received)
-
-
-def train_metrics(checkpoint, train_tokens):
-    """Loss and time of the whole run from the final checkpoint's log history, which covers every step
-    (RecordEveryCheckpoint; a run that --stop_at_eval_loss ended, up to its last logged step), across every
-    resume: the same figures as an uninterrupted run's."""
-    state = read_json(Path(checkpoint, TRAINER_STATE))
-    losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
-    total, previous = 0.0, 0
-    for step, loss in losses:
-        total += loss * (step - previous)
-        previous = step
-    steps = state["global_step"]
-    return {"train_loss": total / previous, "train_steps": steps, "epoch": state["epoch"],
-            "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}
 
 
 # --- the model folder ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ another base is refused.
 """
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,7 +21,6 @@ logger = logging.getLogger(__name__)
 ARCHITECTURE = ("n_positions", "n_embd", "n_layer", "n_head", "vocab_size")  # given by the base model's config
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
                    "added_tokens.json")
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def resolve(name_or_path, revision=None):
         if not folder.is_dir():
             raise UserError(f"--model_name_or_path {name_or_path} is a file; pass a model folder or a Hub repo id.")
         name, commit = str(folder.resolve()), None
-    elif REPO_ID.match(name_or_path):
+    elif is_repo_id(name_or_path):
         folder, commit = download(name_or_path, revision)
         name = name_or_path
     else:
@@ -83,6 +81,17 @@ def resolve(name_or_path, revision=None):
     check_base_folder(folder, name)
     return BaseModel(folder=folder, name=name, revision=commit, fingerprint=weights_fingerprint(folder),
                      license=folder_license(folder))
+
+
+def is_repo_id(name):
+    """Whether `name` is a repo id the Hub takes (huggingface_hub's own rules: no "--", no trailing "-", no "..")."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def download(repo_id, revision=None):

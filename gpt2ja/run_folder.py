@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .rerun import Record
+from .rerun import Record, read_json
 from .splits import Preparation
 from .tokenizer_folder import TokenizerReport
 
@@ -143,3 +143,22 @@ class RunInfo(Record):
             if fields.get(name) is not None:
                 fields[name] = record_type.from_fields(record_type.upgrade(dict(fields[name])))
         return cls(**fields)
+
+
+def logged_seconds(log_history):
+    return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
+
+
+def train_metrics(checkpoint, train_tokens):
+    """Loss and time of the whole run from the final checkpoint's log history, which covers every step
+    (RecordEveryCheckpoint; a run that --stop_at_eval_loss ended, up to its last logged step), across every
+    resume: the same figures as an uninterrupted run's."""
+    state = read_json(Path(checkpoint, TRAINER_STATE))
+    losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
+    total, previous = 0.0, 0
+    for step, loss in losses:
+        total += loss * (step - previous)
+        previous = step
+    steps = state["global_step"]
+    return {"train_loss": total / previous, "train_steps": steps, "epoch": state["epoch"],
+            "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}

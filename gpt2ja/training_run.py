@@ -22,8 +22,8 @@ from accelerate import PartialState
 from .base_model import pinning_hint
 from .errors import UserError
 from .rerun import building, check_output_folder, differences, read_json, reuse_or_refuse, same_identity
-from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, last_complete_checkpoint,
-                         remove_incomplete_checkpoints)
+from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, checkpoint_step,
+                         last_complete_checkpoint, remove_incomplete_checkpoints)
 from .splits import Preparation
 from .tokenizer_folder import TokenizerReport
 from .tokens import input_fingerprints
@@ -109,12 +109,19 @@ def identity_defaults(model_args, args, identity):
 
 def check_run_folder(run):
     """train.py owns checkpoints/, logs/ and model/ of its run folder: refuse a run folder that is another
-    step's output folder, and folders of those names that hold anything else (a checkpoints/ of its own
-    holds run_identity.json from its first step on)."""
+    step's output folder, or is (or lies in) another run's model/, checkpoints/ or checkpoint (whose
+    --overwrite_output_dir would delete this run), and folders of those names that hold anything else (a
+    checkpoints/ of its own holds run_identity.json from its first step on)."""
     for record in (Preparation.FILE, TokenizerReport.FILE, STAGING_RECORD):
         if (run.root / record).is_file():
             raise UserError(f"--output_dir {run.root} is another step's output folder (it holds {record}); pass "
                             "the run folder above it, or a new one.")
+    for folder in (run.root, *run.root.resolve().parents):
+        if (folder / RunInfo.FILE).is_file() or (folder / RunIdentity.FILE).is_file() or (
+                checkpoint_step(folder) is not None and (folder / TRAINER_STATE).is_file()):
+            where = "is" if folder == run.root else f"lies in {folder}, which is"
+            raise UserError(f"--output_dir {run.root} {where} a model, checkpoints or checkpoint folder of another "
+                            "run; pass a run folder of its own, outside any other run's.")
     check_output_folder(run.checkpoints, RunIdentity)
     check_output_folder(run.model, RunInfo)
     if run.logs.exists() and any(run.logs.iterdir()) and not (run.checkpoints / RunIdentity.FILE).is_file():
@@ -143,7 +150,12 @@ def run_lock(run, args):
 def reuse_finished(run, identity, defaults, overwrite, stop_at_eval_loss=None):
     """Whether the run folder holds the finished model of this very run; another run's is refused. A model
     of a run that --stop_at_eval_loss ended is finished only for a threshold it reached."""
-    if reuse_or_refuse(run.model, RunInfo, identity, overwrite, defaults=defaults) is None:
+    try:
+        finished = reuse_or_refuse(run.model, RunInfo, identity, overwrite, defaults=defaults)
+    except UserError as refusal:  # of another run: a base model's branch that moved on names its commit
+        recorded = RunInfo.load(run.model)
+        raise UserError(f"{refusal}{pinning_hint(recorded.identity, identity) if recorded else ''}") from None
+    if finished is None:
         return False
     if finished_training(run.model, stop_at_eval_loss):
         return True

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import logging
 import math
 import os
@@ -172,6 +173,9 @@ def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_ar
                                                                                           tmp_path):
     with pytest.raises(UserError, match="is neither a folder here nor a Hub repo id"):
         resolve(str(tmp_path / "no" / "such" / "folder"))
+    for malformed in ("tester/my--model", "tester/name-", "tester/.."):  # huggingface_hub's rules, before any request
+        with pytest.raises(UserError, match=f"--model_name_or_path {re.escape(malformed)} is neither a folder"):
+            resolve(malformed)
     folder = model_folder(tmp_path / "base", excerpt_tokenizer)
     with pytest.raises(UserError, match="--model_revision v1 names a Hub commit, but .* is a local folder"):
         resolve(str(folder), revision="v1")

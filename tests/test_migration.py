@@ -63,14 +63,17 @@ def test_every_step_reuses_what_the_earlier_version_wrote_and_the_card_reads_it(
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_the_earlier_version_resumes_and_a_weight_changing_setting_is_another_run(old_run):
+def test_a_checkpoint_of_the_earlier_version_resumes_and_a_weight_changing_setting_is_another_run(old_run,
+                                                                                                 monkeypatch):
     shutil.rmtree(old_run / "model")
     shutil.rmtree(old_run / "checkpoints" / "checkpoint-4")
     with pytest.raises(UserError, match=r"checkpoint-2 belongs to another run \(recipe \(data_seed None -> 7\)\)"):
         steps(old_run, "--data_seed", "7")
     assert (old_run / "checkpoints" / "checkpoint-2").is_dir() and not (old_run / "model").exists()
-    _, _, model = steps(old_run, "--hub_token", "hf_never_recorded_42")  # goes on from checkpoint-2; a token is inert
-    assert not [p for p in old_run.rglob("*.json") if "hf_never_recorded_42" in p.read_text()]
+    monkeypatch.setenv("HF_TOKEN", "hf_never_written_42")
+    _, _, model = steps(old_run, "--logging_steps", "1")  # goes on from checkpoint-2: logging is inert
+    written = [p for p in old_run.rglob("*") if p.is_file() and b"hf_never_written_42" in p.read_bytes()]
+    assert written == []  # no record, checkpoint (training_args.bin) or log holds the token
     state = json.loads((Path(model) / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and json.loads((old_run / "checkpoints" / "run_identity.json").read_text()) == \
         json.loads((FIXTURE / "checkpoints" / "run_identity.json").read_text())

@@ -189,3 +189,32 @@ def test_a_new_kind_of_source_goes_through_prepare_train_and_a_dry_run_push_unto
     assert "trained from scratch on a toy collection of proverbs" in text and card.data.license == "cc0-1.0"
     assert "A toy collection of proverbs. Of 80 documents read, 80 were kept." in text
     assert {result.dataset_type for result in card.data.eval_results} == {"toy-proverbs"}
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"text": "a", "n": ' + "9" * 5000 + "}", r"line 2 cannot be read as JSON \(Exceeds the limit"),
+    ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", r"line 2 cannot be read as JSON \(nested too deeply\)"),
+])
+def test_json_that_python_cannot_hold_is_one_sentence_naming_the_file_and_line(tmp_path, line, reason):
+    (tmp_path / "a.jsonl").write_text('{"text": "一つ目。"}\n' + line + "\n")
+    with pytest.raises(UserError, match=f"a.jsonl {reason}"):
+        read_documents(TextFiles([str(tmp_path / "a.jsonl")]), work_dir=tmp_path / "work")
+
+
+class Broken(Source):
+    """A source whose reader fails in a way nobody foresaw (a test double of a bug)."""
+    sources, identity = ["broken"], {"broken": 1}
+
+    def rows(self):
+        yield {"id": "1", "title": "", "text": "ok"}
+        raise ZeroDivisionError("the cause")
+
+
+def test_an_unforeseen_error_of_a_reader_keeps_its_cause(tmp_path):
+    with pytest.raises(Exception) as raised:
+        read_documents(Broken(), work_dir=tmp_path / "work")
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(e, ZeroDivisionError) and str(e) == "the cause" for e in chain)

@@ -240,6 +240,7 @@ def test_ctrl_c_saves_a_checkpoint_and_a_new_machine_resumes_from_its_hub_backup
         assert json.loads(files["last-checkpoint/trainer_state.json"])["global_step"] == step
         assert files["last-checkpoint/model.safetensors"] == (Path(checkpoint) / "model.safetensors").read_bytes()
         assert {"last-checkpoint/optimizer.pt", "last-checkpoint/spiece.model", "run_identity.json"} <= set(files)
+        assert not [name for name, content in files.items() if token.encode() in content]  # HF_TOKEN stays out
 
         # a new machine, as the README says
         subprocess.run([str(Path(sys.executable).parent / "hf"), "download", "tester/run-backup", "--include",

@@ -158,3 +158,44 @@ def test_the_recipe_compares_every_setting_but_the_inert_ones_and_never_holds_a_
     assert not INERT & set(compared) and "logging_steps" not in compared and "per_device_train_batch_size" not in compared
     assert compared["global_batch_size"] == 16
     assert "hf_secret_token_123" not in json.dumps(compared)
+
+
+# --- hardened continued runs (issue 30) ---------------------------------------------------------
+
+def test_a_run_folder_that_is_or_lies_in_another_runs_model_or_checkpoints_is_refused(tmp_path):
+    outer = RunFolder(tmp_path / "outer")
+    RunInfo(identity={}, preparation=None, tokens={}, tokenizer_report=None, recipe={}, hardware={},
+            versions={}).save(ensure(outer.model))
+    RunIdentity({}).save(ensure(outer.checkpoints))
+    (ensure(outer.checkpoints / "checkpoint-20") / "trainer_state.json").write_text("{}")
+    for inside in (outer.model, outer.model / "run", outer.checkpoints, outer.checkpoints / "checkpoint-20" / "x"):
+        with pytest.raises(UserError, match=r"--output_dir .* (is|lies in .*, which is) a model, checkpoints or "
+                                            r"checkpoint folder of another run"):
+            check_run_folder(RunFolder(inside))
+    check_run_folder(outer)  # its own run folder
+    check_run_folder(RunFolder(tmp_path / "outer" / "beside"))  # beside model/ and checkpoints/: untouched by them
+
+
+def ensure(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_a_finished_run_of_a_base_whose_branch_moved_names_the_commit_to_pin(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    recorded = {"recipe": {"seed": 1}, "base_model": {"name": "tester/base", "revision": "a" * 40}}
+    RunInfo(identity=recorded, preparation=None, tokens={}, tokenizer_report=None, recipe={}, hardware={},
+            versions={}).save(ensure(run.model))
+    moved = {**recorded, "base_model": {"name": "tester/base", "revision": "b" * 40}}
+    with pytest.raises(UserError, match=f"pass --model_revision {'a' * 40} to go on"):
+        reuse_finished(run, moved, {}, overwrite=False)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--hub_token", "hf_x"], "--hub_token is not a setting of this script: .*set HF_TOKEN or run `hf auth login`"),
+    (["--model_name_or_path", ""], "--model_name_or_path is empty; name a Hub repo id or a model folder"),
+])
+def test_a_token_as_a_flag_and_an_empty_base_are_refused(flags, message):
+    import train
+    with pytest.raises(UserError, match=message):
+        train.parse_arguments(["configs/tiny.yaml", *flags])

@@ -73,13 +73,16 @@ def _head(source, max_documents):
 
 
 def dataset_or_none(make, reason=lambda: None):
-    """The Dataset `make()` builds, or None where no example was generated (datasets refuses an empty split); an
-    error raised in the generator comes out as itself (datasets wraps it: the UserError or OSError inside it, or
-    what `reason()` finds), never as datasets' wrapper."""
+    """The Dataset `make()` builds, or None where no example was generated (datasets refuses an empty split); a
+    UserError or OSError raised in the generator (or what `reason()` finds) comes out as itself, not wrapped by
+    datasets; any other error keeps its whole chain."""
     try:
         return make()
     except datasets.exceptions.DatasetGenerationError as error:
-        raise (reason_inside(error) or reason() or error) from None
+        found = reason_inside(error) or reason()
+        if found is None:
+            raise  # an unforeseen cause: datasets' error, with the chain that names it
+        raise found from None
     except ValueError as error:
         if "corresponds to no data" not in str(error):
             raise

@@ -92,6 +92,10 @@ def json_lines_records(lines, source):
             at = "" if error.msg.endswith(" at") else " at"  # "Unterminated string starting at", "Extra data"
             raise UserError(f"{source} line {number} is not valid JSON ({error.msg}{at} column {error.colno}); "
                             "a JSON Lines file holds one JSON object a line.") from None
+        except (ValueError, RecursionError) as error:  # valid JSON that Python cannot hold: a huge number, deep nesting
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
+            raise UserError(f"{source} line {number} cannot be read as JSON ({reason}); keep each record a flat "
+                            "object of text and small numbers.") from None
         if not isinstance(record, dict):
             raise UserError(f"{source} line {number} is a JSON {type_name(record)}, not an object; a JSON Lines "
                             "file holds one JSON object a line.")
