@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .rerun import Record, file_fingerprint, reuse_or_build
+from .settings import SPECIAL_IDS, SPECIAL_TOKENS
 from .splits import SPLITS, data_fingerprint, load_split
 from .tokenizer_folder import load_tokenizer
 
@@ -81,9 +82,26 @@ def tokenize_split(dataset, encoder, eos_id, path, dtype):
     return {"articles": len(dataset), "tokens": tokens, "characters": characters}
 
 
+# The encoding of a tokenizer of tokenizer.py (the published layout): what a record written before
+# tokenizer_encoding was compared is read as (the one migration rule of gpt2ja.rerun).
+OWN_ENCODING = {"class": "BertGenerationTokenizer",
+                "special_ids": {name: SPECIAL_IDS[token] for name, token in SPECIAL_TOKENS.items()},
+                "added": dict(SPECIAL_IDS)}
+
+
+def tokenizer_encoding(tokenizer):
+    """What decides a tokenizer's ids beyond its spiece.model, normalised: its class, the id of each of its special
+    tokens and its added tokens (not tokenizer_config.json's bytes, which change between transformers versions)."""
+    special = {name: token for name, token in tokenizer.special_tokens_map.items() if isinstance(token, str)}
+    return {"class": type(tokenizer).__name__,
+            "special_ids": {name: tokenizer.convert_tokens_to_ids(token) for name, token in sorted(special.items())},
+            "added": dict(sorted(tokenizer.get_added_vocab().items(), key=lambda item: item[1]))}
+
+
 def input_fingerprints(data_dir, tokenizer_dir):
-    """What a training run reads, by content: {"data": ..., "tokenizer": ...} (the SentencePiece model)."""
-    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model"))}
+    """What a training run reads, by content: {"data", "tokenizer" (the SentencePiece model), "tokenizer_encoding"}."""
+    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model")),
+            "tokenizer_encoding": tokenizer_encoding(load_tokenizer(tokenizer_dir))}
 
 
 @dataclass

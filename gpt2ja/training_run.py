@@ -26,7 +26,7 @@ from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, ch
                          last_complete_checkpoint, remove_incomplete_checkpoints)
 from .splits import Preparation
 from .tokenizer_folder import TokenizerReport
-from .tokens import input_fingerprints
+from .tokens import OWN_ENCODING, input_fingerprints
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def identity_defaults(model_args, args, identity):
     """What a recorded identity that lacks a setting of `identity` reads it as: that setting's default (a record
     written before the setting was compared still reads, and still matches a run that leaves it as it was)."""
     defaults = recipe(type(model_args)(), type(args)(output_dir=args.output_dir))
-    return {"recipe": {key: value for key, value in defaults.items() if key in identity["recipe"]}}
+    return {"recipe": {key: value for key, value in defaults.items() if key in identity["recipe"]},
+            "tokenizer_encoding": OWN_ENCODING}  # before it was compared, every run's tokenizer was tokenizer.py's
 
 
 def check_run_folder(run):
