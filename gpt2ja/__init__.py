@@ -23,4 +23,5 @@ Training:
 Publishing:
     hub         the Hub client: token, repo ids, tags, failures in one sentence, a folder mirrored to a repo
     cards       the checked model folder, and the model, Space and dataset cards
+    eval_results  lm-eval result files on the model card: ours in its model-index, other models' beside
 """

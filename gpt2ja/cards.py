@@ -301,9 +301,10 @@ def describe_base(base_model):
     return {"repo_id": repo_id, "label": label, "markdown": markdown, "license": license and hub_license(license)}
 
 
-def model_card(model, links, example, seed):
+def model_card(model, links, example, seed, downstream=None):
     """The model card: metadata the Hub reads (model-index results included) and the body of the template;
-    `example` is an Example of example_output."""
+    `example` is an Example of example_output; `downstream`, the lm-eval results given
+    (gpt2ja.eval_results.Downstream): its model-index entries and its section of the card."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     info, results, state = model.info, model.results, model.state
     date, data = info.dump_date, info.preparation
@@ -320,7 +321,7 @@ def model_card(model, links, example, seed):
         for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
         for metric, name in (("perplexity", "Perplexity"), ("loss", "Loss (nats per token)"),
                              ("bits_per_character", "Bits per character"))
-    ]
+    ] + (downstream.eval_results(links.code_url) if downstream else [])
     hub_datasets = [links.dataset_repo_id] if links.dataset_repo_id else (
         ["wikimedia/wikipedia"] if corpus is None else [corpus["name"]] if corpus["kind"] == "dataset" else None)
     # continued pre-training is what the Hub calls a finetune
@@ -356,6 +357,7 @@ def model_card(model, links, example, seed):
         dataset_repo_id=links.dataset_repo_id, license=license,
         citation_key=links.repo_id.replace("/", "_").replace("-", "_"), year=datetime.date.today().year,
         cleaning=CLEANING[data.identity["cleaner"]] if data and data.is_wikipedia else None,
+        downstream=downstream.markdown(links.repo_id) if downstream else None,
     )
 
 
