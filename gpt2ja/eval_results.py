@@ -80,6 +80,9 @@ class ResultFile:
         if not model_args.get("pretrained"):
             raise UserError(f"{flag} {path} names no model (its config has no pretrained= in model_args); give a "
                             "file of an lm-eval run with --model hf --model_args pretrained=MODEL.")
+        if config.get("limit"):
+            raise UserError(f"{flag} {path} scored only part of each task (--limit {config['limit']}); rerun "
+                            "lm-eval without --limit: the card's scores are on whole splits.")
         scores = {task: Score(task, str(data.get("versions", {}).get(task)), int(data.get("n-shot", {}).get(task, 0)),
                               results[task][METRIC], results[task].get(STDERR))
                   for task in BENCHMARKS if METRIC in results.get(task, {})}
@@ -186,8 +189,8 @@ def markdown(ours, theirs, repo_id):
             f"{result.scores[t].accuracy:.4f}" if t in result.scores else "–" for t in tasks) + " |")
     lines.append("| uniform guess | " + " | ".join(f"{1 / BENCHMARKS[t].choices:.4f}" for t in tasks) + " |")
     if theirs:
-        lines += ["", "The other models' rows were run by the publisher of this model, not by those models' "
-                  "authors, on the same tasks, task versions and few-shot counts: "
+        lines += ["", "The other models' rows come from lm-eval result files that the publisher of this model "
+                  "gave, not from those models' authors, on the same tasks, task versions and few-shot counts: "
                   + "; ".join(f"{model_label(result.pretrained)} with {settings(result)}" for result in theirs)
                   + ". They are not part of this model's metadata."]
     return "\n".join(lines) + "\n"

@@ -112,7 +112,7 @@ def test_another_model_compares_only_on_the_same_task_version_and_shots(japanese
             Downstream.read([str(japanese_results)], [str(path)], tiny_model, REPO_ID)
 
 
-def test_a_comparison_without_our_results_and_a_file_of_no_known_task_are_refused(tmp_path):
+def test_a_comparison_without_ours_a_file_of_no_known_task_or_of_part_of_a_task_are_refused(tmp_path):
     with pytest.raises(UserError, match="--compare_results needs --eval_results"):
         Downstream.read(None, ["x.json"], tmp_path, REPO_ID)
     jawiki_only = tmp_path / "results.json"
@@ -120,5 +120,10 @@ def test_a_comparison_without_our_results_and_a_file_of_no_known_task_are_refuse
                                        "results": {"jawiki": {"bits_per_character,none": 5.3}}}))
     with pytest.raises(UserError, match=r"holds none of the tasks the card shows .* --tasks ja_leaderboard_mc"):
         Downstream.read([str(jawiki_only)], None, tmp_path, REPO_ID)
+    limited = tmp_path / "limited.json"
+    limited.write_text(json.dumps({"config": {"model_args": f"pretrained={tmp_path}", "limit": 10},
+                                   "results": {"ja_leaderboard_jnli": {"acc,none": 0.5}}}))
+    with pytest.raises(UserError, match=r"scored only part of each task \(--limit 10\)"):
+        Downstream.read([str(limited)], None, tmp_path, REPO_ID)
     with pytest.raises(UserError, match="is not an lm-eval result file"):
         Downstream.read([str(tmp_path / "missing.json")], None, tmp_path, REPO_ID)

@@ -366,7 +366,7 @@ def test_lm_eval_results_enter_the_model_index_and_other_models_only_the_compari
     assert "other-model" not in str(card.data.to_dict())
     table = card.text.split("## Japanese tasks (lm-eval)")[1].split("## Training curve")[0]
     assert "| **tester/m** (this model) |" in table and "other-model` (a local folder) |" in table
-    assert "run by the publisher of this model" in table
+    assert "result files that the publisher of this model gave" in table
 
 
 @pytest.mark.slow
