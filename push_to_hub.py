@@ -6,6 +6,7 @@
     python push_to_hub.py ... --space_id USER/NAME                    # and a live demo: a Gradio Space
     python push_to_hub.py ... --dataset_repo_id USER/NAME             # and the prepared splits, as a dataset
     python push_to_hub.py ... --license apache-2.0                    # a model of your own text: its license
+    python push_to_hub.py ... --eval_results FILE [--compare_results FILE ...]  # lm-eval's Japanese tasks
 
 The staged folder (default: hub/ beside the model folder) holds exactly what the
 repo needs: weights, configs, tokenizer files, the card (README.md), the
@@ -37,6 +38,7 @@ from gpt2ja.cards import (CURVE, Links, check_card_metadata, dataset_card, examp
                           model_license, plot_curve, stage_space_files, tokens_per_step)
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
+from gpt2ja.eval_results import Downstream
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
 from gpt2ja.rerun import building, check_output_folder
 from gpt2ja.model_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, ModelFolder
@@ -91,6 +93,13 @@ class PushArguments:
                 "...). Required for a model trained on your own text, whose terms only you know; default for a "
                 "Wikipedia dump: CC BY-SA 3.0, or 4.0 for a dump of 2023-06-07 or later. Where the data or the base "
                 "model is CC BY-SA, only CC BY-SA of the same or a later version is taken."})
+    eval_results: Optional[list[str]] = field(default=None, metadata={
+        "help": "lm-eval result files (results_*.json) of this model on the Japanese tasks (docs/evaluation.md): "
+                "model-index entries and a table on the card. Each must name this model: its pretrained= is "
+                "--model_dir or --repo_id."})
+    compare_results: Optional[list[str]] = field(default=None, metadata={
+        "help": "Other models' lm-eval result files on the same tasks, task versions and few-shot counts: a "
+                "comparison table beside this model's scores (never in its model-index)."})
 
     def __post_init__(self):
         from huggingface_hub import SpaceHardware
@@ -143,6 +152,7 @@ class ModelRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
+    downstream: Optional[Downstream] = None  # the lm-eval results given (--eval_results, --compare_results)
     tagging: str = "create"  # what becomes of --revision_tag (gpt2ja.hub.check_tag): check_remote finds out
     flag = "--stage_dir"
 
@@ -153,7 +163,7 @@ class ModelRepo:
         plot_curve(self.model.state, folder / CURVE, tokens_per_step(self.model), self.model.config.vocab_size)
         copy_tensorboard_logs(self.model.path, folder / TENSORBOARD_DIR)
         card = model_card(self.model, self.links, example_output(self.model.path, self.args.example_seed),
-                          self.args.example_seed)
+                          self.args.example_seed, self.downstream)
         check_card_metadata(card)
         card.save(folder / "README.md")
         return {"model_dir": str(self.model.path), "repo_id": self.links.repo_id}
@@ -317,7 +327,8 @@ def push(args):
     model = ModelFolder.check(model_dir)
     links = Links(repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.space_id, args.revision_tag, args.code_url,
                   args.dataset_repo_id, model_license(args.license, model.info))
-    products = [ModelRepo(model, links, stage_dirs["model"], args)]  # in the order of upload
+    downstream = Downstream.read(args.eval_results, args.compare_results, model_dir, links.repo_id)
+    products = [ModelRepo(model, links, stage_dirs["model"], args, downstream)]  # in the order of upload
     if args.dataset_repo_id:
         data_dir = Path(args.data_dir) if args.data_dir else RunFolder(beside).data
         products.insert(0, DatasetRepo(model, links, stage_dirs["dataset"], args, data_dir))

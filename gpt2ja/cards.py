@@ -163,9 +163,10 @@ def describe_base(base_model):
     return {"repo_id": repo_id, "label": label, "markdown": markdown, "license": license and hub_license(license)}
 
 
-def model_card(model, links, example, seed):
+def model_card(model, links, example, seed, downstream=None):
     """The model card: metadata the Hub reads (model-index results included) and the body of the template;
-    `example` is an Example of example_output."""
+    `example` is an Example of example_output; `downstream`, the lm-eval results given
+    (gpt2ja.eval_results.Downstream): its model-index entries and its section of the card."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     info, results, state = model.info, model.results, model.state
     data, source = info.preparation, source_of(info.preparation)
@@ -181,7 +182,7 @@ def model_card(model, links, example, seed):
         for split, prefix in RESULT_PREFIXES.items() if f"{prefix}_loss" in results
         for metric, name in (("perplexity", "Perplexity"), ("loss", "Loss (nats per token)"),
                              ("bits_per_character", "Bits per character"))
-    ]
+    ] + (downstream.eval_results(links.code_url) if downstream else [])
     hub_datasets = [links.dataset_repo_id] if links.dataset_repo_id else source.hub_datasets
     # continued pre-training is what the Hub calls a finetune
     lineage = {"base_model": base["repo_id"], "base_model_relation": "finetune"} if base and base["repo_id"] else {}
@@ -213,6 +214,7 @@ def model_card(model, links, example, seed):
         space_id=links.space_id, revision_tag=links.revision_tag, code_url=links.code_url,
         dataset_repo_id=links.dataset_repo_id, license=license,
         citation_key=links.repo_id.replace("/", "_").replace("-", "_"), year=datetime.date.today().year,
+        downstream=downstream.markdown(links.repo_id) if downstream else None,
     )
 
 
