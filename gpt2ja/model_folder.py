@@ -71,26 +71,60 @@ class ModelFolder:
 
 
 def check_base_folder(folder, name):
-    """Refuse, in one sentence, what train.py cannot continue: no config, not GPT-2, no weights, a tokenizer that
-    is not SentencePiece, has no eos or does not fit the model's vocabulary."""
+    """Refuse, in one sentence and before any work, what train.py cannot continue: no config or one that is not
+    JSON, not GPT-2, no weights or weights that do not load, a tokenizer that is not built on its spiece.model
+    (or that file does not load), has no eos or does not fit the model's vocabulary."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise UserError(f"{name} holds no config.json: it is not a transformers model.")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"The config.json of {name} is not JSON ({error}); download or copy the model again.") from None
     model_type, architectures = config.get("model_type"), config.get("architectures") or ["GPT2LMHeadModel"]
     if model_type != "gpt2" or "GPT2LMHeadModel" not in architectures:
         raise UserError(f"{name} is a {model_type} model ({', '.join(architectures)}), not a GPT-2 causal language "
                         "model (GPT2LMHeadModel); train.py continues GPT-2 models.")
-    weight_files(folder, name)
+    for path in weight_files(folder, name):
+        check_weights_load(path, name)
     if not (folder / "spiece.model").is_file():
         raise UserError(f"The tokenizer of {name} is not SentencePiece (it has no spiece.model): train.py's token "
                         "cache encodes SentencePiece tokenizers only.")
     check_tokenizer_fits(folder, name, config.get("vocab_size", 50257))  # GPT2Config's default
 
 
+def check_weights_load(path, name):
+    """A weights file whose header (safetensors) or pickle (a .bin, read with weights_only) loads."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+            with safe_open(str(path), framework="pt") as weights:
+                weights.keys()
+        else:
+            import torch
+            torch.load(path, map_location="meta", weights_only=True, mmap=True)
+    except Exception as error:  # safetensors', torch's and pickle's errors alike: the file is what is wrong
+        raise UserError(f"The weights of {name} do not load ({path.name}: {type(error).__name__}: "
+                        f"{str(error).splitlines()[0][:160] if str(error) else 'damaged'}); download or copy the "
+                        "model again.") from None
+
+
 def check_tokenizer_fits(folder, name, vocab_size):
-    """The tokenizer must end a document (eos) and its ids must be rows of the model's embedding."""
+    """The tokenizer must be built on its spiece.model (each id the same piece), end a document (eos), and its ids
+    must be rows of the model's embedding."""
+    import sentencepiece as spm
+    try:
+        pieces = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    except (OSError, RuntimeError) as error:
+        raise UserError(f"The spiece.model of {name} does not load ({str(error).splitlines()[0][:160]}); download "
+                        "or copy the model again.") from None
     tokenizer = load_tokenizer(folder)
+    shared = range(min(len(tokenizer), pieces.get_piece_size()))
+    other = sum(tokenizer.convert_ids_to_tokens(i) != pieces.id_to_piece(i) for i in shared)
+    if other > len(shared) // 100:  # a converted tokenizer may name a few control pieces its own way
+        raise UserError(f"The tokenizer of {name} ({type(tokenizer).__name__}) is not built on the spiece.model "
+                        f"beside it ({other} of {len(shared)} ids are other pieces): train.py encodes with that "
+                        "SentencePiece model; remove the stray spiece.model, or pass a SentencePiece model.")
     if tokenizer.eos_token_id is None:
         raise UserError(f"The tokenizer of {name} has no end-of-text token (eos), which train.py puts between "
                         "documents.")

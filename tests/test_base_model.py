@@ -99,12 +99,40 @@ def bert_folder(folder, tokenizer_dir):
     shutil.copy(tokenizer_dir / "spiece.model", folder / "spiece.model")
 
 
+def cut(path, size):
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def unsafe_pickle(folder):
+    """Weights as a pickle that torch.load(weights_only=True) refuses (an object it does not allow)."""
+    from fractions import Fraction
+    (folder / "model.safetensors").unlink()
+    torch.save({"transformer.wte.weight": torch.zeros(2, 2), "note": Fraction(1, 3)}, folder / "pytorch_model.bin")
+
+
+def bpe_tokenizer(folder):
+    """A GPT-2 BPE tokenizer with a stray spiece.model left beside it."""
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    vocab = {"<|endoftext|>": 0, **{chr(0x3042 + i): i + 1 for i in range(80)}}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer",
+                                                              "eos_token": "<|endoftext|>"}))
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda f, t: bert_folder(f, t), r"is a bert model \(BertModel\), not a GPT-2 causal language model"),
     (lambda f, t: (model_folder(f, t), (f / "model.safetensors").unlink()), "holds no weights"),
     (lambda f, t: (model_folder(f, t), (f / "spiece.model").unlink()), "is not SentencePiece"),
     (lambda f, t: model_folder(f, t, vocab_size=100), "has 8000 entries but its model embeds 100 tokens"),
     (lambda f, t: f.mkdir(), "holds no config.json: it is not a transformers model"),
+    (lambda f, t: cut(model_folder(f, t) / "model.safetensors", 100), r"do not load \(model.safetensors: "),
+    (lambda f, t: cut(model_folder(f, t) / "model.safetensors", 0), r"do not load \(model.safetensors: "),
+    (lambda f, t: (model_folder(f, t) / "config.json").write_text("{not json"), "The config.json of .* is not JSON"),
+    (lambda f, t: (model_folder(f, t) / "spiece.model").write_bytes(b"not a model"), "spiece.model of .* does not load"),
+    (lambda f, t: unsafe_pickle(model_folder(f, t)), r"do not load \(pytorch_model.bin: UnpicklingError"),
+    (lambda f, t: bpe_tokenizer(model_folder(f, t)), r"\(GPT2Tokenizer\) is not built on the spiece.model beside it"),
 ])
 def test_what_cannot_be_continued_is_refused_in_one_sentence(excerpt_tokenizer, tmp_path, make, message):
     make(tmp_path / "base", excerpt_tokenizer)

@@ -218,3 +218,14 @@ def test_an_unforeseen_error_of_a_reader_keeps_its_cause(tmp_path):
         chain.append(error)
         error = error.__cause__ or error.__context__
     assert any(isinstance(e, ZeroDivisionError) and str(e) == "the cause" for e in chain)
+
+
+def test_a_file_by_url_that_changed_on_a_server_without_etags_is_read_anew(tmp_path, mirror, monkeypatch):
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", tmp_path / "downloads")
+    served = tmp_path / "mirror" / "notes.txt"  # http.server sends Last-Modified and no ETag
+    served.write_text("一つ目。\n\n二つ目。\n\n三つ目。\n")
+    before = TextFiles([f"{mirror}/notes.txt"])
+    served.write_text("一つ目。\n\n二つ目。\n\n三つ目。\n\n四つ目。\n")
+    after = TextFiles([f"{mirror}/notes.txt"])
+    assert after.identity != before.identity
+    assert len(read_documents(after, work_dir=tmp_path / "work")[0]) == 4

@@ -34,9 +34,10 @@ def is_json_lines(source):
 
 def fetch_files(sources):
     """The local path of each file: one by URL is downloaded through datasets' download manager into the shared
-    datasets cache (HF_DATASETS_CACHE), so a rerun downloads again only a file that changed."""
+    datasets cache (HF_DATASETS_CACHE), afresh each time: a server without ETags would let a cached copy pass for
+    a file that changed (the identity is by content, so an unchanged file is still the same data)."""
     manager = datasets.DownloadManager(download_config=datasets.DownloadConfig(
-        cache_dir=datasets.config.DOWNLOADED_DATASETS_PATH))
+        cache_dir=datasets.config.DOWNLOADED_DATASETS_PATH, force_download=True))
     paths = []
     for source in sources:
         if not is_url(source):
