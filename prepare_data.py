@@ -28,7 +28,7 @@ from gpt2ja.rerun import reuse_or_build, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, DEFAULT_RUN_DIR, REFERENCE_DUMP_DATE
 from gpt2ja.sources.base import read_documents
-from gpt2ja.sources.files import TextFiles
+from gpt2ja.sources.files import TextFiles, is_json_lines
 from gpt2ja.sources.hub_dataset import HubDataset
 from gpt2ja.sources.wikipedia import JaWikipedia, WikipediaDump  # noqa: F401  (the dump's builder, by its name)
 from gpt2ja.splits import SPLITS, Preparation, content_fingerprint, count_characters, split_of
@@ -47,6 +47,9 @@ def check_source_flags(dump, train_file, dataset_name, date, mirror, text_column
     if own_text and (date is not None or mirror is not None):
         raise ValueError("--date and --mirror choose a Wikipedia dump; leave them out with "
                          f"{given[0]}")
+    if train_file and text_column is not None and not any(map(is_json_lines, train_file)):
+        raise ValueError("--text_column names the field of JSON Lines records; plain-text files hold no fields "
+                         "(each document is the text between blank lines): leave it out")
     if not own_text and text_column is not None:
         raise ValueError("--text_column names the field of your own text; it goes with --train_file or "
                          "--dataset_name, not with a dump")

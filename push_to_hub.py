@@ -39,6 +39,7 @@ from gpt2ja.cards import (CURVE, Links, check_card_metadata, dataset_card, examp
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.eval_results import Downstream
+from gpt2ja.licenses import check_hub_license_id
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
 from gpt2ja.rerun import building, check_output_folder
 from gpt2ja.model_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, ModelFolder
@@ -109,9 +110,7 @@ class PushArguments:
         for flag, value in (("--data_dir", self.data_dir), ("--dataset_stage_dir", self.dataset_stage_dir)):
             if value is not None and not self.dataset_repo_id:
                 raise ValueError(f"{flag} needs --dataset_repo_id: it is for the dataset published there.")
-        if self.license is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
-            raise ValueError(f"--license {self.license!r} is not a Hub license id such as cc-by-sa-4.0, apache-2.0, "
-                             "mit or other.")
+        check_hub_license_id("--license", self.license)
         if self.code_url is not None and not re.fullmatch(r"https?://[^\s/]+\.[^\s]+", self.code_url):
             raise ValueError(f"--code_url {self.code_url!r} is not a web address such as "
                              "https://github.com/USER/gpt2-small-ja.")

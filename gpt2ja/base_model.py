@@ -97,7 +97,7 @@ def is_repo_id(name):
 def download(repo_id, revision=None):
     """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
     tokenizer and card, nothing else."""
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     with hub_read_errors(f"the files of {repo_id}", "then rerun, or pass a local folder holding the model"):
@@ -113,7 +113,7 @@ def download(repo_id, revision=None):
             logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
             return folder, folder.name
         except GatedRepoError:
-            raise UserError(f"{repo_id} is gated: accept its terms on https://huggingface.co/{repo_id} with the "
+            raise UserError(f"{repo_id} is gated: accept its terms on {constants.ENDPOINT}/{repo_id} with the "
                             "account whose token this machine uses, then rerun.") from None
         except RevisionNotFoundError:
             raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
@@ -129,20 +129,22 @@ def download(repo_id, revision=None):
 
 def folder_license(folder):
     """The base model's license: what its card's metadata gives, or, for a model folder of this project (no
-    card), the CC BY-SA of the Wikipedia dump it was trained on, or of the base it continued; else None."""
+    card), the license of the text it was trained on, or of the base it continued; a checkpoint-N folder is its
+    run's (the model/ or data/ of the run folder it lies in); else None."""
     card = folder / "README.md"
     if card.is_file():
         from huggingface_hub import metadata_load
         license = (metadata_load(card) or {}).get("license")
         return str(license) if license else None
-    from .run_folder import RunInfo
-    info = RunInfo.load(folder)
-    if info is None:
-        return None
-    if info.base_model:
-        return info.base_model.get("license")
+    from .run_folder import RunFolder, RunInfo, checkpoint_step
     from .sources import source_of
-    return source_of(info.preparation).license
+    from .splits import Preparation
+    run = RunFolder(folder.resolve().parent.parent) if checkpoint_step(folder) is not None else None
+    info = RunInfo.load(run.model if run else folder)
+    if info is not None:
+        return info.base_model.get("license") if info.base_model else source_of(info.preparation).license
+    preparation = Preparation.load(run.data) if run else None
+    return preparation.source.license if preparation else None
 
 
 def check_architecture(model_args, named, config, name):

@@ -12,6 +12,27 @@ from .errors import UserError
 
 logger = logging.getLogger(__name__)
 
+# The license ids the Hub takes in a card's metadata, as its documentation listed them (huggingface/hub-docs,
+# docs/hub/repositories-licenses.md at commit 008d54d, read on 2026-12-07); `other` stands for any license
+# not on the list (the card then names it).
+HUB_LICENSE_IDS = frozenset("""
+apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m afl-3.0
+artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0
+cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0 cc-by-nc-nd-4.0
+cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0
+epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl
+mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license llama2
+gemma unknown other
+""".split())
+
+
+def check_hub_license_id(flag, license_id):
+    """Refuse (ValueError, as an argument dataclass raises) what is not on the Hub's list of license ids."""
+    if license_id is not None and license_id not in HUB_LICENSE_IDS:
+        raise ValueError(f"{flag} {license_id!r} is not a Hub license id such as cc-by-sa-4.0, apache-2.0, mit or "
+                         "other (the ids the Hub lists: https://huggingface.co/docs/hub/repositories-licenses); for a "
+                         "license not on that list, pass other")
+
 
 class License(NamedTuple):
     hub_id: str  # the Hub's license id

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -321,3 +322,20 @@ def test_processes_under_accelerate_continue_a_hub_model_together(tiny_model, ex
         "--output_dir", str(tmp_path / "other")], tmp_path / "refused.log", env)
     assert refused.wait(timeout=300) != 0
     assert refused.output().count("error: There is no model tester/nothing on the Hub") == 2, refused.output()
+
+
+def test_a_token_the_hub_refuses_is_named_as_the_cause_for_a_base_and_a_dataset(hub, monkeypatch):
+    from gpt2ja.sources.hub_dataset import dataset_revision
+    monkeypatch.setenv("HF_TOKEN", "hf_not_the_right_one")
+    for read, what in ((lambda: resolve("tester/base"), "the files of tester/base"),
+                       (lambda: dataset_revision("tester/corpus"), "dataset tester/corpus")):
+        with pytest.raises(UserError, match=rf"refused the token \(HTTP 401\) when reading {what}: run `hf auth "
+                                            r"login` or set HF_TOKEN"):
+            read()
+
+
+def test_a_checkpoint_folder_as_a_base_has_its_runs_license(tiny_model, tmp_path):
+    from gpt2ja.base_model import folder_license
+    from gpt2ja.run_folder import last_complete_checkpoint
+    checkpoint = Path(last_complete_checkpoint(tiny_model.parent / "checkpoints"))
+    assert folder_license(checkpoint) == folder_license(tiny_model) == "cc-by-sa-3.0"

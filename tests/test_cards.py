@@ -134,7 +134,7 @@ def test_the_space_takes_cpu_wheels_on_cpu_hardware_and_zerogpus_torch_on_zerogp
 
 
 def test_the_dataset_card_of_the_users_text_describes_it_without_wikipedia(tmp_path):
-    for corpus, source in ((FILES, "the text files `novels.jsonl`, `blog.txt`, their `text` column"),
+    for corpus, source in ((FILES, "the text files `novels.jsonl`, `blog.txt`, their `text` field"),
                            (HUB_DATASET, "[someone/ja-corpus](https://huggingface.co/datasets/someone/ja-corpus)")):
         links = Links("tester/m", dataset_repo_id="tester/ds", license=hub_license("apache-2.0"))
         card = dataset_card(links, own_text(PREPARATION, corpus), eos_id=3)
@@ -182,7 +182,7 @@ def test_a_continued_model_names_its_base_its_license_and_the_users_text(tiny_mo
     text = " ".join(card.text.split())
     assert "continued from [tester/base](https://huggingface.co/tester/base) at revision" in text
     assert f"(https://huggingface.co/tester/base/tree/{'a' * 40})" in text
-    assert "The text files `novels.jsonl`, `blog.txt`, their `text` column." in text
+    assert "The text files `novels.jsonl`, `blog.txt`, their `text` field." in text
     assert "Of 262 documents read, 198 were kept. Dropped: 3 empty documents and 2 repeated ones." in text
     assert "The base model's tokenizer, unchanged, 8,000 pieces" in text
     assert "whose license is [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (`cc-by-sa-4.0`)" in text

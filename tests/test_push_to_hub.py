@@ -572,7 +572,7 @@ def test_a_continued_model_without_a_license_its_data_and_base_allow_is_refused_
     assert not (tmp_path / "stage").exists()
 
 
-@pytest.mark.parametrize("license", ["CC BY-SA 4.0", "MIT", "cc_by_sa"])
+@pytest.mark.parametrize("license", ["CC BY-SA 4.0", "MIT", "cc_by_sa", "foo-bar", "cc-by-sa-5.0"])
 def test_a_license_that_is_no_hub_license_id_is_refused(tmp_path, license):
     with pytest.raises(UserError, match=f"^--license {re.escape(repr(license))} is not a Hub license id"):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--license", license])

@@ -124,6 +124,7 @@ def test_files_by_url_come_through_the_datasets_download_cache(tmp_path, mirror,
     (dict(train_file=["a.txt"], dataset_split="train"), "--dataset_config_name and --dataset_split .* go with "
                                                         "--dataset_name"),
     (dict(dataset_config_name="ja"), "go with --dataset_name"),
+    (dict(train_file=["a.txt", "b.txt.gz"], text_column="body"), "plain-text files hold no fields"),
 ])
 def test_one_source_and_only_its_flags(flags, message):
     given = dict(dump=[], train_file=[], dataset_name=None, date=None, mirror=None, text_column=None,
@@ -229,3 +230,9 @@ def test_a_file_by_url_that_changed_on_a_server_without_etags_is_read_anew(tmp_p
     after = TextFiles([f"{mirror}/notes.txt"])
     assert after.identity != before.identity
     assert len(read_documents(after, work_dir=tmp_path / "work")[0]) == 4
+
+
+def test_a_plain_text_corpus_is_described_without_a_field():
+    from gpt2ja.sources.files import files_record
+    assert files_record(["/home/me/notes.txt"], "text").described == "The text files `notes.txt`"
+    assert files_record(["a.txt", "b.jsonl"], "body").described == "The text files `a.txt`, `b.jsonl`, their `body` field"

@@ -132,7 +132,8 @@ def files_record(files, text_column):
     named = f"the text files {file_names(files, '`')}"
     return SourceRecord(
         title=file_names(files), named=named, unit="documents", fields=USER_FIELDS,
-        described=f"The text files {file_names(files, '`')}" + (f", their `{text_column}` column" if text_column else ""),
+        described=f"The text files {file_names(files, '`')}" + (
+            f", their `{text_column}` field" if text_column and any(map(is_json_lines, files)) else ""),
         dataset_name=file_names(files),
         dataset_ref={"dataset_type": re.sub(r"[^\w.+-]+", "-", file_names(files)),
                      "dataset_name": f"{file_names(files)}, gpt2-small-ja splits"})
