@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tokenizers import AddedToken
 from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
-from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
 from gpt2ja import sentencepiece_apart
 from gpt2ja.cli import parse_args, run_main
@@ -32,7 +30,7 @@ from gpt2ja.rerun import reuse_or_build, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_VOCAB_SIZE, SPECIAL_IDS, SPECIAL_TOKENS
 from gpt2ja.splits import data_fingerprint, load_split
-from gpt2ja.tokenizer_folder import TokenizerReport, load_tokenizer
+from gpt2ja.tokenizer_folder import TokenizerReport, load_tokenizer, tokenizers_twin
 
 logger = logging.getLogger("tokenizer")
 
@@ -202,24 +200,12 @@ def train_sentencepiece(sentences, model_file, args):
         raise
 
 
-def tokenizers_twin(spm_model):
-    """The `tokenizers` twin of BertGenerationTokenizer, built from the SentencePiece model's own
-    settings (normalizer, dummy prefix, whitespace), with the special tokens split out of
-    text as the slow tokenizer splits them. (transformers registers no converter for
-    BertGenerationTokenizer, and the generic SentencePiece one ignores add_dummy_prefix.)"""
-    proto = import_protobuf().ModelProto()
-    proto.ParseFromString(Path(spm_model).read_bytes())
-    fast = SpmConverter.build_tokenizer_from_spm_proto(proto, [(p.piece, p.score) for p in proto.pieces])
-    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_IDS])
-    return fast
-
-
 def export(spm_model, output_dir):
     """Write the BertGenerationTokenizer folder plus tokenizer.json; return the loaded tokenizer."""
     # A model folder's copy records its own model's context (train.py); this one, GPT-2 small's.
     slow = BertGenerationTokenizer(str(spm_model), model_max_length=REFERENCE_CONTEXT, **SPECIAL_TOKENS)
     slow.save_pretrained(str(output_dir))
-    tokenizers_twin(spm_model).save(str(Path(output_dir, "tokenizer.json")))
+    tokenizers_twin(spm_model, SPECIAL_IDS).save(str(Path(output_dir, "tokenizer.json")))
     return load_tokenizer(output_dir)
 
 

@@ -41,7 +41,7 @@ from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
-from gpt2ja.tokenizer_folder import load_tokenizer
+from gpt2ja.tokenizer_folder import load_tokenizer, tokenizers_twin
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
 
 logger = logging.getLogger("train")
@@ -342,10 +342,13 @@ def export_model(checkpoint, tokenizer_dir, staging):
     model = GPT2LMHeadModel.from_pretrained(checkpoint)
     model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
     model.save_pretrained(str(staging))
-    load_tokenizer(tokenizer_dir, model_max_length=model.config.n_positions).save_pretrained(str(staging))
+    tokenizer = load_tokenizer(tokenizer_dir, model_max_length=model.config.n_positions)
+    tokenizer.save_pretrained(str(staging))
     for name in ("spiece.model", "tokenizer.json"):  # as they are (a base model's tokenizer may save neither)
         if Path(tokenizer_dir, name).is_file():
             shutil.copy(Path(tokenizer_dir, name), staging / name)
+    if not (staging / "tokenizer.json").is_file():  # a base without one (a checkpoint's): built as tokenizer.py does
+        tokenizers_twin(staging / "spiece.model", tokenizer.all_special_tokens).save(str(staging / "tokenizer.json"))
     shutil.copy(Path(checkpoint, TRAINER_STATE), staging / TRAINER_STATE)
 
 
