@@ -61,9 +61,10 @@ class BaseModel:
         return config
 
 
-def resolve(name_or_path, revision=None):
+def resolve(name_or_path, revision=None, recorded=None):
     """The base model's files on this machine (downloaded from the Hub into its cache when a repo id is given),
-    checked: a GPT-2 causal LM with weights and a SentencePiece tokenizer that fits its vocabulary."""
+    checked: a GPT-2 causal LM with weights and a SentencePiece tokenizer that fits its vocabulary. `recorded`:
+    the commit a run folder recorded of this repo, which HF_HUB_OFFLINE takes from the cache."""
     folder = Path(name_or_path)
     if folder.exists():
         if revision:
@@ -73,7 +74,7 @@ def resolve(name_or_path, revision=None):
             raise UserError(f"--model_name_or_path {name_or_path} is a file; pass a model folder or a Hub repo id.")
         name, commit = str(folder.resolve()), None
     elif is_repo_id(name_or_path):
-        folder, commit = download(name_or_path, revision)
+        folder, commit = download(name_or_path, revision, recorded)
         name = name_or_path
     else:
         raise UserError(f"--model_name_or_path {name_or_path} is neither a folder here nor a Hub repo id such as "
@@ -94,7 +95,7 @@ def is_repo_id(name):
     return True
 
 
-def download(repo_id, revision=None):
+def download(repo_id, revision=None, recorded=None):
     """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
     tokenizer and card, nothing else."""
     from huggingface_hub import HfApi, constants, snapshot_download
@@ -108,10 +109,8 @@ def download(repo_id, revision=None):
             folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
                 "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
                 *TOKENIZER_FILES])
-        except OfflineModeIsEnabled:  # HF_HUB_OFFLINE: the snapshot the cache holds of that revision
-            folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-            logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
-            return folder, folder.name
+        except OfflineModeIsEnabled:
+            return cached_snapshot(repo_id, revision or recorded)
         except GatedRepoError:
             raise UserError(f"{repo_id} is gated: accept its terms on {constants.ENDPOINT}/{repo_id} with the "
                             "account whose token this machine uses, then rerun.") from None
@@ -124,7 +123,40 @@ def download(repo_id, revision=None):
         except EntryNotFoundError as error:
             raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
                             "or pass a local folder holding the model.") from None
+    write_ref(repo_id, revision or "main", info.sha)
     return Path(folder), info.sha
+
+
+def repo_cache(repo_id):
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+    return Path(constants.HF_HUB_CACHE, repo_folder_name(repo_id=repo_id, repo_type="model"))
+
+
+def write_ref(repo_id, revision, commit):
+    """Note in the Hub cache which commit `revision` (a branch or tag) was, as huggingface_hub does when it downloads
+    by name: downloaded by commit (so that every file is of one commit), the cache would otherwise not know it, and
+    HF_HUB_OFFLINE could not find the base by its name."""
+    if revision != commit:
+        ref = repo_cache(repo_id) / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
+
+
+def cached_snapshot(repo_id, revision=None):
+    """HF_HUB_OFFLINE: (snapshot folder, commit) of the base in the Hub cache: at `revision` (a commit, or a branch
+    or tag the cache noted; default main), or one sentence naming the commits the cache holds."""
+    cache, wanted = repo_cache(repo_id), revision or "main"
+    ref = cache / "refs" / wanted
+    commit = ref.read_text().strip() if ref.is_file() else wanted
+    folder = cache / "snapshots" / commit
+    if not (folder / "config.json").is_file():
+        held = sorted(p.name for p in (cache / "snapshots").glob("*")) if (cache / "snapshots").is_dir() else []
+        raise UserError(f"HF_HUB_OFFLINE is set and the Hub cache holds no snapshot of {repo_id} at {wanted} (it holds "
+                        f"{', '.join(held) or 'none'}); pass --model_revision with one of them, or run once with the "
+                        "network to download it.")
+    logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, commit)
+    return folder, commit
 
 
 def folder_license(folder):
@@ -177,7 +209,7 @@ def start_from(model_args, named, args, run):
     base, refusal = None, None
     if args.process_index == 0:
         try:
-            base = resolve(model_args.model_name_or_path, model_args.model_revision)
+            base = resolve(model_args.model_name_or_path, model_args.model_revision, recorded_commit(run, model_args))
         except UserError as error:
             refusal = str(error)
     shared = [refusal, base and base.revision]
@@ -187,9 +219,18 @@ def start_from(model_args, named, args, run):
     if shared[0]:
         raise UserError(shared[0])
     if base is None:  # another process: the main one's commit, from the cache it filled (or this node's)
-        base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision)
+        base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision,
+                       recorded_commit(run, model_args))
     check_architecture(model_args, named, base.config(), base.name)
     return base
+
+
+def recorded_commit(run, model_args):
+    """The commit of the base model the run folder's checkpoints or model recorded, where it is this repo's."""
+    from .run_folder import RunIdentity, RunInfo
+    record = RunIdentity.load(run.checkpoints) or RunInfo.load(run.model)
+    base = (record.identity.get("base_model") or {}) if record else {}
+    return base.get("revision") if base.get("name") == model_args.model_name_or_path else None
 
 
 def pinning_hint(recorded, identity):

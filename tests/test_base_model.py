@@ -339,3 +339,25 @@ def test_a_checkpoint_folder_as_a_base_has_its_runs_license(tiny_model, tmp_path
     from gpt2ja.run_folder import last_complete_checkpoint
     checkpoint = Path(last_complete_checkpoint(tiny_model.parent / "checkpoints"))
     assert folder_license(checkpoint) == folder_license(tiny_model) == "cc-by-sa-3.0"
+
+
+def test_offline_the_base_is_found_at_the_recorded_commit_else_at_its_branch_else_refused(excerpt_tokenizer, tmp_path,
+                                                                                         hub, monkeypatch):
+    import huggingface_hub.constants as constants
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    first = hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    pinned = resolve("tester/base", revision=first)  # online, at the first commit
+    model_folder(folder, excerpt_tokenizer)
+    second = hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    latest = resolve("tester/base")  # online, main: the second commit
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert resolve("tester/base").identity == latest.identity == {"name": "tester/base", "revision": second}
+    assert resolve("tester/base", recorded=first).fingerprint == pinned.fingerprint  # what a run folder recorded
+    assert resolve("tester/base", revision=second).identity["revision"] == second
+    with pytest.raises(UserError, match=rf"HF_HUB_OFFLINE is set and the Hub cache holds no snapshot of tester/base "
+                                        rf"at v9 \(it holds {min(first, second)}, {max(first, second)}\); pass "
+                                        r"--model_revision with one of them"):
+        resolve("tester/base", revision="v9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(UserError, match=r"holds no snapshot of tester/base at main \(it holds none\)"):
+        resolve("tester/base")
