@@ -7,6 +7,7 @@ blocks of the model's context.
 """
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ import sentencepiece as spm
 import torch
 from tqdm.auto import tqdm
 
-from .rerun import Record, file_fingerprint, reuse_or_build
+from .rerun import Record, file_fingerprint, reuse_or_build, same_identity
 from .settings import SPECIAL_IDS, SPECIAL_TOKENS
 from .splits import SPLITS, data_fingerprint, load_split
 from .tokenizer_folder import load_tokenizer
@@ -120,7 +121,9 @@ class TokenCache(Record):
 def token_cache_folder(cache_root, identity):
     """The folder of the tokens of these inputs: named by their content (and by the encoder, where the tokenizer
     is not its SentencePiece model as it is)."""
-    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}{identity.get('encoder', '')}".encode())
+    encoding = identity.get("tokenizer_encoding", OWN_ENCODING)  # tokenizer.py's keeps the name it always had
+    other = json.dumps(encoding, sort_keys=True) if encoding != OWN_ENCODING else ""
+    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}{identity.get('encoder', '')}{other}".encode())
     return Path(cache_root) / key.hexdigest()[:16]
 
 
@@ -136,7 +139,7 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
 
     def finished():
         meta = TokenCache.load(cache)
-        if meta is None or meta.identity != identity:
+        if meta is None or not same_identity(meta.identity, identity, {"tokenizer_encoding": OWN_ENCODING})[0]:
             return None
         logger.info("Reusing the token cache %s", cache)
         return meta
