@@ -2,11 +2,10 @@
 
 import logging
 import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import AutoTokenizer
