@@ -361,3 +361,12 @@ def test_offline_the_base_is_found_at_the_recorded_commit_else_at_its_branch_els
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     with pytest.raises(UserError, match=r"holds no snapshot of tester/base at main \(it holds none\)"):
         resolve("tester/base")
+
+
+def test_a_gated_base_links_its_terms_on_the_hub_it_was_asked_of(excerpt_tokenizer, tmp_path, hub):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    hub.publish("models", "tester/gated", {p.name: p.read_bytes() for p in folder.iterdir()})
+    hub.repos["tester/gated"]["gated"] = True
+    with pytest.raises(UserError, match=rf"tester/gated is gated: accept its terms on {re.escape(hub.url)}/tester/gated "
+                                        "with the account whose token this machine uses"):
+        resolve("tester/gated")
