@@ -51,13 +51,14 @@ from transformers import GPT2LMHeadModel, pipeline, set_seed
 import train
 from gpt2ja import resume
 from gpt2ja.cli import run_main
-from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, SignalAtStep
+from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint
 from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REPO_ROOT
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.tokenizer_folder import load_tokenizer
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
+from benchmarks.drills import SignalAtStep
 from benchmarks.train_bench import StepClock, recipe_args, step_seconds, synthetic_blocks
 
 RECIPES = (REPO_ROOT / "configs" / "reference.yaml", REPO_ROOT / "configs" / "fast.yaml")

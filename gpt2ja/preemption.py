@@ -1,8 +1,6 @@
-"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss, with every step recorded; and the
-drill that sends the signal."""
+"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss, with every step recorded."""
 
 import logging
-import os
 import signal
 
 import torch
@@ -52,19 +50,6 @@ class PreemptionCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
-
-
-class SignalAtStep(TrainerCallback):
-    """The preemption drill of benchmarks/gpu_check.py and of the tests, never of a real run: sends this
-    process a signal (SIGTERM) as step `step` begins, as a scheduler preempting the job would.
-    PreemptionCallback then stops the run with checkpoint-`step`, whatever the order of the callbacks."""
-
-    def __init__(self, step, signum=signal.SIGTERM):
-        self.step, self.signum = step, signum
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if state.global_step == self.step - 1:
-            os.kill(os.getpid(), self.signum)
 
 
 class StopAtEvalLoss(TrainerCallback):

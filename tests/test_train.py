@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments, pipeline, set_seed
 
 import train
+from benchmarks.drills import SignalAtStep
 from gpt2ja.errors import UserError
-from gpt2ja.preemption import SignalAtStep
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
 from processes import Launch, Script, children_of, run
