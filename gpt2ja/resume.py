@@ -227,7 +227,9 @@ def run_info(model_args, data_args, args, token_counts, identity, base=None):
         tokens=token_counts,
         tokenizer_report=TokenizerReport.load(data_args.tokenizer_dir),
         recipe={**recipe(model_args, args), "per_device_train_batch_size": args.per_device_train_batch_size,
-                "gradient_accumulation_steps": args.gradient_accumulation_steps},
+                "gradient_accumulation_steps": args.gradient_accumulation_steps,
+                # speed settings, outside the run's identity (as is the batch's split)
+                "torch_compile_mode": args.torch_compile_mode, "sdpa_backends": args.sdpa_backends},
         hardware={"processes": args.world_size, "devices": devices},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
         base_model=base.record() if base else None,
