@@ -81,6 +81,8 @@ def test_a_global_batch_that_cannot_be_split_is_refused():
     (["--n_head", "5"], "must be a multiple of --n_head 5"),
     (["--dropout", "1.5"], "--dropout must be in"),
     (["--global_batch_size", "0"], "--global_batch_size must be 1 or more"),
+    (["--sdpa_backends", "cudnn,fast"], "--sdpa_backends 'cudnn,fast' must be a comma list of cudnn, flash, "
+                                        "efficient, math \\(unknown: fast\\)"),
 ])
 def test_out_of_range_values_are_refused_at_parse_time(flags, message):
     with pytest.raises(UserError, match=message):
@@ -452,6 +454,24 @@ def test_no_host_read_of_our_code_between_two_optimizer_steps(excerpt_data, exce
     train.main(argv, callbacks=[CountBetweenSteps(reads, 3, 4)])  # from the end of step 3 to the end of step 4
     assert reads.in_window == []
     assert any("preemption.py" in read for read in reads.outside)  # the watch read once, before the last save
+
+
+@pytest.mark.slow
+def test_the_speed_settings_keep_the_losses_and_the_run(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
+    few = ["--max_steps", "6", "--logging_steps", "1", "--eval_strategy", "no", "--save_steps", "6"]
+    order = ["--sdpa_backends", "cudnn,flash,efficient,math"]
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "default", *few))
+    model = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "cudnn", *few, *order))
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "math", *few, "--sdpa_backends", "math"))
+    # the CPU has no cuDNN attention: cuDNN first leaves PyTorch's own choice (flash), the same math
+    assert losses(tmp_path / "cudnn") == losses(tmp_path / "default") and len(losses(tmp_path / "default")) == 6
+    slower_math = [abs(a - b) for (_, a), (_, b) in zip(losses(tmp_path / "math"), losses(tmp_path / "default"))]
+    assert 0 < max(slower_math) < 1e-3  # the setting reaches the attention of the training steps
+    recipe = json.loads((model / "run_info.json").read_text())["recipe"]
+    assert (recipe["sdpa_backends"], recipe["torch_compile_mode"]) == ("cudnn,flash,efficient,math", None)
+    caplog.set_level(logging.INFO)
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "cudnn", *few))  # speed only: the same run
+    assert "already holds this output" in caplog.text
 
 
 def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
