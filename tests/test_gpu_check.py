@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+from benchmarks import gpu_compare
+from benchmarks.train_bench import recipe_args
+from gpt2ja.settings import REPO_ROOT
 from processes import run
 
 
@@ -80,3 +83,21 @@ def test_the_speed_comparison_says_what_a_spent_budget_left_out(excerpt_data, ex
     assert [row["name"] for row in report["rows"]] == ["fast.yaml (before)", "reference.yaml (before)"]
     assert [skip["name"] for skip in report["skipped"]] == ["micro-batch 8", "device-side NaN check", "cuDNN SDPA"]
     assert "Skipped cuDNN SDPA: needs ~" in table and report["loss_check"]["skipped"]
+
+
+@pytest.mark.parametrize("name, recipe, flags", gpu_compare.CANDIDATES, ids=[c[0] for c in gpu_compare.CANDIDATES])
+def test_every_candidate_of_the_comparison_is_a_setting_train_py_takes(name, recipe, flags, tmp_path):
+    # parsed as on the GPU (nothing here runs it): a misspelt flag would cost the GPU's few minutes
+    model_args, args = recipe_args(str(REPO_ROOT / "configs" / f"{recipe}.yaml"), 10, tmp_path,
+                                   [*gpu_compare.COMPARE["gpu"]["fast_flags" if recipe == "fast" else "flags"],
+                                    "--bf16", "false", "--tf32", "false", "--use_cpu", "true", *flags["gpu"]])
+    given = dict(zip(flags["gpu"][::2], flags["gpu"][1::2]))
+    if "--per_device_train_batch_size" in given:
+        assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (64, 2)
+    if "--accelerator_config" in given:
+        assert args.accelerator_config.non_blocking is True
+    if "--torch_compile_mode" in given:
+        assert args.torch_compile and args.torch_compile_mode == given["--torch_compile_mode"]
+    if "--sdpa_backends" in given:
+        assert args.sdpa_backends == "cudnn,flash,efficient,math"
+    assert args.optim == given.get("--optim", {"fast": "adamw_torch_fused", "reference": "adamw_torch"}[recipe])
