@@ -27,7 +27,6 @@ must agree within 1%. It writes gpu_compare_<device>.json and .md under --out_di
 """
 
 import json
-import math
 import re
 import statistics
 import threading
@@ -36,7 +35,7 @@ import traceback
 from pathlib import Path
 
 import torch
-from transformers import PrinterCallback, TrainerCallback, set_seed
+from transformers import PrinterCallback, set_seed
 
 import train
 from gpt2ja.errors import NonFiniteLoss
@@ -45,6 +44,7 @@ from gpt2ja.settings import REPO_ROOT
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.tokenizer_folder import load_tokenizer
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
+from benchmarks.gpu_turns import Baton, Turns
 from benchmarks.train_bench import recipe_args, synthetic_blocks
 
 # (name, recipe stem, flags per mode, whether the host reads every loss as before); in priority order
@@ -67,86 +67,16 @@ STEP_GUESS_S = {"gpu": {"fast": 0.35, "reference": 0.05}, "cpu": {"fast": 0.3, "
 
 # What the mode sets: rows' batch and turns, the loss check's steps; on the CPU at most three candidates
 COMPARE = {
-    "gpu": {"budget_s": 290, "candidates": 6, "flags": [], "fast_flags": ["--global_batch_size", "128"],
+    "gpu": {"budget_s": 290, "candidates": 6, "flags": [], "fast_batch": 128, "fast_flags": [],
             "warmup": {"fast": 3, "reference": 10}, "timed": {"fast": 20, "reference": 200},
             "turn": {"fast": 2, "reference": 20}, "check_steps": 200, "check_batch": 16},
-    "cpu": {"budget_s": 90, "candidates": 3, "flags": [],
-            "fast_flags": ["--global_batch_size", "8", "--per_device_train_batch_size", "4"], "warmup": {"fast": 2, "reference": 5}, "timed": {"fast": 20, "reference": 200},
+    "cpu": {"budget_s": 90, "candidates": 3, "flags": [], "fast_batch": 8,
+            "fast_flags": ["--per_device_train_batch_size", "4"],
+            "warmup": {"fast": 2, "reference": 5}, "timed": {"fast": 20, "reference": 200},
             "turn": {"fast": 2, "reference": 20}, "check_steps": 40, "check_batch": 4},
 }
 
-
-# --- rows in turns -------------------------------------------------------------------------------
-
-class Baton:
-    """Who trains now: "main" (the comparison) or one row."""
-
-    def __init__(self):
-        self.holder, self.order, self._changed = "main", None, threading.Condition()
-
-    def hand(self, to, order=None):
-        with self._changed:
-            self.holder, self.order = to, order
-            self._changed.notify_all()
-
-    def wait_for(self, who):
-        with self._changed:
-            self._changed.wait_for(lambda: self.holder == who)
-            return self.order
-
-
-def sync(on_gpu):
-    if on_gpu:
-        torch.cuda.synchronize()
-
-
-class Turns(TrainerCallback):
-    """One row's side of the turns: waits for the baton, trains `order` steps ("steps", n), one profiled step
-    ("profile", 1) or stops ("stop"), timing the turn between two device syncs, then hands the baton back."""
-
-    def __init__(self, row, baton, on_gpu):
-        self.row, self.baton, self.on_gpu = row, baton, on_gpu
-        self.order, self.done, self.turns, self.profiles, self.extra = None, 0, [], [], []
-        self.started = self.base = self.profiler = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.take(self.baton.wait_for(self.row["name"]))
-
-    def take(self, order):
-        self.order, self.done = order, 0
-        if self.on_gpu:
-            self.base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-        if order[0] == "profile":
-            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]
-                                                   + ([torch.profiler.ProfilerActivity.CUDA] if self.on_gpu else []))
-            self.profiler.start()
-        self.started = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.done += 1
-        if self.done < self.order[1]:
-            return control
-        sync(self.on_gpu)
-        seconds = time.perf_counter() - self.started
-        if self.profiler is not None:
-            self.profiler.stop()
-            self.profiles.append(profile_split(self.profiler, seconds, self.on_gpu))
-            self.profiler = None
-        else:
-            self.turns.append((seconds, self.done))
-        if self.on_gpu:
-            self.extra.append(torch.cuda.max_memory_allocated() - self.base)
-        if state.global_step >= state.max_steps:
-            return control  # the thread hands the baton back once train() has returned
-        self.baton.hand("main")
-        order = self.baton.wait_for(self.row["name"])
-        if order[0] == "stop":
-            control.should_training_stop = True
-        else:
-            self.take(order)
-        return control
-
+# --- the rows ------------------------------------------------------------------------------------
 
 def read_every_loss(trainer):
     """The (before) rows: train.py's check as it was, the host reading every micro-batch's loss (one sync each)."""
@@ -170,7 +100,8 @@ def build_row(row, mode_name, work, vocab):
     folder.mkdir(parents=True)
     model_args, args = recipe_args(str(REPO_ROOT / "configs" / f"{recipe}.yaml"), steps, folder,
                                    ["--vocab_size", str(vocab), *row["mode_flags"], *mode["flags"],
-                                    *(mode["fast_flags"] if recipe == "fast" else []), *row["flags"]])
+                                    *(["--global_batch_size", str(mode["fast_batch"]), *mode["fast_flags"]]
+                                      if recipe == "fast" else []), *row["flags"]])
     config = train.build_config(model_args, vocab)
     blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     blocks = synthetic_blocks(folder / "train.bin", vocab, config.n_positions, blocks_per_step * steps)
@@ -206,9 +137,9 @@ def start_row(row, mode_name, work, vocab, baton, on_gpu):
             baton.hand("main")
     row["clock"] = Turns(row, baton, on_gpu)
     row["thread"] = threading.Thread(target=run, name=row["name"], daemon=True)
+    baton.hand(row["name"], ("steps", COMPARE[mode_name]["warmup"][row["recipe"]]))  # first: a row that fails at
+    started = time.perf_counter()                                                    # once hands it back
     row["thread"].start()
-    baton.hand(row["name"], ("steps", COMPARE[mode_name]["warmup"][row["recipe"]]))
-    started = time.perf_counter()
     baton.wait_for("main")
     row["first_turn_s"] = round(time.perf_counter() - started, 2)
     row["clock"].turns.clear()  # the warm-up is not timed
@@ -223,31 +154,6 @@ def give_turn(row, baton, order):
     baton.wait_for("main")
     if order[0] == "stop":
         row["thread"].join()
-
-
-# --- profile ------------------------------------------------------------------------------------
-
-CATEGORIES = [("attention", r"flash|fmha|attention|sdpa|attn"), ("loss", r"cross_entropy|nll_loss|log_softmax"),
-              ("optimizer", r"adam|foreach|multi_tensor"),
-              ("matmuls", r"gemm|matmul|aten::mm|aten::addmm|aten::bmm|cutlass|xmma|nvjet|cublas")]
-
-
-def profile_split(profiler, seconds, on_gpu):
-    """Seconds of one step by kind: the device's kernels on a GPU, the operators' own CPU time on the CPU; idle is
-    the rest of the step's time (on the CPU: Python and the Trainer's bookkeeping)."""
-    split = {name: 0.0 for name, _ in CATEGORIES} | {"other": 0.0}
-    for event in profiler.key_averages():
-        if on_gpu:
-            if event.device_type != torch.autograd.DeviceType.CUDA:
-                continue
-            micros = event.self_device_time_total
-        else:
-            micros = event.self_cpu_time_total if event.key.startswith("aten::") else 0
-        kind = next((name for name, pattern in CATEGORIES if re.search(pattern, event.key.lower())), "other")
-        split[kind] += micros / 1e6
-    busy = sum(split.values())
-    return {"step_s": round(seconds, 4), **{k: round(v, 4) for k, v in split.items()},
-            "idle": round(max(0.0, seconds - busy), 4)}
 
 
 # --- the comparison -----------------------------------------------------------------------------
@@ -341,13 +247,17 @@ def compare(cli, mode_flags, vocab):
     # each (torch.compile's backend differs), static shapes for each row's batch, and room for every row's graphs.
     torch._dynamo.config.automatic_dynamic_shapes = False
     torch._dynamo.config.recompile_limit = 64
-    reserve = 2 * (FIRST_TURN_GUESS_S[mode_name]["fast"] + mode["check_steps"] * STEP_GUESS_S[mode_name]["fast"] / 4)
+
+    def reserve():  # the loss check's two runs: a compile each, and its steps at its smaller batch
+        first = measured.get(("first", "fast"), FIRST_TURN_GUESS_S[mode_name]["fast"])
+        return 2 * (first + mode["check_steps"] * measured.get(("step", "fast"), STEP_GUESS_S[mode_name]["fast"])
+                    * mode["check_batch"] / mode["fast_batch"])
 
     for row in before + candidates:
         cost = estimate_s(row, mode_name, measured)
-        if row not in before and cost > left() - reserve:
-            skipped.append({"name": row["name"], "reason": f"needs ~{cost:.0f} s, {max(0, left() - reserve):.0f} s "
-                                                         "left of the budget"})
+        if row not in before and cost > left() - reserve():
+            skipped.append({"name": row["name"], "reason": f"needs ~{cost:.0f} s, "
+                                                         f"{max(0, left() - reserve()):.0f} s left of the budget"})
             continue
         print(f"starting {row['name']} (~{cost:.0f} s)", flush=True)
         start_row(row, mode_name, cli.work, vocab, baton, on_gpu)
@@ -358,7 +268,8 @@ def compare(cli, mode_flags, vocab):
         seconds, steps = row["clock"].turns.pop()
         measured.setdefault(("first", row["recipe"]), row["first_turn_s"])
         measured.setdefault(("step", row["recipe"]), seconds / steps)
-        print(f"  {row['name']}: first turn {row['first_turn_s']:.1f} s, then {seconds / steps:.3f} s a step", flush=True)
+        print(f"  {row['name']}: first turn {row['first_turn_s']:.1f} s, then {seconds / steps:.3f} s a step",
+              flush=True)
 
     live = [row for row in started if "error" not in row]
     time_rows(live, mode_name, baton, {row["name"]: mode["timed"][row["recipe"]] // mode["turn"][row["recipe"]]
@@ -380,7 +291,7 @@ def compare(cli, mode_flags, vocab):
                     "flags": [flag for row in winners for flag in row["flags"]], "mode_flags": mode_flags,
                     "host_reads_loss": all(row["host_reads_loss"] for row in winners)}
         cost = estimate_s(together, mode_name, measured)
-        if cost <= left() - reserve:
+        if cost <= left() - reserve():
             start_row(together, mode_name, cli.work, vocab, baton, on_gpu)
             started.append(together)
             if "error" not in together:
@@ -410,7 +321,7 @@ def compare(cli, mode_flags, vocab):
     winner = best[0]
     if winner is None or winner is fast_before:
         check = {"skipped": "no fast candidate beat fast.yaml (before)" if winner else "no fast row ran"}
-    elif left() < reserve / 2:
+    elif left() < reserve() / 2:
         check = {"skipped": f"{max(0, left()):.0f} s left of the budget"}
     else:
         check = loss_check(cli, mode_name, mode_flags, winner, fast_before)
@@ -438,15 +349,16 @@ def markdown(report):
             continue
         mfu = f"{row['mfu']:.1%}" if row.get("mfu") is not None else "-"
         ratio = f"{row['vs_before']:.3f}x" if row.get("vs_before") is not None else "-"
-        lines.append(f"| {row['name']} | {row['tokens_per_step']:,} | {row['timed_steps']} | {row['median_step_s']:.4f} "
-                     f"| {row['iqr_pct']:.1f}% | {row['tokens_per_s']:,} | {ratio} | {mfu} | {row['first_turn_s']:.1f} "
-                     f"| {row.get('peak_gib', '-')} |")
+        lines.append(f"| {row['name']} | {row['tokens_per_step']:,} | {row['timed_steps']} "
+                     f"| {row['median_step_s']:.4f} | {row['iqr_pct']:.1f}% | {row['tokens_per_s']:,} | {ratio} | {mfu} "
+                     f"| {row['first_turn_s']:.1f} | {row.get('peak_gib', '-')} |")
     profiled = [row for row in report["rows"] if row.get("profile")]
     if profiled:
         kinds = ["matmuls", "attention", "loss", "optimizer", "other", "idle"]
         lines += ["", "One step's time by kind (s; on the CPU, operators' own CPU time, idle = the rest):", "",
                   "| row | step | " + " | ".join(kinds) + " |", "|---|" + "---:|" * (len(kinds) + 1)]
-        lines += [f"| {row['name']} | {row['profile']['step_s']:.4f} | "
+        lines += [f"| {row['name']} | profile failed: {row['profile']['error']} |" if "error" in row["profile"] else
+                  f"| {row['name']} | {row['profile']['step_s']:.4f} | "
                   + " | ".join(f"{row['profile'][kind]:.4f}" for kind in kinds) + " |" for row in profiled]
     for skip in report["skipped"]:
         lines.append(f"\nSkipped {skip['name']}: {skip['reason']}.")

@@ -89,7 +89,8 @@ def test_the_speed_comparison_says_what_a_spent_budget_left_out(excerpt_data, ex
 def test_every_candidate_of_the_comparison_is_a_setting_train_py_takes(name, recipe, flags, tmp_path):
     # parsed as on the GPU (nothing here runs it): a misspelt flag would cost the GPU's few minutes
     model_args, args = recipe_args(str(REPO_ROOT / "configs" / f"{recipe}.yaml"), 10, tmp_path,
-                                   [*gpu_compare.COMPARE["gpu"]["fast_flags" if recipe == "fast" else "flags"],
+                                   [*(["--global_batch_size", str(gpu_compare.COMPARE["gpu"]["fast_batch"])]
+                                      if recipe == "fast" else []),
                                     "--bf16", "false", "--tf32", "false", "--use_cpu", "true", *flags["gpu"]])
     given = dict(zip(flags["gpu"][::2], flags["gpu"][1::2]))
     if "--per_device_train_batch_size" in given:

@@ -456,17 +456,32 @@ def test_no_host_read_of_our_code_between_two_optimizer_steps(excerpt_data, exce
     assert any("preemption.py" in read for read in reads.outside)  # the watch read once, before the last save
 
 
+class AttentionBackendsSeen(TrainerCallback):
+    """Notes, at every forward of the model, whether the flash and math kernels of sdpa were allowed."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        model.register_forward_pre_hook(lambda module, inputs: self.seen.append(
+            (module.training, torch.backends.cuda.flash_sdp_enabled(), torch.backends.cuda.math_sdp_enabled())))
+
+
 @pytest.mark.slow
 def test_the_speed_settings_keep_the_losses_and_the_run(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
-    few = ["--max_steps", "6", "--logging_steps", "1", "--eval_strategy", "no", "--save_steps", "6"]
+    few = ["--max_steps", "6", "--logging_steps", "1", "--eval_steps", "3", "--save_steps", "6",
+           "--max_eval_blocks", "2"]
     order = ["--sdpa_backends", "cudnn,flash,efficient,math"]
     train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "default", *few))
     model = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "cudnn", *few, *order))
-    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "math", *few, "--sdpa_backends", "math"))
-    # the CPU has no cuDNN attention: cuDNN first leaves PyTorch's own choice (flash), the same math
+    # the CPU has no cuDNN attention: cuDNN first leaves PyTorch's own choice, the same math
     assert losses(tmp_path / "cudnn") == losses(tmp_path / "default") and len(losses(tmp_path / "default")) == 6
-    slower_math = [abs(a - b) for (_, a), (_, b) in zip(losses(tmp_path / "math"), losses(tmp_path / "default"))]
-    assert 0 < max(slower_math) < 1e-3  # the setting reaches the attention of the training steps
+    seen = AttentionBackendsSeen()
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "math", *few, "--sdpa_backends", "math"),
+               callbacks=[seen])
+    assert {training for training, _, _ in seen.seen} == {True, False}  # training steps and evaluations
+    assert {(flash, math) for _, flash, math in seen.seen} == {(False, True)}  # math only, in every step
+    assert torch.backends.cuda.flash_sdp_enabled()  # and PyTorch's own order again outside them
     recipe = json.loads((model / "run_info.json").read_text())["recipe"]
     assert (recipe["sdpa_backends"], recipe["torch_compile_mode"]) == ("cudnn,flash,efficient,math", None)
     caplog.set_level(logging.INFO)
