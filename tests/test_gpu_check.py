@@ -85,7 +85,7 @@ def test_the_speed_comparison_says_what_a_spent_budget_left_out(excerpt_data, ex
     assert "Skipped cuDNN SDPA: needs ~" in table and report["loss_check"]["skipped"]
 
 
-@pytest.mark.parametrize("name, recipe, flags", gpu_compare.CANDIDATES, ids=[c[0] for c in gpu_compare.CANDIDATES])
+@pytest.mark.parametrize("name, recipe, flags", gpu_compare.CANDIDATES, ids=[c[0].format(64) for c in gpu_compare.CANDIDATES])
 def test_every_candidate_of_the_comparison_is_a_setting_train_py_takes(name, recipe, flags, tmp_path):
     # parsed as on the GPU (nothing here runs it): a misspelt flag would cost the GPU's few minutes
     model_args, args = recipe_args(str(REPO_ROOT / "configs" / f"{recipe}.yaml"), 10, tmp_path,
