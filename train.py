@@ -28,18 +28,18 @@ from typing import Optional
 
 import torch
 from accelerate import PartialState
-from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer,
-                          TrainingArguments, default_data_collator, set_seed)
+from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments,
+                          default_data_collator, set_seed)
 
 from gpt2ja import base_model, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
-from gpt2ja.errors import NonFiniteLoss, UserError
-from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
+from gpt2ja.errors import UserError
+from gpt2ja.preemption import NonFiniteWatch, PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
 from gpt2ja.rerun import disk_space_errors
 from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES
 from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, logged_seconds, train_metrics
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
-from gpt2ja.speed import device_peak_flops, flops_per_token
+from gpt2ja.speed import attention_backends, device_peak_flops, flops_per_token, sdpa_order
 from gpt2ja.splits import load_split
 from gpt2ja.tokenizer_folder import load_tokenizer, tokenizers_twin
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
@@ -128,7 +128,7 @@ class DataTrainingArguments:
 
 @dataclass
 class LMTrainingArguments(TrainingArguments):
-    """Trainer's arguments, and the two train.py adds: the global batch, and starting over."""
+    """Trainer's arguments, and what train.py adds: the global batch, starting over, stopping early, attention."""
 
     global_batch_size: Optional[int] = field(default=None, metadata={
         "help": "Sequences per optimizer step over all processes. The recipe fixes it; per-device batch (at most "
@@ -139,11 +139,15 @@ class LMTrainingArguments(TrainingArguments):
     stop_at_eval_loss: Optional[float] = field(default=None, metadata={
         "help": "End the run, with a checkpoint and the final model, at the first evaluation whose validation "
                 "loss is at most this (a run stopped so is finished; a rerun with a lower value goes on)."})
+    sdpa_backends: Optional[str] = field(default=None, metadata={
+        "help": "The kernels PyTorch's fused attention (sdpa) tries, in this order, as a comma list of cudnn, flash, "
+                "efficient, math (e.g. cudnn,flash,efficient,math); default: PyTorch's order. Speed only."})
 
     def __post_init__(self):
         super().__post_init__()
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise ValueError(f"--global_batch_size must be 1 or more, not {self.global_batch_size}")
+        sdpa_order(self.sdpa_backends)  # refuses an unknown name
 
 
 def parse_arguments(argv=None):
@@ -247,8 +251,8 @@ def generation_config(config):
 # --- training ---------------------------------------------------------------------------------
 
 class LMTrainer(Trainer):
-    """Trainer that stops on a non-finite loss and logs tokens/s (and MFU on a known GPU), and the training
-    time of the run so far, across resumes (`train_seconds`)."""
+    """Trainer that stops on a non-finite loss (before any checkpoint of it) and logs tokens/s (and MFU on a known
+    GPU), and the training time of the run so far, across resumes (`train_seconds`)."""
 
     def __init__(self, *args, tokens_per_step, flops_per_token, peak_flops, **kwargs):
         super().__init__(*args, **kwargs)
@@ -257,6 +261,7 @@ class LMTrainer(Trainer):
         self.peak_flops = peak_flops
         self._speed_mark = None
         self._session = None  # (start of this process's training, seconds of the sessions before it)
+        self.nonfinite = NonFiniteWatch()
 
     @property
     def stepped(self):
@@ -266,19 +271,21 @@ class LMTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self._session is None:  # the state of a resumed run is restored by now
             self._session = (time.perf_counter(), logged_seconds(self.state.log_history))
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss):
-            checkpoint = last_complete_checkpoint(self.args.output_dir)
-            for callback in self.callback_handler.callbacks:  # end the progress bar before the message
-                if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
-                    callback.training_bar.close()
-            raise NonFiniteLoss(
-                f"The training loss became {loss.item()} at step {self.state.global_step + 1}; stopped without "
-                f"saving. The last good checkpoint is {checkpoint or 'none'}: lower --learning_rate or raise "
-                "--warmup_steps, then rerun to resume from it.")
+        with attention_backends(self.args.sdpa_backends):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        self.nonfinite.note(loss, self.state.global_step + 1)  # read at logs and before checkpoints, not here
         return loss
 
+    def prediction_step(self, *args, **kwargs):
+        with attention_backends(self.args.sdpa_backends):
+            return super().prediction_step(*args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        self.nonfinite.stop_if_seen(self.args.output_dir, self.callback_handler.callbacks)  # whoever asked to save
+        super()._save_checkpoint(model, trial)
+
     def log(self, logs, start_time=None):
+        self.nonfinite.stop_if_seen(self.args.output_dir, self.callback_handler.callbacks)  # the host waits here
         if "loss" in logs:
             now, step = time.perf_counter(), self.state.global_step
             if self._speed_mark is not None and step > self._speed_mark[1]:

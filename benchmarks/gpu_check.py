@@ -51,13 +51,15 @@ from transformers import GPT2LMHeadModel, pipeline, set_seed
 import train
 from gpt2ja.training_run import checkpoint_to_resume, recipe as run_recipe
 from gpt2ja.cli import run_main
-from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, SignalAtStep
+from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint
 from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REPO_ROOT
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.tokenizer_folder import load_tokenizer
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
+from benchmarks import gpu_compare
+from benchmarks.drills import SignalAtStep
 from benchmarks.train_bench import StepClock, recipe_args, step_seconds, synthetic_blocks
 
 RECIPES = (REPO_ROOT / "configs" / "reference.yaml", REPO_ROOT / "configs" / "fast.yaml")
@@ -249,6 +251,12 @@ def main():
                         help='also time the fast recipe with these flags, side by side (e.g. '
                              '"--per_device_train_batch_size 64"); repeatable')
     parser.add_argument("--speed_only", action="store_true", help="part 1 only (to compare variants)")
+    parser.add_argument("--compare", action="store_true",
+                        help="instead of the check: today's settings against each speed candidate, side by side, "
+                             "in about 5 minutes (benchmarks/gpu_compare.py)")
+    parser.add_argument("--budget_s", type=float, help="--compare's budget in seconds (default: 290; --cpu: 90)")
+    parser.add_argument("--results_dir", type=Path, default=REPO_ROOT / "benchmarks" / "results",
+                        help="where --compare writes gpu_compare_<device>.json and .md")
     parser.add_argument("--training_run", action="store_true", help=argparse.SUPPRESS)  # one process of part 2
     parser.add_argument("--output_dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--kill_at", type=int, default=0, help=argparse.SUPPRESS)
@@ -265,6 +273,13 @@ def main():
     prepare_tokens(run_dir.data, run_dir.tokenizer, run_dir.token_cache)  # once, before the training processes
     report = {"device": torch.cuda.get_device_name() if not cli.cpu else f"CPU ({os.cpu_count()} cores)",
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+    if cli.compare:
+        with tempfile.TemporaryDirectory() as cli.work:
+            report.update(gpu_compare.compare(cli, mode["flags"], mode["speed_vocab"]))
+        stem = gpu_compare.write_report(report, cli.results_dir)
+        print("\n" + gpu_compare.markdown(report) + f"\nWrote {stem}.json and {stem}.md")
+        before_ran = all("tokens_per_s" in row for row in report["rows"] if row["name"].endswith("(before)"))
+        sys.exit(0 if before_ran and report["loss_check"].get("within_1pct", True) else 1)
     with tempfile.TemporaryDirectory() as work:
         runs = [(recipe, ()) for recipe in RECIPES] + [(RECIPES[1], tuple(v.split())) for v in cli.fast_variant]
         report["speed"] = []

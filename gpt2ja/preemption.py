@@ -1,15 +1,19 @@
-"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss, with every step recorded; and the
-drill that sends the signal."""
+"""Stopping a training run cleanly: on SIGTERM or Ctrl-C, or at a validation loss, with every step recorded; and
+noting a loss that is not finite without making the host wait for the device."""
 
 import logging
-import os
 import signal
 
 import torch
 import torch.distributed as dist
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
+
+from .errors import NonFiniteLoss
+from .run_folder import last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
+
+NO_STEP = 2**62  # NonFiniteWatch's "no bad step yet"
 
 
 class PreemptionCallback(TrainerCallback):
@@ -54,19 +58,6 @@ class PreemptionCallback(TrainerCallback):
         return control
 
 
-class SignalAtStep(TrainerCallback):
-    """The preemption drill of benchmarks/gpu_check.py and of the tests, never of a real run: sends this
-    process a signal (SIGTERM) as step `step` begins, as a scheduler preempting the job would.
-    PreemptionCallback then stops the run with checkpoint-`step`, whatever the order of the callbacks."""
-
-    def __init__(self, step, signum=signal.SIGTERM):
-        self.step, self.signum = step, signum
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if state.global_step == self.step - 1:
-            os.kill(os.getpid(), self.signum)
-
-
 class StopAtEvalLoss(TrainerCallback):
     """--stop_at_eval_loss: the first evaluation at or below the threshold ends the run with a checkpoint."""
 
@@ -92,3 +83,49 @@ class RecordEveryCheckpoint(TrainerCallback):
         if control.should_save:
             control.should_log = True
         return control
+
+
+class NonFiniteWatch:
+    """The first optimizer step whose training loss was not finite, noted on the loss's device at every micro-batch
+    with no host read (a host read waits for every kernel queued before it: the GPU then idles while the host
+    queues the next ones). `first_bad` reads it: call it where the host waits anyway (a logged loss) and before
+    every checkpoint, so that no checkpoint holds the weights a non-finite loss made."""
+
+    def __init__(self):
+        self._step = self._loss = None  # tensors on the loss's device, made at the first note
+
+    def note(self, loss, step):
+        loss = loss.detach().float()
+        if self._step is None:
+            self._step = torch.full((), NO_STEP, dtype=torch.int64, device=loss.device)
+            self._loss = torch.zeros((), device=loss.device)
+        first = ~torch.isfinite(loss) & (self._step == NO_STEP)
+        self._step = torch.where(first, step, self._step)
+        self._loss = torch.where(first, loss, self._loss)
+
+    def first_bad(self):
+        """(step, loss as a string) of the first non-finite loss of any process, or None. One host read (and,
+        over several processes, one all-reduce: they must all call it at the same points)."""
+        if self._step is None:
+            return None
+        step = self._step.clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(step, op=dist.ReduceOp.MIN)  # any process's bad loss has reached every weight
+        first, mine = torch.stack([step, self._step]).tolist()
+        if first == NO_STEP:
+            return None
+        return first, str(self._loss.item()) if mine == first else "not finite (on another process)"
+
+    def stop_if_seen(self, checkpoints, callbacks):
+        """NonFiniteLoss naming the step and the last complete checkpoint in `checkpoints` if a loss was not
+        finite (the progress bar among `callbacks` closed first, so that the message stands on its own line)."""
+        bad = self.first_bad()
+        if not bad:
+            return
+        for callback in callbacks:
+            if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                callback.training_bar.close()
+        raise NonFiniteLoss(
+            f"The training loss became {bad[1]} at step {bad[0]}; stopped without saving. The last good checkpoint "
+            f"is {last_complete_checkpoint(checkpoints) or 'none'}: lower --learning_rate or raise --warmup_steps, "
+            "then rerun to resume from it.")

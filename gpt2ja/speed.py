@@ -1,6 +1,10 @@
-"""Training speed as model FLOPs utilization (MFU): FLOPs a token of GPT-2 and the peak of the device."""
+"""Training speed as model FLOPs utilization (MFU): FLOPs a token of GPT-2 and the peak of the device; the order in
+which PyTorch's fused attention tries its kernels."""
+
+import contextlib
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 # Dense bf16 peak FLOP/s of one device, for MFU. Matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12,
@@ -23,3 +27,27 @@ def device_peak_flops():
         return None
     name = torch.cuda.get_device_name()
     return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+# --sdpa_backends names: the kernels of torch.nn.functional.scaled_dot_product_attention
+SDPA_BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+
+
+def sdpa_order(names):
+    """The backends of a comma list of SDPA_BACKENDS names, in its order (None for None or ''); ValueError naming an
+    unknown one."""
+    if not names:
+        return None
+    order = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in order if name not in SDPA_BACKENDS]
+    if unknown or not order:
+        raise ValueError(f"--sdpa_backends {names!r} must be a comma list of {', '.join(SDPA_BACKENDS)} "
+                         f"(unknown: {', '.join(unknown) or 'none given'}).")
+    return [SDPA_BACKENDS[name] for name in order]
+
+
+def attention_backends(names):
+    """A context in which scaled_dot_product_attention tries the named backends in that order (only those);
+    with None, PyTorch's own order. The setting is global to the process, so it is entered around each step."""
+    return sdpa_kernel(sdpa_order(names), set_priority=True) if names else contextlib.nullcontext()

@@ -55,7 +55,8 @@ INERT = frozenset({
     "local_rank", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph",
     "ddp_backend", "ddp_timeout",
     # kernels and memory: the same math, computed faster or in less memory (tf32: matmuls' internal precision)
-    "torch_compile", "torch_compile_backend", "torch_compile_mode", "attn_implementation", "tf32", "use_liger_kernel",
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "attn_implementation", "sdpa_backends", "tf32",
+    "use_liger_kernel",
     "liger_kernel_config", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
     "activation_checkpointing_kwargs", "torch_empty_cache_steps",
     # when to stop: a run stopped early goes on with a lower threshold
@@ -64,8 +65,8 @@ INERT = frozenset({
     "model_name_or_path", "model_revision", "vocab_size",
 })
 # Inert settings run_info.json records all the same: the model card describes how the run was made.
-RECORDED_INERT = ("torch_compile", "torch_compile_mode", "attn_implementation", "tf32", "stop_at_eval_loss",
-                  "per_device_train_batch_size", "gradient_accumulation_steps")
+RECORDED_INERT = ("torch_compile", "torch_compile_mode", "attn_implementation", "sdpa_backends", "tf32",
+                  "stop_at_eval_loss", "per_device_train_batch_size", "gradient_accumulation_steps")
 
 
 def settings(model_args, args, config=None):

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 from transformers import TrainerControl
 
-from gpt2ja.preemption import PreemptionCallback, SignalAtStep, StopAtEvalLoss
+from benchmarks.drills import SignalAtStep
+from gpt2ja.preemption import PreemptionCallback, StopAtEvalLoss
 
 
 def step_end(callback):

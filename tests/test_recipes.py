@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import train
-from gpt2ja.preemption import SignalAtStep
+from benchmarks.drills import SignalAtStep
 
 REPO = Path(train.__file__).parent
 RECIPES = sorted((REPO / "configs").glob("*.yaml"))

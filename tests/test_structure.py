@@ -104,7 +104,7 @@ def test_every_library_module_is_on_the_package_map(module):
 @pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda p: p.name)
 def test_a_benchmark_imports_at_most_the_script_it_measures(benchmark):
     # the GPU check measures train.py; the scale benchmark every stage of the data and the tokenizer
-    measured = {"gpu_check": {"train"}, "scale_bench": {"prepare_data", "tokenizer"}}.get(
+    measured = {"gpu_check": {"train"}, "gpu_compare": {"train"}, "scale_bench": {"prepare_data", "tokenizer"}}.get(
         benchmark.stem, {benchmark.stem.removesuffix("_bench")})
     assert imported(benchmark) & SCRIPTS <= measured
     assert not imported(benchmark) & TEST_MODULES

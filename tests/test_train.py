@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from transformers import TrainingArguments, pipeline, set_seed
+from transformers import TrainerCallback, TrainingArguments, pipeline, set_seed
 
 import train
+from benchmarks.drills import SignalAtStep
 from gpt2ja.errors import UserError
-from gpt2ja.preemption import SignalAtStep
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
 from processes import Launch, Script, children_of, run
@@ -81,6 +81,8 @@ def test_a_global_batch_that_cannot_be_split_is_refused():
     (["--n_head", "5"], "must be a multiple of --n_head 5"),
     (["--dropout", "1.5"], "--dropout must be in"),
     (["--global_batch_size", "0"], "--global_batch_size must be 1 or more"),
+    (["--sdpa_backends", "cudnn,fast"], "--sdpa_backends 'cudnn,fast' must be a comma list of cudnn, flash, "
+                                        "efficient, math \\(unknown: fast\\)"),
 ])
 def test_out_of_range_values_are_refused_at_parse_time(flags, message):
     with pytest.raises(UserError, match=message):
@@ -380,6 +382,112 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(excerpt_data
     assert last == str(tmp_path / "run" / "checkpoints" / f"checkpoint-{step - 1}")
     assert last in str(raised.value)
     assert not (tmp_path / "run" / "model").exists()
+
+
+class NanLossAtMicroBatch(TrainerCallback):
+    """A test double of a diverging run: the training loss of micro-batch `number` (counted from 1) becomes NaN,
+    and with it the gradients and every weight after it."""
+
+    def __init__(self, number):
+        self.number, self.seen = number, 0
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        model.register_forward_hook(self.spoil)
+
+    def spoil(self, module, inputs, output):
+        if module.training:
+            self.seen += 1
+            if self.seen == self.number:
+                output.loss = output.loss * float("nan")
+        return output
+
+
+@pytest.mark.slow
+def test_a_nan_at_a_chosen_micro_batch_stops_the_run_before_the_next_save(excerpt_data, excerpt_tokenizer, tmp_path):
+    # 2 micro-batches a step: micro-batch 25 is step 13's first; saves every 10 steps, no log before step 20's save
+    nan = NanLossAtMicroBatch(25)
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--global_batch_size", "16",
+                    "--per_device_train_batch_size", "8", "--logging_steps", "100", "--eval_strategy", "no")
+    with pytest.raises(UserError, match=r"loss became nan at step 13; stopped without saving\. The last good "
+                                        r"checkpoint is .*checkpoint-10:") as raised:
+        train.main(argv, callbacks=[nan])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert last_complete_checkpoint(checkpoints) == str(checkpoints / "checkpoint-10") in str(raised.value)
+    assert nan.seen == 40  # the host read the loss only when step 20 was to be saved, not at each micro-batch
+    assert not (checkpoints / "checkpoint-20").exists() and not (tmp_path / "run" / "model").exists()
+
+
+class HostReads:
+    """Tensor.item, .tolist, __bool__, __float__ and __int__ (each makes the host wait for the device), patched to
+    note the file that called them while `counting`; the calls a file under `ours` made are `ours_seen`."""
+
+    NAMES = ("item", "tolist", "__bool__", "__float__", "__int__")
+
+    def __init__(self, monkeypatch, ours):
+        self.ours, self.counting, self.in_window, self.outside = ours, False, [], []
+        for name in self.NAMES:
+            monkeypatch.setattr(torch.Tensor, name, self.noting(name, getattr(torch.Tensor, name)))
+
+    def noting(self, name, read):
+        def noted(tensor, *args):
+            caller = sys._getframe(1).f_code.co_filename
+            if any(caller.startswith(str(path)) for path in self.ours):
+                (self.in_window if self.counting else self.outside).append(f"{name} in {caller}")
+            return read(tensor, *args)
+        return noted
+
+
+class CountBetweenSteps(TrainerCallback):
+    def __init__(self, reads, first, second):
+        self.reads, self.first, self.second = reads, first, second
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.reads.counting = self.first <= state.global_step < self.second
+
+
+@pytest.mark.slow
+def test_no_host_read_of_our_code_between_two_optimizer_steps(excerpt_data, excerpt_tokenizer, tmp_path,
+                                                             monkeypatch):
+    reads = HostReads(monkeypatch, ours=[REPO / "train.py", REPO / "gpt2ja"])
+    argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "6", "--global_batch_size",
+                    "16", "--per_device_train_batch_size", "8", "--logging_steps", "100", "--save_steps", "100",
+                    "--eval_strategy", "no")
+    train.main(argv, callbacks=[CountBetweenSteps(reads, 3, 4)])  # from the end of step 3 to the end of step 4
+    assert reads.in_window == []
+    assert any("preemption.py" in read for read in reads.outside)  # the watch read once, before the last save
+
+
+class AttentionBackendsSeen(TrainerCallback):
+    """Notes, at every forward of the model, whether the flash and math kernels of sdpa were allowed."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        model.register_forward_pre_hook(lambda module, inputs: self.seen.append(
+            (module.training, torch.backends.cuda.flash_sdp_enabled(), torch.backends.cuda.math_sdp_enabled())))
+
+
+@pytest.mark.slow
+def test_the_speed_settings_keep_the_losses_and_the_run(excerpt_data, excerpt_tokenizer, tmp_path, caplog):
+    few = ["--max_steps", "6", "--logging_steps", "1", "--eval_steps", "3", "--save_steps", "6",
+           "--max_eval_blocks", "2"]
+    order = ["--sdpa_backends", "cudnn,flash,efficient,math"]
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "default", *few))
+    model = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "cudnn", *few, *order))
+    # the CPU has no cuDNN attention: cuDNN first leaves PyTorch's own choice, the same math
+    assert losses(tmp_path / "cudnn") == losses(tmp_path / "default") and len(losses(tmp_path / "default")) == 6
+    seen = AttentionBackendsSeen()
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "math", *few, "--sdpa_backends", "math"),
+               callbacks=[seen])
+    assert {training for training, _, _ in seen.seen} == {True, False}  # training steps and evaluations
+    assert {(flash, math) for _, flash, math in seen.seen} == {(False, True)}  # math only, in every step
+    assert torch.backends.cuda.flash_sdp_enabled()  # and PyTorch's own order again outside them
+    recipe = json.loads((model / "run_info.json").read_text())["recipe"]
+    assert (recipe["sdpa_backends"], recipe["torch_compile_mode"]) == ("cudnn,flash,efficient,math", None)
+    caplog.set_level(logging.INFO)
+    train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "cudnn", *few))  # speed only: the same run
+    assert "already holds this output" in caplog.text
 
 
 def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):

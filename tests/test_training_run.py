@@ -151,8 +151,8 @@ def test_every_training_argument_is_classified_and_the_inert_set_names_only_real
 def test_the_recipe_compares_every_setting_but_the_inert_ones_and_never_holds_a_token():
     import train
     from gpt2ja.training_run import INERT, recipe
-    model_args, _, args = train.parse_arguments(["configs/tiny.yaml", "--hub_token", "hf_secret_token_123",
-                                                 "--data_seed", "7", "--neftune_noise_alpha", "5"])
+    model_args, _, args = train.parse_arguments(["configs/tiny.yaml", "--data_seed", "7", "--neftune_noise_alpha", "5"])
+    args.hub_token = "hf_secret_token_123"  # as a library user might set it (the command line refuses the flag)
     compared = recipe(model_args, args)
     assert compared["data_seed"] == 7 and compared["neftune_noise_alpha"] == 5 and "average_tokens_across_devices" in compared
     assert not INERT & set(compared) and "logging_steps" not in compared and "per_device_train_batch_size" not in compared
