@@ -124,7 +124,7 @@ def split_articles(articles, validation_percent=1.0, test_percent=1.0, num_proc=
 
 # --- the command --------------------------------------------------------------------------------
 
-def source_of(args):
+def source_from_flags(args):
     """The source the flags name: your own files or Hub dataset, else a Wikipedia dump."""
     if args.train_file:
         return TextFiles(args.train_file, args.text_column)
@@ -136,7 +136,7 @@ def source_of(args):
 def prepare(args, source=None):
     """Write the DatasetDict of `source` (default: the one the flags name) to args.output_dir, atomically: a
     failed run leaves no output folder."""
-    source = source or source_of(args)
+    source = source or source_from_flags(args)
     identity = {**source.identity, "max_articles": args.max_articles,
                 "validation_percent": args.validation_percent, "test_percent": args.test_percent}
     output_dir = Path(args.output_dir)

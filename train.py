@@ -59,6 +59,8 @@ NOT_TAKEN = {
     "logging_nan_inf_filter": "a loss that is not finite stops the run; it is never averaged away",
     "hub_token": "a token given as a flag would be pickled into every checkpoint (training_args.bin); set HF_TOKEN "
                  "or run `hf auth login` instead",
+    "save_only_model": "a checkpoint without the optimizer, scheduler and random states cannot go on as the same run, "
+                       "and every checkpoint of train.py is one to resume from",
 }
 
 

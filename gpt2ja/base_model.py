@@ -168,14 +168,17 @@ def folder_license(folder):
         from huggingface_hub import metadata_load
         license = (metadata_load(card) or {}).get("license")
         return str(license) if license else None
-    from .run_folder import RunFolder, RunInfo, checkpoint_step
+    from .run_folder import RunFolder, RunIdentity, RunInfo, checkpoint_step
     from .sources import source_of
     from .splits import Preparation
     run = RunFolder(folder.resolve().parent.parent) if checkpoint_step(folder) is not None else None
     info = RunInfo.load(run.model if run else folder)
     if info is not None:
         return info.base_model.get("license") if info.base_model else source_of(info.preparation).license
-    preparation = Preparation.load(run.data) if run else None
+    started = RunIdentity.load(run.checkpoints) if run else None
+    if started is None or started.identity.get("base_model"):  # a continued run's base: its terms are unknown here
+        return None
+    preparation = Preparation.load(run.data)
     return preparation.source.license if preparation else None
 
 

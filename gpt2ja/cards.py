@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from .errors import UserError
-from .licenses import License, choose_license, hub_license
+from .licenses import License, choose_license, hub_license, later_versions
 from .rerun import read_json
 from .model_folder import RESULT_PREFIXES
 from .settings import PROMPT, REFERENCE_VOCAB_SIZE, REPO_ROOT
@@ -203,6 +203,7 @@ def model_card(model, links, example, seed, downstream=None):
         vocab_size=model.config.vocab_size, reference_vocab_size=REFERENCE_VOCAB_SIZE,
         parameters=model.parameter_count(), recipe=info.recipe,
         data=data, source=source, base=base, data_license=data_license(source),
+        share_alike=bool(data_license(source) and later_versions(data_license(source))),
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
         eos_id=tokenizer.eos_token_id, tokenizer_class=type(tokenizer).__name__,
         adds_special_tokens=adds_special_tokens(tokenizer),
@@ -287,7 +288,8 @@ def dataset_card(links, preparation, eos_id):
     card = DatasetCard.from_template(
         data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
         dataset_repo_id=links.dataset_repo_id, data=preparation, source=source, splits=SPLITS,
-        code_url=links.code_url, eos_id=eos_id, license=license)
+        code_url=links.code_url, eos_id=eos_id, license=license,
+        share_alike=bool(data_license(source) and later_versions(data_license(source))))
     try:
         DatasetCard(str(card), ignore_metadata_errors=False)
     except ValueError as error:

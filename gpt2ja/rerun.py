@@ -118,21 +118,22 @@ def differences(recorded, current):
     only one of them has is named as added or removed. Never empty where the two differ."""
     details = []
     for key in sorted(set(recorded) | set(current), key=str):
+        name = key if isinstance(key, str) and key.isidentifier() else repr(key)  # "\n", an added token
         if key not in recorded:
-            details.append(f"{key} added ({_shown(current[key])})")
+            details.append(f"{name} added ({_shown(current[key])})")
             continue
         if key not in current:
-            details.append(f"{key} removed (was {_shown(recorded[key])})")
+            details.append(f"{name} removed (was {_shown(recorded[key])})")
             continue
         old, new = recorded[key], current[key]
         if old == new:
             continue
         if isinstance(old, dict) and isinstance(new, dict):
-            details.append(f"{key} ({differences(old, new)})")
+            details.append(f"{name} ({differences(old, new)})")
         elif any(_is_fingerprint(v) or isinstance(v, (list, dict)) for v in (old, new)):
-            details.append(f"the {key}")
+            details.append(f"the {name}")
         else:
-            details.append(f"{key} {old!r} -> {new!r}")
+            details.append(f"{name} {old!r} -> {new!r}")
     return ", ".join(details) or ("the same settings in another form" if recorded != current else "")
 
 

@@ -90,11 +90,14 @@ OWN_ENCODING = {"class": "BertGenerationTokenizer",
                 "added": dict(SPECIAL_IDS)}
 
 
-def tokenizer_encoding(tokenizer):
-    """What decides a tokenizer's ids beyond its spiece.model, normalised: its class, the id of each of its special
-    tokens and its added tokens (not tokenizer_config.json's bytes, which change between transformers versions)."""
+def tokenizer_encoding(tokenizer, tokenizer_dir):
+    """What decides a tokenizer's ids beyond its spiece.model, normalised: its class as its folder names it (the
+    class that loads may change with transformers' version), the id of each of its special tokens and its added
+    tokens (not tokenizer_config.json's bytes, which change between transformers versions)."""
+    config = Path(tokenizer_dir, "tokenizer_config.json")
+    named = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class") if config.is_file() else None
     special = {name: token for name, token in tokenizer.special_tokens_map.items() if isinstance(token, str)}
-    return {"class": type(tokenizer).__name__,
+    return {"class": named or type(tokenizer).__name__,
             "special_ids": {name: tokenizer.convert_tokens_to_ids(token) for name, token in sorted(special.items())},
             "added": dict(sorted(tokenizer.get_added_vocab().items(), key=lambda item: item[1]))}
 
@@ -102,7 +105,7 @@ def tokenizer_encoding(tokenizer):
 def input_fingerprints(data_dir, tokenizer_dir):
     """What a training run reads, by content: {"data", "tokenizer" (the SentencePiece model), "tokenizer_encoding"}."""
     return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model")),
-            "tokenizer_encoding": tokenizer_encoding(load_tokenizer(tokenizer_dir))}
+            "tokenizer_encoding": tokenizer_encoding(load_tokenizer(tokenizer_dir), tokenizer_dir)}
 
 
 @dataclass

@@ -41,7 +41,7 @@ INERT = frozenset({
     "trackio_static_space_id", "skip_memory_metrics", "debug", "push_to_hub", "hub_token", "hub_private_repo",
     "hub_model_id", "hub_strategy", "hub_always_push", "hub_revision",
     # when it saves, and what it resumes from (a resume is compared apart)
-    "save_strategy", "save_steps", "save_on_each_node", "save_total_limit", "save_only_model",
+    "save_strategy", "save_steps", "save_on_each_node", "save_total_limit",
     "enable_jit_checkpoint", "resume_from_checkpoint", "restore_callback_states_from_checkpoint",
     # when and how it evaluates (train.py decides do_train, do_eval and do_predict itself)
     "eval_strategy", "eval_steps", "eval_delay", "per_device_eval_batch_size", "prediction_loss_only",
@@ -54,8 +54,8 @@ INERT = frozenset({
     "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "use_cpu",
     "local_rank", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph",
     "ddp_backend", "ddp_timeout",
-    # kernels and memory: the same math, computed faster or in less memory (tf32: matmuls' internal precision)
-    "torch_compile", "torch_compile_backend", "torch_compile_mode", "attn_implementation", "sdpa_backends", "tf32",
+    # kernels and memory: the same math, computed faster or in less memory (tf32 is compared: it rounds matmuls)
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "attn_implementation", "sdpa_backends",
     "use_liger_kernel",
     "liger_kernel_config", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
     "activation_checkpointing_kwargs", "torch_empty_cache_steps",
@@ -105,8 +105,11 @@ def identity_defaults(model_args, args, identity):
     """What a recorded identity that lacks a setting of `identity` reads it as: that setting's default (a record
     written before the setting was compared still reads, and still matches a run that leaves it as it was)."""
     defaults = recipe(type(model_args)(), type(args)(output_dir=args.output_dir))
+    # Before the encoding was compared, a run from scratch had tokenizer.py's; a base pinned at a Hub commit has the
+    # encoding of that commit, which the record names already. A folder base's is unknown: compared as ours.
+    pinned = (identity.get("base_model") or {}).get("revision")
     return {"recipe": {key: value for key, value in defaults.items() if key in identity["recipe"]},
-            "tokenizer_encoding": OWN_ENCODING}  # before it was compared, every run's tokenizer was tokenizer.py's
+            "tokenizer_encoding": identity["tokenizer_encoding"] if pinned else OWN_ENCODING}
 
 
 def check_run_folder(run):
@@ -120,10 +123,11 @@ def check_run_folder(run):
                             "the run folder above it, or a new one.")
     for folder in (run.root, *run.root.resolve().parents):
         if (folder / RunInfo.FILE).is_file() or (folder / RunIdentity.FILE).is_file() or (
-                checkpoint_step(folder) is not None and (folder / TRAINER_STATE).is_file()):
+                checkpoint_step(folder) is not None and (folder / TRAINER_STATE).is_file()) or (
+                folder.name == "logs" and (folder.parent / "checkpoints" / RunIdentity.FILE).is_file()):
             where = "is" if folder == run.root else f"lies in {folder}, which is"
-            raise UserError(f"--output_dir {run.root} {where} a model, checkpoints or checkpoint folder of another "
-                            "run; pass a run folder of its own, outside any other run's.")
+            raise UserError(f"--output_dir {run.root} {where} a model, checkpoints, checkpoint or logs folder of "
+                            "another run; pass a run folder of its own, outside any other run's.")
     check_output_folder(run.checkpoints, RunIdentity)
     check_output_folder(run.model, RunInfo)
     if run.logs.exists() and any(run.logs.iterdir()) and not (run.checkpoints / RunIdentity.FILE).is_file():

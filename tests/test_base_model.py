@@ -286,7 +286,7 @@ def test_a_run_continues_a_published_model_on_text_files_from_its_loss(tiny_mode
     assert info["identity"]["base_model"] == {"name": "tester/tiny-ja", "revision": commit}
     assert (model_dir / "spiece.model").read_bytes() == (tiny_model / "spiece.model").read_bytes()
     preparation = info["preparation"]  # a paragraph given twice is trained on once
-    assert preparation["corpus"]["kind"] == "files" and preparation["articles"] == len(set(paragraphs)) == 469
+    assert preparation["source"]["title"] == "novel.txt" and preparation["articles"] == len(set(paragraphs)) == 469
 
     push_to_hub.main(["--model_dir", str(model_dir), "--dry_run", "--license", "cc-by-sa-4.0"])
     card = ModelCard.load(model_dir.parent / "hub" / "README.md")

@@ -24,7 +24,8 @@ PREPARATION = Preparation(
     dropped={"not_article": 40, "redirect": 20, "disambiguation": 2, "empty": 2}, articles=198,
     splits={"train": 180, "validation": 10, "test": 8}, characters={"train": 900_000, "validation": 50_000,
                                                                   "test": 40_000}, fingerprint="b" * 64,
-    source=wikipedia_record("20220720", ["jawiki-20220720-pages-articles.xml.bz2"], CLEANER_VERSION))
+    source=wikipedia_record("20220720", ["jawiki-20220720-pages-articles.xml.bz2"], CLEANER_VERSION,
+                            [{"name": "jawiki-20220720-pages-articles.xml.bz2", "sha256": "a" * 64}]))
 # the user's own text, as prepare_data.py --train_file / --dataset_name records it
 FILES = {"kind": "files", "files": ["/home/me/corpus/novels.jsonl", "https://example.org/data/blog.txt?sig=1"],
          "text_column": "text"}
@@ -46,7 +47,8 @@ def own_text(preparation, corpus):
 def dated(preparation, dump_date):
     """`preparation` as if prepared from the dump of `dump_date`."""
     return dataclasses.replace(preparation, dump_date=dump_date,
-                               source=wikipedia_record(dump_date, preparation.sources, CLEANER_VERSION))
+                               source=wikipedia_record(dump_date, preparation.sources, CLEANER_VERSION,
+                                                       preparation.identity["dumps"]))
 
 
 def continued(model, corpus=FILES, base=BASE):
@@ -134,15 +136,15 @@ def test_the_space_takes_cpu_wheels_on_cpu_hardware_and_zerogpus_torch_on_zerogp
 
 
 def test_the_dataset_card_of_the_users_text_describes_it_without_wikipedia(tmp_path):
-    for corpus, source in ((FILES, "the text files `novels.jsonl`, `blog.txt`, their `text` field"),
+    for corpus, source in ((FILES, "the text files `novels.jsonl`, `blog.txt`"),
                            (HUB_DATASET, "[someone/ja-corpus](https://huggingface.co/datasets/someone/ja-corpus)")):
         links = Links("tester/m", dataset_repo_id="tester/ds", license=hub_license("apache-2.0"))
         card = dataset_card(links, own_text(PREPARATION, corpus), eos_id=3)
         data = card.data.to_dict()
         assert data["license"] == "apache-2.0" and data["tags"] == ["japanese"]
         text = " ".join(card.text.split())
-        assert source in text and "| test | 8 | 40,000 |" in text and "Of 262 documents read, 198 were kept" in text
-        assert "3 empty documents and 2 repeated ones" in text and "the license `apache-2.0`" in text
+        assert source in text and "| test | 8 | 40,000 |" in text and "Of 262 documents read, 198 documents were kept" in text
+        assert "3 empty documents, 2 documents given more than once" in text and "the license `apache-2.0`" in text
         assert "Wikipedia" not in card.text and "wikipedia" not in str(data) and "/home/" not in card.text
         card.save(tmp_path / "README.md")
         assert DatasetCard.load(tmp_path / "README.md").data.to_dict() == data

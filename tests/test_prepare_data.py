@@ -546,7 +546,7 @@ def test_an_id_field_decides_the_split_and_a_title_field_is_kept(tmp_path):
     for name, split in splits.items():
         assert all(split_of(i, 20, 20) == name for i in split["id"])
         assert all(title == f"題{i}" for i, title in zip(split["id"], split["title"]))
-    assert record.identity["text_column"] == "body" and "`body` column" in record.source.described
+    assert record.identity["text_column"] == "body" and "`body` field" in record.source.described
     _, whole = prepare_own(tmp_path, tmp_path / "docs.jsonl", name="whole", text_column="body")
     assert whole.dropped == {"empty": 1, "duplicate": 1} and whole.articles == 39
     # ids numbered anew in each file would lose documents: another text under a taken id is refused
@@ -571,7 +571,7 @@ def test_own_text_reruns_reuse_and_other_settings_or_content_refuse(tmp_path):
     write_json_lines(tmp_path / "moved" / "docs.jsonl", [{"text": t} for t in DOCUMENTS[:-1]])
     with pytest.raises(UserError, match=r"other settings \(the files\)"):
         prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl")
-    with pytest.raises(UserError, match=r"other settings \(.*the dumps.*the files"):
+    with pytest.raises(UserError, match=r"other settings \(.*dumps added.*files removed"):
         prepare(tmp_path, MARKUP_PAGES)
     _, record = prepare_own(tmp_path, tmp_path / "moved" / "docs.jsonl", overwrite_output_dir="true")
     assert marker.stat().st_mtime_ns != before and record.articles == 37

@@ -1,4 +1,5 @@
 import hashlib
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from transformers import pipeline, set_seed
 import push_to_hub
 from gpt2ja.cards import example_output
 from gpt2ja.errors import UserError
+from gpt2ja.sources.files import files_record
 from gpt2ja.run_folder import STAGING_RECORD
 from gpt2ja.settings import PROMPT, SAMPLING
 from hub_double import HubDouble
@@ -529,7 +531,7 @@ def continued_model(tiny_model, tmp_path_factory):
     shutil.copytree(tiny_model, model_dir)
     info = json.loads((model_dir / "run_info.json").read_text())
     info["preparation"].update(
-        corpus={"kind": "files", "files": ["/home/me/novels.jsonl"], "text_column": "text"}, dump_date=None,
+        source=dataclasses.asdict(files_record(["/home/me/novels.jsonl"], "text")), dump_date=None,
         sources=["/home/me/novels.jsonl"], dropped={"empty": 1, "duplicate": 0},
         identity={k: v for k, v in info["preparation"]["identity"].items() if k not in ("cleaner", "dumps")})
     info.update(base_model={"name": "tester/base", "revision": "a" * 40, "fingerprint": "c" * 64,

@@ -159,8 +159,9 @@ class Proverbs(Source):
 
     def record(self):
         return SourceRecord(title="Toy proverbs", named="a toy collection of proverbs",
-                            described="A toy collection of proverbs", unit="documents", fields=USER_FIELDS,
-                            license="cc0-1.0", attribution="the proverbs are anonymous",
+                            described="A toy collection of proverbs", unit="documents", unit_one="a document",
+                            read_as="proverbs", dropped_as={"empty": "empty proverbs"}, made_from="the toy's list",
+                            fields=USER_FIELDS, license="cc0-1.0", attribution="the proverbs are anonymous",
                             dataset_name="Toy proverbs",
                             dataset_ref={"dataset_type": "toy-proverbs", "dataset_name": "Toy proverbs"})
 

@@ -76,7 +76,7 @@ def test_two_tokenizers_of_one_spiece_model_with_other_special_ids_are_other_inp
     import json
     from gpt2ja.tokens import OWN_ENCODING, tokenizer_encoding
     from gpt2ja.tokenizer_folder import load_tokenizer
-    assert tokenizer_encoding(load_tokenizer(excerpt_tokenizer)) == OWN_ENCODING  # tokenizer.py's layout
+    assert tokenizer_encoding(load_tokenizer(excerpt_tokenizer), excerpt_tokenizer) == OWN_ENCODING  # tokenizer.py's
     bases = {}
     for eos in ("</s>", "<sep>"):  # as rinna-style T5Tokenizer configs may name either
         folder = tmp_path / eos.strip("<>/")

@@ -168,9 +168,10 @@ def test_a_run_folder_that_is_or_lies_in_another_runs_model_or_checkpoints_is_re
             versions={}).save(ensure(outer.model))
     RunIdentity({}).save(ensure(outer.checkpoints))
     (ensure(outer.checkpoints / "checkpoint-20") / "trainer_state.json").write_text("{}")
-    for inside in (outer.model, outer.model / "run", outer.checkpoints, outer.checkpoints / "checkpoint-20" / "x"):
-        with pytest.raises(UserError, match=r"--output_dir .* (is|lies in .*, which is) a model, checkpoints or "
-                                            r"checkpoint folder of another run"):
+    for inside in (outer.model, outer.model / "run", outer.checkpoints, outer.checkpoints / "checkpoint-20" / "x",
+                   outer.logs / "run"):
+        with pytest.raises(UserError, match=r"--output_dir .* (is|lies in .*, which is) a model, checkpoints, "
+                                            r"checkpoint or logs folder of another run"):
             check_run_folder(RunFolder(inside))
     check_run_folder(outer)  # its own run folder
     check_run_folder(RunFolder(tmp_path / "outer" / "beside"))  # beside model/ and checkpoints/: untouched by them
@@ -194,6 +195,7 @@ def test_a_finished_run_of_a_base_whose_branch_moved_names_the_commit_to_pin(tmp
 @pytest.mark.parametrize("flags, message", [
     (["--hub_token", "hf_x"], "--hub_token is not a setting of this script: .*set HF_TOKEN or run `hf auth login`"),
     (["--model_name_or_path", ""], "--model_name_or_path is empty; name a Hub repo id or a model folder"),
+    (["--save_only_model", "true"], "--save_only_model is not a setting of this script: a checkpoint without the"),
 ])
 def test_a_token_as_a_flag_and_an_empty_base_are_refused(flags, message):
     import train

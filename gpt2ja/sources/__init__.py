@@ -18,12 +18,13 @@ def upgraded_record(fields):
     `corpus` is None, else the user's files or Hub dataset it names."""
     corpus = fields.get("corpus")
     if corpus is None:
-        return wikipedia_record(fields.get("dump_date"), fields.get("sources", []),
-                                fields.get("identity", {}).get("cleaner"))
+        identity = fields.get("identity", {})
+        return wikipedia_record(fields.get("dump_date"), fields.get("sources", []), identity.get("cleaner"),
+                                identity.get("dumps", ()))
     if corpus["kind"] == "dataset":
         return dataset_record(corpus["name"], corpus.get("config"), corpus.get("split"), corpus.get("revision"),
                               corpus.get("text_column"))
-    return files_record(corpus["files"], corpus.get("text_column"))
+    return files_record(corpus["files"], corpus.get("text_column"), fields.get("identity"))
 
 
 def source_of(preparation):

@@ -43,10 +43,11 @@ class Source:
         """The SourceRecord of what was read, which preparation.json keeps and the cards read."""
         raise NotImplementedError
 
-    def nothing_read(self, read):
-        """The sentence for a source that gave no document with text, of `read` documents read (all empty)."""
+    def nothing_read(self, read, fix=""):
+        """The sentence for a source that gave no document with text, of `read` documents read (all empty), with
+        what to do about it."""
         found = f"{read} document{'s' * (read > 1)} read, all empty" if read else "no document in it"
-        return f"{', '.join(self.sources)} holds no document with text ({found})."
+        return f"{', '.join(self.sources)} holds no document with text ({found}){'; ' + fix if fix else ''}."
 
     def read(self, max_documents=None, num_proc=None, work_dir=None):
         """(the non-empty documents in order, up to the Nth with max_documents, or None; counts: kept, empty)."""
@@ -154,5 +155,6 @@ def document(record, text_column, where):
             "title": str(title) if title is not None else "", "text": text}
 
 
+USER_DROPPED = {"empty": "empty documents", "duplicate": "documents given more than once"}
 USER_FIELDS = {"id": "the document's id, which its split is drawn from",
                "title": "the document's title, where its source gives one", "text": "the document's text"}

@@ -20,7 +20,7 @@ import datasets
 from ..dump import is_url
 from ..errors import UserError
 from ..rerun import file_fingerprint
-from .base import DEFAULT_TEXT_COLUMN, USER_FIELDS, Source, document, type_name
+from .base import DEFAULT_TEXT_COLUMN, USER_DROPPED, USER_FIELDS, Source, document, type_name
 from .record import SourceRecord
 
 JSON_LINES_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -128,10 +128,14 @@ def file_names(files, quote=""):
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def files_record(files, text_column):
+def files_record(files, text_column, identity=None):
+    """The record of the text files `files` (as given), their JSON Lines' `text_column`; `identity` (TextFiles') adds
+    each file's SHA-256."""
     named = f"the text files {file_names(files, '`')}"
+    by_content = ", ".join(f"`{f['name']}` (SHA-256 `{f['sha256']}`)" for f in (identity or {}).get("files", []))
     return SourceRecord(
-        title=file_names(files), named=named, unit="documents", fields=USER_FIELDS,
+        title=file_names(files), named=named, unit="documents", unit_one="a document", read_as="documents",
+        dropped_as=USER_DROPPED, made_from=f"the text files {by_content or file_names(files, '`')}", fields=USER_FIELDS,
         described=f"The text files {file_names(files, '`')}" + (
             f", their `{text_column}` field" if text_column and any(map(is_json_lines, files)) else ""),
         dataset_name=file_names(files),
@@ -153,8 +157,8 @@ class TextFiles(Source):
         return file_rows(self.sources, self.paths, self.text_column)
 
     def nothing_read(self, read):
-        return (f"{super().nothing_read(read)[:-1]}; pass text separated by blank lines, or JSON Lines whose "
-                f"{self.text_column!r} field holds it.")
+        return super().nothing_read(read, "pass text separated by blank lines, or JSON Lines whose "
+                                          f"{self.text_column!r} field holds it")
 
     def record(self):
-        return files_record(self.sources, self.text_column)
+        return files_record(self.sources, self.text_column, self.identity)

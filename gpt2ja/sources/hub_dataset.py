@@ -8,7 +8,7 @@ import datasets
 
 from ..errors import UserError
 from ..hub_errors import hub_read_errors
-from .base import DEFAULT_TEXT_COLUMN, USER_FIELDS, Source, document
+from .base import DEFAULT_TEXT_COLUMN, USER_DROPPED, USER_FIELDS, Source, document
 from .record import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ def open_dataset(name, config, split, revision):
 
 def dataset_record(name, config, split, revision, text_column):
     link = f"[{name}](https://huggingface.co/datasets/{name})"
+    split_of = (f"the `{split}` split of the Hub dataset {link}" + (f"\n(config `{config}`)" if config else "")
+                + (f" at revision `{revision}`" if revision else ""))
     return SourceRecord(
-        title=name, named=f"the Hub dataset {link}", unit="documents", fields=USER_FIELDS,
-        described=(f"The `{split}` split of the Hub dataset {link}" + (f"\n(config `{config}`)" if config else "")
-                   + (f" at revision `{revision}`" if revision else "") + f", its `{text_column}` column"),
+        title=name, named=f"the Hub dataset {link}", unit="documents", unit_one="a document", read_as="documents",
+        dropped_as=USER_DROPPED, made_from=split_of, fields=USER_FIELDS,
+        described=f"{split_of[0].upper()}{split_of[1:]}, its `{text_column}` column",
         hub_datasets=[name], dataset_name=name, source_datasets=[f"extended|{name}"],
         dataset_ref={"dataset_type": name, "dataset_name": f"{name}, gpt2-small-ja splits",
                      **({"dataset_config": config} if config else {}),
@@ -77,17 +79,16 @@ class HubDataset(Source):
 
     def rows(self):
         name, split, number = self.dataset["name"], self.dataset["split"], 0
-        stream = open_dataset(name, self.dataset["config"], split, self.dataset["revision"])
         try:
+            stream = open_dataset(name, self.dataset["config"], split, self.dataset["revision"])
             for number, example in enumerate(stream, 1):
                 yield document(example, self.text_column, f"Dataset {name} ({split} split) row {number}")
-        except Exception:
+        except Exception:  # hub_read_errors turns a Hub or network failure into one sentence and lets the rest by
             with hub_read_errors(f"dataset {name} after {number} rows", "then rerun"):
-                raise  # a Hub or network failure as one sentence that says how far the stream got
+                raise
 
     def nothing_read(self, read):
-        return (f"{super().nothing_read(read)[:-1]}; check --dataset_split and --text_column "
-                f"({self.text_column!r}).")
+        return super().nothing_read(read, f"check --dataset_split and --text_column ({self.text_column!r})")
 
     def record(self):
         return dataset_record(**self.dataset, text_column=self.text_column)

@@ -154,15 +154,25 @@ def worker_error(stats_dir):
     return OSError(error["errno"], error["message"]) if error["errno"] else DumpError(error["message"])
 
 
-def wikipedia_record(date, files, cleaner):
-    """The record of articles from the jawiki dump of `date` (None: unknown), in `files`, cleaned by `cleaner`."""
+DROPPED = {"not_article": "pages outside the article namespace", "redirect": "redirects",
+           "disambiguation": "disambiguation pages", "empty": "pages left empty by cleaning",
+           "duplicate": "repeated pages (a page id seen before)"}
+
+
+def wikipedia_record(date, files, cleaner, dumps=()):
+    """The record of articles from the jawiki dump of `date` (None: unknown), in `files`, cleaned by `cleaner`;
+    `dumps`: the files by content (WikipediaDump's identity), which the dataset card names."""
     names = ", ".join(Path(f).name for f in files)
+    by_content = ", ".join(f"`{d['name']}`" + (f" (SHA-256 `{d['sha256']}`)" if "sha256" in d else "")
+                           for d in dumps) or names  # a dump by URL is known by its name
     return SourceRecord(
         title=f"Japanese Wikipedia {date or ''}".strip(),
         named="Japanese Wikipedia" + (f" (the dump of {date})" if date else ""),
         described=f"Japanese Wikipedia, the `pages-articles` dump of {date or 'an unrecorded date'}"
                   + (f"\n({names})" if names else ""),
-        unit="articles", cleaning=CLEANING.get(cleaner) if cleaner else None,
+        unit="articles", unit_one="an article", read_as="pages", dropped_as=DROPPED,
+        made_from=f"{by_content}, cleaned by cleaner version {cleaner}",
+        cleaning=CLEANING.get(cleaner) if cleaner else None, cited_as="Japanese Wikipedia",
         fields={"id": "the page id in the dump", "title": "the article's title",
                 "text": "the article as plain prose, one paragraph a line"},
         license=wikipedia_license(date).hub_id,
@@ -199,4 +209,4 @@ class WikipediaDump(Source):
                 "pages-articles dump.")
 
     def record(self):
-        return wikipedia_record(self.dump_date, self.sources, CLEANER_VERSION)
+        return wikipedia_record(self.dump_date, self.sources, CLEANER_VERSION, self.identity["dumps"])
