@@ -20,7 +20,8 @@ from processes import Script, alive, children_of, descendants, kill_when, run
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
 from gpt2ja.splits import FEATURES, SPLITS, Preparation, split_of
-from gpt2ja.wikitext import article_text, residue_share, short_line_share
+from benchmarks.markup_residue import residue_share, short_line_share
+from gpt2ja.wikitext import article_text
 
 REPO = prepare_data.Path(prepare_data.__file__).parent
 

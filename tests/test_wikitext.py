@@ -9,8 +9,8 @@ import pytest
 from dumps import MARKUP_PAGES
 from gpt2ja import wikitext
 from gpt2ja.dump import Page, iter_pages
-from gpt2ja.wikitext import (CLEANER_VERSION, CLEANING, article_text, clean_wikitext, drop_editorial_notes, residue_share,
-                             short_line_share)
+from benchmarks.markup_residue import residue_share, short_line_share
+from gpt2ja.wikitext import CLEANER_VERSION, CLEANING, article_text, clean_wikitext, drop_editorial_notes
 
 # What the cleaner makes of the fixture dump, by CLEANER_VERSION (see test_any_change_of_output_...).
 CLEANED_FIXTURE_SHA256 = {"3": "c8b599f3d239030db42deb931e4cb871f78abbc61b8edd5af0565fb11324ed79"}
