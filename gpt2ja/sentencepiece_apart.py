@@ -23,6 +23,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Two malloc arenas instead of one a thread: 4% less peak memory, measured (issue 34); a value the user set wins.
+CHILD_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
 
 
 def train(sentences, model_file, options, seed, progress_every=60):
@@ -40,7 +42,7 @@ def train(sentences, model_file, options, seed, progress_every=60):
     start = time.monotonic()
     with open(log_file, "w") as log:
         child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=log, stderr=log,
-                                 text=True)
+                                 text=True, env={**CHILD_ENVIRONMENT, **os.environ})
     try:
         # a child that ended before reading its job breaks the pipe: its exit status and log say why, below
         with contextlib.suppress(BrokenPipeError):
