@@ -15,8 +15,9 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(PYTHON) demo.py
 
+# both cores (pytest-xdist): the session's shared fixtures are built once for the two workers (tests/conftest.py)
 test: $(STAMP)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2
 
 quick-test: $(STAMP)
 	$(PYTHON) -m pytest -m "not slow"

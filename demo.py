@@ -17,7 +17,8 @@ import tokenizer
 import train
 from gpt2ja.cli import HelpFormatter, run_main
 from gpt2ja.rerun import read_json
-from gpt2ja.run_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES, RunFolder
+from gpt2ja.model_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES
+from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 

@@ -6,6 +6,7 @@
     python push_to_hub.py ... --space_id USER/NAME                    # and a live demo: a Gradio Space
     python push_to_hub.py ... --dataset_repo_id USER/NAME             # and the prepared splits, as a dataset
     python push_to_hub.py ... --license apache-2.0                    # a model of your own text: its license
+    python push_to_hub.py ... --eval_results FILE [--compare_results FILE ...]  # lm-eval's Japanese tasks
 
 The staged folder (default: hub/ beside the model folder) holds exactly what the
 repo needs: weights, configs, tokenizer files, the card (README.md), the
@@ -33,14 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from gpt2ja.cards import (CURVE, Links, ModelFolder, check_card_metadata, dataset_card, example_output, model_card,
+from gpt2ja.cards import (CURVE, Links, check_card_metadata, dataset_card, example_output, model_card,
                           model_license, plot_curve, stage_space_files, tokens_per_step)
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
+from gpt2ja.eval_results import Downstream
+from gpt2ja.licenses import check_hub_license_id
 from gpt2ja.hub import StagingRecord, check_repo_id, check_tag, hub_api, hub_errors, logged_in_user, mirror_folder
 from gpt2ja.rerun import building, check_output_folder
-from gpt2ja.run_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, RunFolder
+from gpt2ja.model_folder import MODEL_FILES, OPTIONAL_MODEL_FILES, RESULT_PREFIXES, ModelFolder
+from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_REPO_NAME, DEFAULT_RUN_DIR
+from gpt2ja.sources import source_of
 from gpt2ja.splits import Preparation
 
 logger = logging.getLogger("push_to_hub")
@@ -89,6 +94,13 @@ class PushArguments:
                 "...). Required for a model trained on your own text, whose terms only you know; default for a "
                 "Wikipedia dump: CC BY-SA 3.0, or 4.0 for a dump of 2023-06-07 or later. Where the data or the base "
                 "model is CC BY-SA, only CC BY-SA of the same or a later version is taken."})
+    eval_results: Optional[list[str]] = field(default=None, metadata={
+        "help": "lm-eval result files (results_*.json) of this model on the Japanese tasks (docs/evaluation.md): "
+                "model-index entries and a table on the card. Each must name this model: its pretrained= is "
+                "--model_dir or --repo_id."})
+    compare_results: Optional[list[str]] = field(default=None, metadata={
+        "help": "Other models' lm-eval result files on the same tasks, task versions and few-shot counts: a "
+                "comparison table beside this model's scores (never in its model-index)."})
 
     def __post_init__(self):
         from huggingface_hub import SpaceHardware
@@ -98,9 +110,7 @@ class PushArguments:
         for flag, value in (("--data_dir", self.data_dir), ("--dataset_stage_dir", self.dataset_stage_dir)):
             if value is not None and not self.dataset_repo_id:
                 raise ValueError(f"{flag} needs --dataset_repo_id: it is for the dataset published there.")
-        if self.license is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
-            raise ValueError(f"--license {self.license!r} is not a Hub license id such as cc-by-sa-4.0, apache-2.0, "
-                             "mit or other.")
+        check_hub_license_id("--license", self.license)
         if self.code_url is not None and not re.fullmatch(r"https?://[^\s/]+\.[^\s]+", self.code_url):
             raise ValueError(f"--code_url {self.code_url!r} is not a web address such as "
                              "https://github.com/USER/gpt2-small-ja.")
@@ -141,6 +151,7 @@ class ModelRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
+    downstream: Optional[Downstream] = None  # the lm-eval results given (--eval_results, --compare_results)
     tagging: str = "create"  # what becomes of --revision_tag (gpt2ja.hub.check_tag): check_remote finds out
     flag = "--stage_dir"
 
@@ -151,7 +162,7 @@ class ModelRepo:
         plot_curve(self.model.state, folder / CURVE, tokens_per_step(self.model), self.model.config.vocab_size)
         copy_tensorboard_logs(self.model.path, folder / TENSORBOARD_DIR)
         card = model_card(self.model, self.links, example_output(self.model.path, self.args.example_seed),
-                          self.args.example_seed)
+                          self.args.example_seed, self.downstream)
         check_card_metadata(card)
         card.save(folder / "README.md")
         return {"model_dir": str(self.model.path), "repo_id": self.links.repo_id}
@@ -186,12 +197,12 @@ class SpaceRepo:
     links: Links
     stage_dir: Path
     args: PushArguments
-    wikipedia: bool  # whether the model's data is a Wikipedia dump, as the Space's description says
+    trained_on: Optional[str]  # the source's short name, which the Space's one-line description gives
     flag = "--space_stage_dir"
 
     def stage(self, folder):
         stage_space_files(folder, self.links.repo_id, self.links.space_id, self.links.license,
-                          self.args.space_hardware, self.links.code_url, self.wikipedia)
+                          self.args.space_hardware, self.links.code_url, self.trained_on)
         return {"space_id": self.links.space_id, "repo_id": self.links.repo_id}
 
     def check_remote(self, api):
@@ -315,13 +326,13 @@ def push(args):
     model = ModelFolder.check(model_dir)
     links = Links(repo_id or f"<user>/{DEFAULT_REPO_NAME}", args.space_id, args.revision_tag, args.code_url,
                   args.dataset_repo_id, model_license(args.license, model.info))
-    products = [ModelRepo(model, links, stage_dirs["model"], args)]  # in the order of upload
+    downstream = Downstream.read(args.eval_results, args.compare_results, model_dir, links.repo_id)
+    products = [ModelRepo(model, links, stage_dirs["model"], args, downstream)]  # in the order of upload
     if args.dataset_repo_id:
         data_dir = Path(args.data_dir) if args.data_dir else RunFolder(beside).data
         products.insert(0, DatasetRepo(model, links, stage_dirs["dataset"], args, data_dir))
     if args.space_id:
-        wikipedia = model.info.preparation is None or model.info.preparation.is_wikipedia
-        products.append(SpaceRepo(links, stage_dirs["space"], args, wikipedia))
+        products.append(SpaceRepo(links, stage_dirs["space"], args, source_of(model.info.preparation).short_name))
 
     with ExitStack() as held:  # the folders stay locked until the upload has read them
         for product in products:

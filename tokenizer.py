@@ -21,18 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tokenizers import AddedToken
 from transformers import BertGenerationTokenizer, PreTrainedTokenizerFast
-from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
 from gpt2ja import sentencepiece_apart
 from gpt2ja.cli import parse_args, run_main
 from gpt2ja.errors import UserError
-from gpt2ja.rerun import building, reuse_or_refuse
+from gpt2ja.rerun import reuse_or_build, reuse_or_refuse
 from gpt2ja.run_folder import RunFolder
-from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, SPECIAL_IDS, SPECIAL_TOKENS
+from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_VOCAB_SIZE, SPECIAL_IDS, SPECIAL_TOKENS
 from gpt2ja.splits import data_fingerprint, load_split
-from gpt2ja.tokenizer_folder import TokenizerReport, load_tokenizer
+from gpt2ja.tokenizer_folder import TokenizerReport, load_tokenizer, tokenizers_twin
 
 logger = logging.getLogger("tokenizer")
 
@@ -54,7 +52,7 @@ class TokenizerArguments:
         "help": "The DatasetDict written by prepare_data.py; only its train split is read."})
     output_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).tokenizer), metadata={
         "help": "Where the tokenizer folder is written."})
-    vocab_size: int = field(default=32_000, metadata={"help": "Pieces in the vocabulary, special tokens included."})
+    vocab_size: int = field(default=REFERENCE_VOCAB_SIZE, metadata={"help": "Pieces in the vocabulary, special tokens included."})
     num_samples: int = field(default=10_000_000, metadata={
         "help": "Sentences drawn uniformly at random from the train split to train on (the reference: 10M)."})
     seed: int = field(default=42, metadata={"help": "Seed of the sampling and of SentencePiece."})
@@ -172,8 +170,8 @@ def train_sentencepiece(sentences, model_file, args):
         character_coverage=args.character_coverage,
         normalization_rule_name=args.normalization_rule_name,
         add_dummy_prefix=args.add_dummy_prefix,
-        pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-        control_symbols=["<cls>", "<sep>"],
+        pad_id=SPECIAL_IDS["<pad>"], unk_id=SPECIAL_IDS["<unk>"], bos_id=SPECIAL_IDS["<s>"], eos_id=SPECIAL_IDS["</s>"],
+        control_symbols=[token for token, id in SPECIAL_IDS.items() if id > SPECIAL_IDS["</s>"]],  # <cls>, <sep>
         user_defined_symbols=["\n"],  # paragraph breaks stay in the text the model learns and writes
         # No byte_fallback: BertGenerationTokenizer (transformers 5) decodes by joining pieces, so byte
         # pieces would come out as "<0xE5>" text; characters beyond the coverage stay <unk>.
@@ -204,24 +202,12 @@ def train_sentencepiece(sentences, model_file, args):
         raise
 
 
-def tokenizers_twin(spm_model):
-    """The `tokenizers` twin of BertGenerationTokenizer, built from the SentencePiece model's own
-    settings (normalizer, dummy prefix, whitespace), with the special tokens split out of
-    text as the slow tokenizer splits them. (transformers registers no converter for
-    BertGenerationTokenizer, and the generic SentencePiece one ignores add_dummy_prefix.)"""
-    proto = import_protobuf().ModelProto()
-    proto.ParseFromString(Path(spm_model).read_bytes())
-    fast = SpmConverter.build_tokenizer_from_spm_proto(proto, [(p.piece, p.score) for p in proto.pieces])
-    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_IDS])
-    return fast
-
-
 def export(spm_model, output_dir):
     """Write the BertGenerationTokenizer folder plus tokenizer.json; return the loaded tokenizer."""
     # A model folder's copy records its own model's context (train.py); this one, GPT-2 small's.
     slow = BertGenerationTokenizer(str(spm_model), model_max_length=REFERENCE_CONTEXT, **SPECIAL_TOKENS)
     slow.save_pretrained(str(output_dir))
-    tokenizers_twin(spm_model).save(str(Path(output_dir, "tokenizer.json")))
+    tokenizers_twin(spm_model, SPECIAL_IDS).save(str(Path(output_dir, "tokenizer.json")))
     return load_tokenizer(output_dir)
 
 
@@ -253,7 +239,7 @@ def report(folder, validation):
     }
 
 
-SAMPLING = ("seed", "num_samples")
+SAMPLE_SETTINGS = ("seed", "num_samples")  # which sentences are sampled
 
 
 def finished_tokenizer(output_dir, identity, overwrite):
@@ -264,10 +250,10 @@ def finished_tokenizer(output_dir, identity, overwrite):
     and 2 give the same model byte for byte on the demo's data)."""
     previous = TokenizerReport.load(output_dir)
     compared = identity
-    if previous is not None and all(previous.identity.get(k) == v for k, v in identity.items() if k not in SAMPLING):
+    if previous is not None and all(previous.identity.get(k) == v for k, v in identity.items() if k not in SAMPLE_SETTINGS):
         every_sentence = previous.sentences_trained_on  # all there are, when fewer than its num_samples
         if every_sentence < previous.identity.get("num_samples", 0) and identity["num_samples"] >= every_sentence:
-            compared = {**identity, **{k: previous.identity.get(k) for k in SAMPLING}}
+            compared = {**identity, **{k: previous.identity.get(k) for k in SAMPLE_SETTINGS}}
     return reuse_or_refuse(output_dir, TokenizerReport, compared, overwrite)
 
 
@@ -276,13 +262,10 @@ def train_tokenizer(args):
     train = load_split(args.data_dir, "train")
     identity = {key: getattr(args, key) for key in TRAINING_SETTINGS}
     identity["data"] = data_fingerprint(args.data_dir)
-    previous = finished_tokenizer(output_dir, identity, args.overwrite_output_dir)
-    if previous:
-        return previous
-    with building(output_dir) as build:
-        finished = finished_tokenizer(output_dir, identity, args.overwrite_output_dir)
-        if finished:  # by a run that held the lock between the check above and this one
-            return finished
+    with reuse_or_build(output_dir, lambda: finished_tokenizer(output_dir, identity, args.overwrite_output_dir)) as (
+            previous, build):
+        if previous:
+            return previous
         sentences, used, characters = sample_sentences(train, args.num_samples, args.seed,
                                                        args.min_sentence_chars, args.max_sentence_chars)
         warning = memory_warning(used, characters, available_memory_bytes())

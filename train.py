@@ -31,17 +31,17 @@ from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer,
                           TrainingArguments, default_data_collator, set_seed)
 
-from gpt2ja import base_model, resume
+from gpt2ja import base_model, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
-from gpt2ja.rerun import disk_space_errors, read_json
-from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
-                               last_complete_checkpoint)
+from gpt2ja.rerun import disk_space_errors
+from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES
+from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, logged_seconds, train_metrics
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
-from gpt2ja.tokenizer_folder import load_tokenizer
+from gpt2ja.tokenizer_folder import load_tokenizer, tokenizers_twin
 from gpt2ja.tokens import TokenBlocks, prepare_tokens
 
 logger = logging.getLogger("train")
@@ -57,6 +57,8 @@ NOT_TAKEN = {
                "whole validation and test splits at the end",
     "do_predict": "train.py scores the test split at the end",
     "logging_nan_inf_filter": "a loss that is not finite stops the run; it is never averaged away",
+    "hub_token": "a token given as a flag would be pickled into every checkpoint (training_args.bin); set HF_TOKEN "
+                 "or run `hf auth login` instead",
 }
 
 
@@ -79,9 +81,11 @@ class ModelArguments:
     dropout: float = field(default=0.1, metadata={"help": "Dropout of embeddings, attention and residuals."})
     attn_implementation: str = field(default="sdpa", metadata={
         "help": "eager, sdpa (PyTorch's fused attention, flash on a recent GPU) or flash_attention_2."})
-    flags_on_command_line: frozenset = field(default=frozenset(), init=False, repr=False)  # parse_arguments's
 
     def __post_init__(self):
+        if self.model_name_or_path is not None and not self.model_name_or_path.strip():
+            raise ValueError("--model_name_or_path is empty; name a Hub repo id or a model folder, or leave the flag "
+                             "out to train from random weights")
         if self.model_revision and not self.model_name_or_path:
             raise ValueError(f"--model_revision {self.model_revision} goes with --model_name_or_path")
         for name in ("n_positions", "n_embd", "n_layer", "n_head"):
@@ -158,7 +162,6 @@ def parse_arguments(argv=None):
         raise UserError(f"--max_steps must be 1 or more (or -1: the recipe's epochs), not {given.max_steps}.")
     if given.num_train_epochs <= 0 and given.max_steps == -1:
         raise UserError(f"--num_train_epochs must be more than 0, not {given.num_train_epochs}.")
-    model_args.flags_on_command_line = frozenset(flags_named(argv))  # a base model overrides a recipe, not these
     return model_args, data_args, given
 
 
@@ -290,10 +293,6 @@ class LMTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def logged_seconds(log_history):
-    return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
-
-
 def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=None, callbacks=(), tokenizer=None,
                  weights=None):
     """A GPT-2 of `config` in an LMTrainer, fresh or with a model folder's weights: train.py's training path (and its
@@ -321,7 +320,7 @@ def fit(trainer, checkpoint):
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
         except Exception as error:
-            damaged = checkpoint and not trainer.stepped and resume.damaged_checkpoint(checkpoint, error)
+            damaged = checkpoint and not trainer.stepped and training_run.damaged_checkpoint(checkpoint, error)
             if damaged:
                 raise damaged from None
             raise
@@ -335,33 +334,21 @@ def fit(trainer, checkpoint):
         sys.exit(128 + preemption.received)
 
 
-def train_metrics(checkpoint, train_tokens):
-    """Loss and time of the whole run from the final checkpoint's log history, which covers every step
-    (RecordEveryCheckpoint; a run that --stop_at_eval_loss ended, up to its last logged step), across every
-    resume: the same figures as an uninterrupted run's."""
-    state = read_json(Path(checkpoint, TRAINER_STATE))
-    losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
-    total, previous = 0.0, 0
-    for step, loss in losses:
-        total += loss * (step - previous)
-        previous = step
-    steps = state["global_step"]
-    return {"train_loss": total / previous, "train_steps": steps, "epoch": state["epoch"],
-            "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}
-
-
 # --- the model folder ---------------------------------------------------------------------------
 
-def export_model(checkpoint, model_args, data_args, staging):
+def export_model(checkpoint, tokenizer_dir, staging):
     """The final checkpoint's weights and configs, the tokenizer (its model_max_length the model's context)
     and the run's trainer_state.json: the same folder whether training just ended or ended before a kill."""
     model = GPT2LMHeadModel.from_pretrained(checkpoint)
     model.config.use_cache = True  # Trainer turns the KV cache off for training; generation wants it
     model.save_pretrained(str(staging))
-    load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions).save_pretrained(str(staging))
+    tokenizer = load_tokenizer(tokenizer_dir, model_max_length=model.config.n_positions)
+    tokenizer.save_pretrained(str(staging))
     for name in ("spiece.model", "tokenizer.json"):  # as they are (a base model's tokenizer may save neither)
-        if Path(data_args.tokenizer_dir, name).is_file():
-            shutil.copy(Path(data_args.tokenizer_dir, name), staging / name)
+        if Path(tokenizer_dir, name).is_file():
+            shutil.copy(Path(tokenizer_dir, name), staging / name)
+    if not (staging / "tokenizer.json").is_file():  # a base without one (a checkpoint's): built as tokenizer.py does
+        tokenizers_twin(staging / "spiece.model", tokenizer.all_special_tokens).save(str(staging / "tokenizer.json"))
     shutil.copy(Path(checkpoint, TRAINER_STATE), staging / TRAINER_STATE)
 
 
@@ -388,34 +375,40 @@ def evaluate_into(trainer, staging, data_args, token_counts):
 
 # --- the job --------------------------------------------------------------------------------------
 
-def train(model_args, data_args, given, run, callbacks=()):
-    resume.check_run_folder(run)
-    base, model_args, data_args = base_model.start_from(model_args, data_args, given, run)  # None: random weights
-    tokenizer = load_tokenizer(data_args.tokenizer_dir, model_max_length=model_args.n_positions)
+def train(model_args, data_args, given, run, callbacks=(), named=frozenset()):
+    """The run the arguments describe (never rewritten; `named`: the flags the command line names)."""
+    training_run.check_run_folder(run)
+    base = base_model.start_from(model_args, named, given, run)  # None: random weights
+    tokenizer_dir = str(base.folder) if base else data_args.tokenizer_dir
+    if base:
+        logger.info("Continuing %s: its weights, its architecture and its tokenizer are the run's; the recipe "
+                    "gives the rest.", base.name)
+    context = base.config().n_positions if base else model_args.n_positions
+    tokenizer = load_tokenizer(tokenizer_dir, model_max_length=context)
     config = base.training_config(model_args.dropout, tokenizer) if base else build_config(model_args, len(tokenizer))
     if given.global_batch_size is not None:  # refuse a batch that cannot be split before any work
         split_global_batch(given.global_batch_size, given.per_device_train_batch_size, given.world_size)
     set_seed(given.seed)
 
     with given.main_process_first(local=False, desc="tokenizing"):
-        cache, meta = prepare_tokens(data_args.data_dir, data_args.tokenizer_dir,
-                                     data_args.token_cache_dir or run.token_cache,
+        cache, meta = prepare_tokens(data_args.data_dir, tokenizer_dir, data_args.token_cache_dir or run.token_cache,
                                      "--token_cache_dir" if data_args.token_cache_dir else "--output_dir")
-    train_blocks, eval_blocks = load_blocks(cache, meta, model_args.n_positions, data_args.max_eval_blocks)
+    train_blocks, eval_blocks = load_blocks(cache, meta, config.n_positions, data_args.max_eval_blocks)
     args = training_arguments(given, run, evaluate=len(eval_blocks) > 0)
-    identity = resume.run_identity(model_args, data_args, args, config, base)
+    identity = training_run.run_identity(model_args, args, config, data_args.data_dir, tokenizer_dir, base)
+    defaults = training_run.identity_defaults(model_args, args, identity)
 
-    with resume.run_lock(run, args) as build, disk_space_errors(run.root):
-        if resume.reuse_finished(run, identity, given.overwrite_output_dir, given.stop_at_eval_loss):
+    with training_run.run_lock(run, args) as build, disk_space_errors(run.root):
+        if training_run.reuse_finished(run, identity, defaults, given.overwrite_output_dir, given.stop_at_eval_loss):
             return run.model
         if given.overwrite_output_dir and args.process_index == 0:
-            resume.start_over(run)
-        checkpoint = resume.checkpoint_to_resume(args, identity)
+            training_run.start_over(run)
+        checkpoint = training_run.checkpoint_to_resume(args, identity, defaults)
         trainer = make_trainer(config, model_args.attn_implementation, args, train_blocks,
                                eval_blocks if len(eval_blocks) else None,
                                [PreemptionCallback(), RecordEveryCheckpoint(), StopAtEvalLoss(given.stop_at_eval_loss),
                                 *callbacks], tokenizer, weights=base and base.folder)
-        if resume.finished_training(checkpoint, given.stop_at_eval_loss):
+        if training_run.finished_training(checkpoint, given.stop_at_eval_loss):
             logger.info("%s is the last step of this run: exporting it.", checkpoint)
             final = checkpoint
         else:
@@ -423,10 +416,11 @@ def train(model_args, data_args, given, run, callbacks=()):
             final = last_complete_checkpoint(args.output_dir)
         trainer.save_metrics("train", train_metrics(final, meta.splits["train"]["tokens"]))
         if args.process_index == 0:
-            resume.check_inputs_unchanged(identity, data_args.data_dir, data_args.tokenizer_dir)
-            export_model(final, model_args, data_args, build.output)
+            training_run.check_inputs_unchanged(identity, data_args.data_dir, tokenizer_dir)
+            export_model(final, tokenizer_dir, build.output)
             evaluate_into(trainer, build.output, data_args, meta.splits)
-            build.finish(resume.run_info(model_args, data_args, args, meta.splits, identity, base))
+            build.finish(training_run.run_info(model_args, args, config, data_args.data_dir, tokenizer_dir, meta.splits,
+                                         identity, base))
             logger.info("Wrote %s", run.model)
     PartialState().wait_for_everyone()
     return run.model
@@ -434,8 +428,10 @@ def train(model_args, data_args, given, run, callbacks=()):
 
 def main(argv=None, callbacks=()):
     """Train as the command line says; `callbacks` are extra TrainerCallbacks (for tests and tools)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, given = parse_arguments(argv)
-    return train(model_args, data_args, given, RunFolder(given.output_dir or DEFAULT_RUN_DIR), callbacks)
+    return train(model_args, data_args, given, RunFolder(given.output_dir or DEFAULT_RUN_DIR), callbacks,
+                 named=frozenset(flags_named(argv)))
 
 
 if __name__ == "__main__":

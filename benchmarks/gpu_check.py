@@ -49,7 +49,7 @@ import transformers
 from transformers import GPT2LMHeadModel, pipeline, set_seed
 
 import train
-from gpt2ja import resume
+from gpt2ja.training_run import checkpoint_to_resume, recipe as run_recipe
 from gpt2ja.cli import run_main
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, SignalAtStep
 from gpt2ja.rerun import read_json
@@ -132,8 +132,8 @@ def training_run(cli, mode, output_dir, kill_at):
     train_blocks = TokenBlocks(cache / "train.bin", config.n_positions, meta.dtype)
     eval_blocks = TokenBlocks(cache / "validation.bin", config.n_positions, meta.dtype, data_args.max_eval_blocks)
     args = train.training_arguments(given, run, evaluate=len(eval_blocks) > 0)
-    identity = {"config": config.to_diff_dict(), "recipe": resume.recipe(model_args, args)}
-    checkpoint = resume.checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
+    identity = {"config": config.to_diff_dict(), "recipe": run_recipe(model_args, args)}
+    checkpoint = checkpoint_to_resume(args, json.loads(json.dumps(identity, default=str)))
     callbacks = [SignalAtStep(kill_at)] if kill_at else []
     trainer = train.make_trainer(config, model_args.attn_implementation, args, train_blocks, eval_blocks,
                                  [*callbacks, PreemptionCallback(), RecordEveryCheckpoint()])

@@ -42,12 +42,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 from gpt2ja.dump import split_pages
-from gpt2ja.settings import EXCERPT
+from gpt2ja.settings import EXCERPT, REFERENCE_VOCAB_SIZE
 from benchmarks.process_memory import PeakMemory
 
 AOZORA = EXCERPT.parent / "aozora"
 PAGE_ID = re.compile(rb"(<page>\s*<title>)(.*?)(</title>.*?<id>)(\d+)(</id>)", re.DOTALL)
-REFERENCE_VOCAB = 32_000
 REFERENCE_SAMPLES = 10_000_000
 
 
@@ -144,7 +143,7 @@ def stage_sentencepiece(cli):
     if cli.baseline:
         return {"seconds": 0.0}
     refused_after = 0.0
-    args = tokenizer.TokenizerArguments(vocab_size=REFERENCE_VOCAB, num_threads=cli.num_proc)
+    args = tokenizer.TokenizerArguments(vocab_size=REFERENCE_VOCAB_SIZE, num_threads=cli.num_proc)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         while True:

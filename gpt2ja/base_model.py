@@ -7,27 +7,20 @@ run records its base by repo id and commit, or, for a folder, by the SHA-256 of 
 another base is refused.
 """
 
-import dataclasses
-import hashlib
-import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
-from .rerun import file_fingerprint
+from .hub_errors import hub_read_errors
+from .model_folder import SHARDS, WEIGHTS, check_base_folder, weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = ("n_positions", "n_embd", "n_layer", "n_head", "vocab_size")  # given by the base model's config
-# What from_pretrained loads, in its order of preference: one file, or an index naming its shards.
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-SHARDS = {"model.safetensors.index.json": "model-*.safetensors", "pytorch_model.bin.index.json": "pytorch_model-*.bin"}
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
                    "added_tokens.json")
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -68,9 +61,10 @@ class BaseModel:
         return config
 
 
-def resolve(name_or_path, revision=None):
+def resolve(name_or_path, revision=None, recorded=None):
     """The base model's files on this machine (downloaded from the Hub into its cache when a repo id is given),
-    checked: a GPT-2 causal LM with weights and a SentencePiece tokenizer that fits its vocabulary."""
+    checked: a GPT-2 causal LM with weights and a SentencePiece tokenizer that fits its vocabulary. `recorded`:
+    the commit a run folder recorded of this repo, which HF_HUB_OFFLINE takes from the cache."""
     folder = Path(name_or_path)
     if folder.exists():
         if revision:
@@ -79,152 +73,135 @@ def resolve(name_or_path, revision=None):
         if not folder.is_dir():
             raise UserError(f"--model_name_or_path {name_or_path} is a file; pass a model folder or a Hub repo id.")
         name, commit = str(folder.resolve()), None
-    elif REPO_ID.match(name_or_path):
-        folder, commit = download(name_or_path, revision)
+    elif is_repo_id(name_or_path):
+        folder, commit = download(name_or_path, revision, recorded)
         name = name_or_path
     else:
         raise UserError(f"--model_name_or_path {name_or_path} is neither a folder here nor a Hub repo id such as "
                         "USER/NAME.")
-    check_model_folder(folder, name)
+    check_base_folder(folder, name)
     return BaseModel(folder=folder, name=name, revision=commit, fingerprint=weights_fingerprint(folder),
                      license=folder_license(folder))
 
 
-def download(repo_id, revision=None):
+def is_repo_id(name):
+    """Whether `name` is a repo id the Hub takes (huggingface_hub's own rules: no "--", no trailing "-", no "..")."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def download(repo_id, revision=None, recorded=None):
     """(local snapshot folder, commit) of a Hub model repo: its config, weights (safetensors where it has them),
     tokenizer and card, nothing else."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled,
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
-    from .hub import network_errors
-    try:
-        info = HfApi().model_info(repo_id, revision=revision)
-        files = {sibling.rfilename for sibling in info.siblings or []}
-        weights = next((w for w in WEIGHTS if w in files), WEIGHTS[0])
-        folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
-            "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
-            *TOKENIZER_FILES])
-    except OfflineModeIsEnabled:  # HF_HUB_OFFLINE: the snapshot the cache holds of that revision
-        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-        logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, folder.name)
-        return folder, folder.name
-    except GatedRepoError:
-        raise UserError(f"{repo_id} is gated: accept its terms on https://huggingface.co/{repo_id} with the "
-                        "account whose token this machine uses, then rerun.") from None
-    except RevisionNotFoundError:
-        raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
-                        "it has.") from None
-    except RepositoryNotFoundError:
-        raise UserError(f"There is no model {repo_id} on the Hub and no folder of that name here; check the id "
-                        "(or log in with `hf auth login` if the repo is private or gated).") from None
-    except (EntryNotFoundError, HfHubHTTPError) as error:
-        raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
-                        "or pass a local folder holding the model.") from None
-    except network_errors() as error:
-        if getattr(error, "filename", None):
-            raise
-        raise UserError(f"Could not reach the Hub for {repo_id} ({type(error).__name__}: {error}); check the "
-                        "connection or HF_ENDPOINT, or pass a local folder holding the model.") from None
+    with hub_read_errors(f"the files of {repo_id}", "then rerun, or pass a local folder holding the model"):
+        try:
+            info = HfApi().model_info(repo_id, revision=revision)
+            files = {sibling.rfilename for sibling in info.siblings or []}
+            weights = next((w for w in WEIGHTS if w in files), WEIGHTS[0])
+            folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=[
+                "config.json", "generation_config.json", "README.md", weights, SHARDS.get(weights, weights),
+                *TOKENIZER_FILES])
+        except OfflineModeIsEnabled:
+            return cached_snapshot(repo_id, revision or recorded)
+        except GatedRepoError:
+            raise UserError(f"{repo_id} is gated: accept its terms on {constants.ENDPOINT}/{repo_id} with the "
+                            "account whose token this machine uses, then rerun.") from None
+        except RevisionNotFoundError:
+            raise UserError(f"The Hub model {repo_id} has no revision {revision}; pass a branch, tag or commit "
+                            "it has.") from None
+        except RepositoryNotFoundError:
+            raise UserError(f"There is no model {repo_id} on the Hub and no folder of that name here; check the id "
+                            "(or log in with `hf auth login` if the repo is private or gated).") from None
+        except EntryNotFoundError as error:
+            raise UserError(f"The Hub failed to give the files of {repo_id} ({str(error).splitlines()[0]}); rerun, "
+                            "or pass a local folder holding the model.") from None
+    write_ref(repo_id, revision or "main", info.sha)
     return Path(folder), info.sha
 
 
-def check_model_folder(folder, name):
-    """Refuse, in one sentence, what train.py cannot continue: no config, not GPT-2, no weights, a tokenizer that
-    is not SentencePiece, has no eos or does not fit the model's vocabulary."""
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{name} holds no config.json: it is not a transformers model.")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    model_type, architectures = config.get("model_type"), config.get("architectures") or ["GPT2LMHeadModel"]
-    if model_type != "gpt2" or "GPT2LMHeadModel" not in architectures:
-        raise UserError(f"{name} is a {model_type} model ({', '.join(architectures)}), not a GPT-2 causal language "
-                        "model (GPT2LMHeadModel); train.py continues GPT-2 models.")
-    weight_files(folder, name)
-    if not (folder / "spiece.model").is_file():
-        raise UserError(f"The tokenizer of {name} is not SentencePiece (it has no spiece.model): train.py's token "
-                        "cache encodes SentencePiece tokenizers only.")
-    check_tokenizer_fits(folder, name, config.get("vocab_size", 50257))  # GPT2Config's default
+def repo_cache(repo_id):
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+    return Path(constants.HF_HUB_CACHE, repo_folder_name(repo_id=repo_id, repo_type="model"))
 
 
-def check_tokenizer_fits(folder, name, vocab_size):
-    """The tokenizer must end a document (eos) and its ids must be rows of the model's embedding."""
-    from .tokenizer_folder import load_tokenizer
-    tokenizer = load_tokenizer(folder)
-    if tokenizer.eos_token_id is None:
-        raise UserError(f"The tokenizer of {name} has no end-of-text token (eos), which train.py puts between "
-                        "documents.")
-    if len(tokenizer) > vocab_size:
-        raise UserError(f"The tokenizer of {name} has {len(tokenizer)} entries but its model embeds {vocab_size} "
-                        "tokens: the tokenizer does not belong to this model.")
+def write_ref(repo_id, revision, commit):
+    """Note in the Hub cache which commit `revision` (a branch or tag) was, as huggingface_hub does when it downloads
+    by name: downloaded by commit (so that every file is of one commit), the cache would otherwise not know it, and
+    HF_HUB_OFFLINE could not find the base by its name."""
+    if revision != commit:
+        ref = repo_cache(repo_id) / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
 
 
-def weight_files(folder, name=None):
-    """The files from_pretrained loads: the first of WEIGHTS the folder has, or the shards its index names."""
-    first = next((w for w in WEIGHTS if (folder / w).is_file()), None)
-    if first is None:
-        raise UserError(f"{name or folder} holds no weights ({' or '.join(WEIGHTS[::2])}).")
-    if first not in SHARDS:
-        return [folder / first]
-    shards = sorted(set(json.loads((folder / first).read_text(encoding="utf-8"))["weight_map"].values()))
-    missing = [shard for shard in shards if not (folder / shard).is_file()]
-    if missing:
-        raise UserError(f"{name or folder} lacks {len(missing)} of the weight shards its {first} names "
-                        f"({missing[0]}, ...).")
-    return [folder / shard for shard in shards]
-
-
-def weights_fingerprint(folder):
-    """SHA-256 of the weights from_pretrained loads (of each shard's, in name order)."""
-    files = weight_files(folder)
-    if len(files) == 1:
-        return file_fingerprint(files[0])
-    return hashlib.sha256("".join(file_fingerprint(p) for p in files).encode()).hexdigest()
+def cached_snapshot(repo_id, revision=None):
+    """HF_HUB_OFFLINE: (snapshot folder, commit) of the base in the Hub cache: at `revision` (a commit, or a branch
+    or tag the cache noted; default main), or one sentence naming the commits the cache holds."""
+    cache, wanted = repo_cache(repo_id), revision or "main"
+    ref = cache / "refs" / wanted
+    commit = ref.read_text().strip() if ref.is_file() else wanted
+    folder = cache / "snapshots" / commit
+    if not (folder / "config.json").is_file():
+        held = sorted(p.name for p in (cache / "snapshots").glob("*")) if (cache / "snapshots").is_dir() else []
+        raise UserError(f"HF_HUB_OFFLINE is set and the Hub cache holds no snapshot of {repo_id} at {wanted} (it holds "
+                        f"{', '.join(held) or 'none'}); pass --model_revision with one of them, or run once with the "
+                        "network to download it.")
+    logger.info("HF_HUB_OFFLINE: %s from the cache, at commit %s.", repo_id, commit)
+    return folder, commit
 
 
 def folder_license(folder):
     """The base model's license: what its card's metadata gives, or, for a model folder of this project (no
-    card), the CC BY-SA of the Wikipedia dump it was trained on, or of the base it continued; else None."""
+    card), the license of the text it was trained on, or of the base it continued; a checkpoint-N folder is its
+    run's (the model/ or data/ of the run folder it lies in); else None."""
     card = folder / "README.md"
     if card.is_file():
         from huggingface_hub import metadata_load
         license = (metadata_load(card) or {}).get("license")
         return str(license) if license else None
-    from .run_folder import RunInfo
-    info = RunInfo.load(folder)
-    if info is None:
-        return None
-    if info.base_model:
-        return info.base_model.get("license")
-    if info.preparation is not None and info.preparation.is_wikipedia:
-        from .cards import wikipedia_license
-        return wikipedia_license(info.dump_date).hub_id
-    return None
+    from .run_folder import RunFolder, RunInfo, checkpoint_step
+    from .sources import source_of
+    from .splits import Preparation
+    run = RunFolder(folder.resolve().parent.parent) if checkpoint_step(folder) is not None else None
+    info = RunInfo.load(run.model if run else folder)
+    if info is not None:
+        return info.base_model.get("license") if info.base_model else source_of(info.preparation).license
+    preparation = Preparation.load(run.data) if run else None
+    return preparation.source.license if preparation else None
 
 
-def architecture_from_base(model_args, config, name):
-    """model_args with the base model's architecture: a recipe's other value is ignored with a log line, a flag
-    on the command line that contradicts the base model is refused."""
-    base = {field: getattr(config, field) for field in ARCHITECTURE}
-    for field, value in base.items():
-        wanted = getattr(model_args, field)
+def check_architecture(model_args, named, config, name):
+    """The base model gives the architecture: a value of the recipe's (or a default) that differs is ignored with a
+    log line, one named on the command line (`named`) is refused."""
+    for field in ARCHITECTURE:
+        wanted, value = getattr(model_args, field), getattr(config, field)
         if wanted is None or wanted == value:
             continue
-        if field in model_args.flags_on_command_line:
+        if field in named:
             raise UserError(f"--{field} {wanted} contradicts the base model {name}, whose {field} is {value}; "
                             f"leave --{field} out: the base model gives the architecture.")
         logger.info("%s %s (the recipe's or the default) is ignored: the base model %s has %s.", field, wanted,
                     name, value)
-    continued = dataclasses.replace(model_args, **base)
-    continued.flags_on_command_line = model_args.flags_on_command_line  # not an init field: replace drops it
-    return continued
 
 
-def start_from(model_args, data_args, args, run):
-    """(base model, model_args, data_args) of a run with --model_name_or_path, (None, model_args, data_args)
-    without. The main process resolves the base first (a branch to its commit) and tells the others which commit,
+def start_from(model_args, named, args, run):
+    """The base model of a run with --model_name_or_path, None without; `named` are the flags the command line
+    names. The main process resolves the base first (a branch to its commit) and tells the others which commit,
     or why it refused: every process trains from the same weights, and says the same sentence."""
     if not model_args.model_name_or_path:
-        return None, model_args, data_args
+        return None
+    if "tokenizer_dir" in named:
+        raise UserError(f"--tokenizer_dir cannot be used with --model_name_or_path: a continued model keeps the "
+                        f"tokenizer of {model_args.model_name_or_path}; leave --tokenizer_dir out.")
     folder = Path(model_args.model_name_or_path)
     if folder.exists() and any(folder.resolve().is_relative_to(own.resolve()) for own in (run.model, run.checkpoints)):
         raise UserError(f"--model_name_or_path {folder} lies in the model or checkpoints folder of --output_dir "
@@ -232,7 +209,7 @@ def start_from(model_args, data_args, args, run):
     base, refusal = None, None
     if args.process_index == 0:
         try:
-            base = resolve(model_args.model_name_or_path, model_args.model_revision)
+            base = resolve(model_args.model_name_or_path, model_args.model_revision, recorded_commit(run, model_args))
         except UserError as error:
             refusal = str(error)
     shared = [refusal, base and base.revision]
@@ -242,17 +219,18 @@ def start_from(model_args, data_args, args, run):
     if shared[0]:
         raise UserError(shared[0])
     if base is None:  # another process: the main one's commit, from the cache it filled (or this node's)
-        base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision)
-    return (base, *continue_from(base, model_args, data_args))
+        base = resolve(model_args.model_name_or_path, shared[1] or model_args.model_revision,
+                       recorded_commit(run, model_args))
+    check_architecture(model_args, named, base.config(), base.name)
+    return base
 
 
-def continue_from(base, model_args, data_args):
-    """(model_args, data_args) of a run that continues `base`: its architecture, and its own tokenizer."""
-    if "tokenizer_dir" in model_args.flags_on_command_line:
-        raise UserError(f"--tokenizer_dir {data_args.tokenizer_dir} cannot be used with --model_name_or_path: a "
-                        f"continued model keeps the tokenizer of {base.name}; leave --tokenizer_dir out.")
-    model_args = architecture_from_base(model_args, base.config(), base.name)
-    return model_args, dataclasses.replace(data_args, tokenizer_dir=str(base.folder))
+def recorded_commit(run, model_args):
+    """The commit of the base model the run folder's checkpoints or model recorded, where it is this repo's."""
+    from .run_folder import RunIdentity, RunInfo
+    record = RunIdentity.load(run.checkpoints) or RunInfo.load(run.model)
+    base = (record.identity.get("base_model") or {}) if record else {}
+    return base.get("revision") if base.get("name") == model_args.model_name_or_path else None
 
 
 def pinning_hint(recorded, identity):

@@ -4,13 +4,13 @@ and one way to publish a staged folder: make the repo its mirror.
 The token comes from HF_TOKEN or the stored login (`hf auth login`) and is never printed or written.
 """
 
-import importlib
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .hub_errors import is_local_file, network_errors
 from .rerun import Record, file_fingerprint
 from .run_folder import STAGING_RECORD
 
@@ -39,19 +39,6 @@ def check_repo_id(flag, repo_id):
     if "/" not in repo_id:
         raise ValueError(f"{flag} {repo_id!r} is not a Hub repo id such as USER/NAME: it names no user or "
                          "organization.")
-
-
-def network_errors():
-    """What a failed connection raises: an OSError (socket, SSL, the Xet transfer layer), or the HTTP client's
-    own errors (huggingface_hub 2 uses httpx2, 1.x httpx). An OSError naming a file is a local file's, not
-    the network's: hub_errors lets it through."""
-    errors = [OSError]
-    for module in ("httpx2", "httpx"):
-        try:
-            errors.append(importlib.import_module(module).TransportError)
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
 
 
 @contextmanager
@@ -91,8 +78,8 @@ def hub_errors(api, what):
                         "The card comes from push_to_hub.py and model_card/ (space/ for a Space): fix it there "
                         "(or report it), then push again.") from None
     except network_errors() as error:
-        if getattr(error, "filename", None) is not None:
-            raise  # a local file that cannot be read: no rerun will mend it
+        if is_local_file(error):
+            raise  # no rerun will mend it
         raise UserError(f"Could not reach {api.endpoint} ({type(error).__name__}: {error}); check the network "
                         "and rerun the same command to finish the upload.") from None
 

@@ -100,11 +100,31 @@ def _is_fingerprint(value):
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+def with_defaults(recorded, defaults):
+    """A recorded identity with each key it lacks read as that key's value in `defaults` (nested alike): the one
+    migration rule, so that a record written before a setting was compared still reads as the same run."""
+    if not isinstance(recorded, dict) or not isinstance(defaults, dict):
+        return recorded
+    return {**defaults, **{key: with_defaults(value, defaults.get(key)) for key, value in recorded.items()}}
+
+
+def _shown(value):
+    return "a fingerprint" if _is_fingerprint(value) else "a list" if isinstance(value, list) else (
+        "settings" if isinstance(value, dict) else repr(value))
+
+
 def differences(recorded, current):
-    """What differs between two identities, in words: "recipe (learning_rate 0.001 -> 0.0005), the data"."""
+    """What differs between two identities, in words: "recipe (learning_rate 0.001 -> 0.0005), the data"; a key
+    only one of them has is named as added or removed. Never empty where the two differ."""
     details = []
-    for key in sorted(set(recorded) | set(current)):
-        old, new = recorded.get(key), current.get(key)
+    for key in sorted(set(recorded) | set(current), key=str):
+        if key not in recorded:
+            details.append(f"{key} added ({_shown(current[key])})")
+            continue
+        if key not in current:
+            details.append(f"{key} removed (was {_shown(recorded[key])})")
+            continue
+        old, new = recorded[key], current[key]
         if old == new:
             continue
         if isinstance(old, dict) and isinstance(new, dict):
@@ -113,7 +133,13 @@ def differences(recorded, current):
             details.append(f"the {key}")
         else:
             details.append(f"{key} {old!r} -> {new!r}")
-    return ", ".join(details)
+    return ", ".join(details) or ("the same settings in another form" if recorded != current else "")
+
+
+def same_identity(recorded, current, defaults=None):
+    """(whether a recorded identity is this one, read by the migration rule; the recorded one as read)."""
+    recorded = with_defaults(recorded, defaults or {})
+    return recorded == current, recorded
 
 
 def check_output_folder(folder, record_type, flag="--output_dir"):
@@ -141,17 +167,20 @@ def check_output_folder(folder, record_type, flag="--output_dir"):
     return True
 
 
-def reuse_or_refuse(folder, record_type, identity, overwrite, flag="--output_dir"):
-    """The record of the output already in `folder` where its identity is this one, to reuse; None where there
-    is nothing to reuse (no output, or --overwrite_output_dir). Output of other settings is refused, naming
-    what differs; a folder holding anything else is refused whatever the flags."""
+def reuse_or_refuse(folder, record_type, identity, overwrite, flag="--output_dir", defaults=None):
+    """The record of the output already in `folder` where its identity is this one (a key the record lacks read
+    as its value in `defaults`), to reuse; None where there is nothing to reuse (no output, or
+    --overwrite_output_dir). Output of other settings is refused, naming what differs; a folder holding anything
+    else is refused whatever the flags."""
     if not check_output_folder(folder, record_type, flag) or overwrite:
         return None
     previous = record_type.load(folder)
-    if previous is not None and previous.identity == identity:
-        logger.info("%s already holds this output; reusing it (pass --overwrite_output_dir to redo it).", folder)
-        return previous
-    changed = differences(previous.identity, identity) if previous else "written by an older version"
+    if previous is not None:
+        same, recorded = same_identity(previous.identity, identity, defaults)
+        if same:
+            logger.info("%s already holds this output; reusing it (pass --overwrite_output_dir to redo it).", folder)
+            return previous
+    changed = differences(recorded, identity) if previous else "written by an older version"
     raise UserError(f"{folder} holds {record_type.OTHER} ({changed}); pass --overwrite_output_dir to replace it, "
                     f"or another {flag}.")
 
@@ -339,3 +368,17 @@ def building(target, wait=False, flag="--output_dir"):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _release(lock, lock_path)
+
+
+@contextmanager
+def reuse_or_build(target, finished, flag="--output_dir", wait=False):
+    """(record, None) where `finished()` finds this very output in `target` already (it refuses another's), else
+    (record or None, Build) holding the folder's lock: `finished()` is asked again once the lock is held, so the
+    output of a run that finished in between is reused, not built twice (with wait=True, the lock is waited for:
+    see building)."""
+    previous = finished()
+    if previous is not None:
+        yield previous, None
+        return
+    with building(target, wait=wait, flag=flag) as build:
+        yield finished(), build

@@ -18,23 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .rerun import Record
+from .rerun import Record, read_json
 from .splits import Preparation
 from .tokenizer_folder import TokenizerReport
 
 logger = logging.getLogger(__name__)
 
-# A model folder's files that the Hub repo gets; everything else there stays on the machine.
-MODEL_FILES = ("model.safetensors", "config.json", "generation_config.json", "spiece.model",
-               "tokenizer_config.json", "tokenizer.json")
-OPTIONAL_MODEL_FILES = ("special_tokens_map.json",)
 TRAINER_STATE = "trainer_state.json"
-ALL_RESULTS = "all_results.json"
-RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", "ood_results.json", ALL_RESULTS)
-RUN_FILES = (ALL_RESULTS, TRAINER_STATE, "run_info.json")  # what the card is made of; not uploaded
-# The final evaluation's splits and the prefix of their figures in *_results.json (Trainer's names).
-RESULT_PREFIXES = {"validation": "eval", "test": "test"}
-OOD_PREFIX = "ood"  # the out-of-domain text's figures (train.py --out_of_domain_text)
 STAGING_RECORD = ".staged_by_push_to_hub.json"  # push_to_hub.py's record in each folder it stages
 
 
@@ -153,3 +143,22 @@ class RunInfo(Record):
             if fields.get(name) is not None:
                 fields[name] = record_type.from_fields(record_type.upgrade(dict(fields[name])))
         return cls(**fields)
+
+
+def logged_seconds(log_history):
+    return next((entry["train_seconds"] for entry in reversed(log_history) if "train_seconds" in entry), 0.0)
+
+
+def train_metrics(checkpoint, train_tokens):
+    """Loss and time of the whole run from the final checkpoint's log history, which covers every step
+    (RecordEveryCheckpoint; a run that --stop_at_eval_loss ended, up to its last logged step), across every
+    resume: the same figures as an uninterrupted run's."""
+    state = read_json(Path(checkpoint, TRAINER_STATE))
+    losses = sorted((entry["step"], entry["loss"]) for entry in state["log_history"] if "loss" in entry)
+    total, previous = 0.0, 0
+    for step, loss in losses:
+        total += loss * (step - previous)
+        previous = step
+    steps = state["global_step"]
+    return {"train_loss": total / previous, "train_steps": steps, "epoch": state["epoch"],
+            "train_runtime": logged_seconds(state["log_history"]), "train_tokens": train_tokens}

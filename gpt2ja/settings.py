@@ -17,6 +17,7 @@ DEFAULT_MIRROR = "https://dumps.wikimedia.org"
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
                   "cls_token": "<cls>", "sep_token": "<sep>"}
 SPECIAL_IDS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<cls>": 4, "<sep>": 5}
+REFERENCE_VOCAB_SIZE = 32_000  # the reference tokenizer's pieces, special tokens included
 REFERENCE_CONTEXT = 1024  # GPT-2 small's; a model folder's tokenizer records its own model's context
 
 # What the published model samples with: top-k 50 within nucleus 0.95.

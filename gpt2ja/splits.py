@@ -19,11 +19,9 @@ import pyarrow.compute as pc
 
 from .errors import UserError
 from .rerun import Record
+from .sources import SourceRecord, upgraded_record
 
 SPLITS = ("train", "validation", "test")
-FEATURES = datasets.Features(
-    {"id": datasets.Value("string"), "title": datasets.Value("string"), "text": datasets.Value("string")}
-)
 
 
 def split_of(page_id, validation_percent=1.0, test_percent=1.0):
@@ -98,22 +96,30 @@ class Preparation(Record):
     # token_cache/: where versions before the run folder's token cache wrote it; it goes with the data
     ENTRIES = frozenset({FILE, "dataset_dict.json", *SPLITS, "token_cache"})
 
-    # identity: the dumps by content, max_articles, validation_percent, test_percent, cleaner; for the user's
-    # own text (gpt2ja.corpus) the files by content or the dataset at its commit, and the text column, not cleaner
+    # identity: what the source's documents are made of (sources.base.Source.identity: a dump's files by content
+    # and the cleaner, the user's files by content or a Hub dataset at its commit, and the text field), plus
+    # max_articles, validation_percent and test_percent
     sources: list  # the dump files or URLs as given (the user's files or URLs, or the dataset's name)
     dump_date: Optional[str]
     pages_read: int
-    dropped: dict  # outcome -> pages (wikitext.OUTCOMES but "kept"; "duplicate": a page id seen before); the
-    # user's own text: "empty" and "duplicate" documents
+    dropped: dict  # outcome -> documents not kept: a dump's pages (wikitext.OUTCOMES but "kept"), the user's
+    # "empty" documents; "duplicate": the id of an earlier one
     articles: int
     splits: dict  # split -> articles
     characters: dict  # split -> characters
     fingerprint: str  # content_fingerprint of the splits
-    # None for a Wikipedia dump; the user's own text (--train_file, --dataset_name) otherwise:
-    # {"kind": "files", "files": [as given], "text_column": ...} or
-    # {"kind": "dataset", "name": ..., "config": ..., "split": ..., "revision": commit, "text_column": ...}
-    corpus: Optional[dict] = None
+    source: SourceRecord  # what the cards say of the source (gpt2ja.sources)
 
-    @property
-    def is_wikipedia(self):
-        return self.corpus is None
+    @classmethod
+    def upgrade(cls, fields):
+        fields = super().upgrade(fields)
+        if "source" not in fields:  # written before records held their source: it had `corpus`
+            fields["source"] = upgraded_record(fields)
+        fields.pop("corpus", None)
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields):
+        if isinstance(fields.get("source"), dict):
+            fields["source"] = SourceRecord(**fields["source"])
+        return cls(**fields)

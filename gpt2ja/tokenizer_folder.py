@@ -50,3 +50,15 @@ def room_after(tokenizer, prompt, context, wanted):
     return max(0, min(wanted, context - used)), used
 
 
+def tokenizers_twin(spm_model, special_tokens):
+    """The `tokenizers` twin of BertGenerationTokenizer, built from the SentencePiece model's own
+    settings (normalizer, dummy prefix, whitespace), with the special tokens split out of
+    text as the slow tokenizer splits them. (transformers registers no converter for
+    BertGenerationTokenizer, and the generic SentencePiece one ignores add_dummy_prefix.)"""
+    from tokenizers import AddedToken
+    from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+    proto = import_protobuf().ModelProto()
+    proto.ParseFromString(Path(spm_model).read_bytes())
+    fast = SpmConverter.build_tokenizer_from_spm_proto(proto, [(p.piece, p.score) for p in proto.pieces])
+    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens])
+    return fast

@@ -7,6 +7,7 @@ blocks of the model's context.
 """
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -19,7 +20,8 @@ import sentencepiece as spm
 import torch
 from tqdm.auto import tqdm
 
-from .rerun import Record, building, file_fingerprint
+from .rerun import Record, file_fingerprint, reuse_or_build, same_identity
+from .settings import SPECIAL_IDS, SPECIAL_TOKENS
 from .splits import SPLITS, data_fingerprint, load_split
 from .tokenizer_folder import load_tokenizer
 
@@ -81,9 +83,26 @@ def tokenize_split(dataset, encoder, eos_id, path, dtype):
     return {"articles": len(dataset), "tokens": tokens, "characters": characters}
 
 
+# The encoding of a tokenizer of tokenizer.py (the published layout): what a record written before
+# tokenizer_encoding was compared is read as (the one migration rule of gpt2ja.rerun).
+OWN_ENCODING = {"class": "BertGenerationTokenizer",
+                "special_ids": {name: SPECIAL_IDS[token] for name, token in SPECIAL_TOKENS.items()},
+                "added": dict(SPECIAL_IDS)}
+
+
+def tokenizer_encoding(tokenizer):
+    """What decides a tokenizer's ids beyond its spiece.model, normalised: its class, the id of each of its special
+    tokens and its added tokens (not tokenizer_config.json's bytes, which change between transformers versions)."""
+    special = {name: token for name, token in tokenizer.special_tokens_map.items() if isinstance(token, str)}
+    return {"class": type(tokenizer).__name__,
+            "special_ids": {name: tokenizer.convert_tokens_to_ids(token) for name, token in sorted(special.items())},
+            "added": dict(sorted(tokenizer.get_added_vocab().items(), key=lambda item: item[1]))}
+
+
 def input_fingerprints(data_dir, tokenizer_dir):
-    """What a training run reads, by content: {"data": ..., "tokenizer": ...} (the SentencePiece model)."""
-    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model"))}
+    """What a training run reads, by content: {"data", "tokenizer" (the SentencePiece model), "tokenizer_encoding"}."""
+    return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model")),
+            "tokenizer_encoding": tokenizer_encoding(load_tokenizer(tokenizer_dir))}
 
 
 @dataclass
@@ -102,7 +121,9 @@ class TokenCache(Record):
 def token_cache_folder(cache_root, identity):
     """The folder of the tokens of these inputs: named by their content (and by the encoder, where the tokenizer
     is not its SentencePiece model as it is)."""
-    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}{identity.get('encoder', '')}".encode())
+    encoding = identity.get("tokenizer_encoding", OWN_ENCODING)  # tokenizer.py's keeps the name it always had
+    other = json.dumps(encoding, sort_keys=True) if encoding != OWN_ENCODING else ""
+    key = hashlib.sha256(f"{identity['data']}:{identity['tokenizer']}{identity.get('encoder', '')}{other}".encode())
     return Path(cache_root) / key.hexdigest()[:16]
 
 
@@ -115,14 +136,16 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
     if not encoder.as_is:
         identity["encoder"] = "tokenizer"  # the same spiece.model read otherwise: other ids
     cache = token_cache_folder(cache_root, identity)
-    meta = TokenCache.load(cache)
-    if meta is not None and meta.identity == identity:
+
+    def finished():
+        meta = TokenCache.load(cache)
+        if meta is None or not same_identity(meta.identity, identity, {"tokenizer_encoding": OWN_ENCODING})[0]:
+            return None
         logger.info("Reusing the token cache %s", cache)
-        return cache, meta
-    with building(cache, wait=True, flag=flag) as build:
-        meta = TokenCache.load(cache)  # written meanwhile by the process this one waited for
-        if meta is not None and meta.identity == identity:
-            logger.info("Reusing the token cache %s", cache)
+        return meta
+
+    with reuse_or_build(cache, finished, flag, wait=True) as (meta, build):  # wait: for the process writing it
+        if meta:
             return cache, meta
         meta = tokenize_splits(data_dir, encoder, identity, build.output)
         build.finish(meta)

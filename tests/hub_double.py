@@ -204,6 +204,8 @@ class HubHandler(BaseHTTPRequestHandler):
         match = re.match(r"^/api/(models|spaces|datasets)/([^/]+/[^/?]+)(?:/revision/([^/?]+))?", self.path)
         if match and match.group(2) in self.hub.store(match.group(1)):
             repo = self.hub.store(match.group(1))[match.group(2)]
+            if repo.get("gated"):  # terms this token's user has not accepted, as the Hub answers then
+                return self._send(403, {"error": f"Access to {match.group(2)} is restricted."}, error_code="GatedRepo")
             revision = unquote(match.group(3) or "main")
             files = files_at(repo, revision)
             if files is None:

@@ -2,21 +2,24 @@
 
 import hashlib
 import json
+import re
 import logging
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, TrainerCallback
 
-from gpt2ja.base_model import architecture_from_base, pinning_hint, resolve
+from gpt2ja.base_model import check_architecture, pinning_hint, resolve
+from gpt2ja.cli import flags_named
 from gpt2ja.errors import UserError
 from gpt2ja.rerun import file_fingerprint
 from gpt2ja.tokens import SentencePieceEncoder
-from gpt2ja.run_folder import MODEL_FILES
+from gpt2ja.model_folder import MODEL_FILES
 from train import OUT_OF_DOMAIN_TEXT
 from hub_double import HubDouble
 from processes import Launch
@@ -97,12 +100,40 @@ def bert_folder(folder, tokenizer_dir):
     shutil.copy(tokenizer_dir / "spiece.model", folder / "spiece.model")
 
 
+def cut(path, size):
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def unsafe_pickle(folder):
+    """Weights as a pickle that torch.load(weights_only=True) refuses (an object it does not allow)."""
+    from fractions import Fraction
+    (folder / "model.safetensors").unlink()
+    torch.save({"transformer.wte.weight": torch.zeros(2, 2), "note": Fraction(1, 3)}, folder / "pytorch_model.bin")
+
+
+def bpe_tokenizer(folder):
+    """A GPT-2 BPE tokenizer with a stray spiece.model left beside it."""
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    vocab = {"<|endoftext|>": 0, **{chr(0x3042 + i): i + 1 for i in range(80)}}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer",
+                                                              "eos_token": "<|endoftext|>"}))
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda f, t: bert_folder(f, t), r"is a bert model \(BertModel\), not a GPT-2 causal language model"),
     (lambda f, t: (model_folder(f, t), (f / "model.safetensors").unlink()), "holds no weights"),
     (lambda f, t: (model_folder(f, t), (f / "spiece.model").unlink()), "is not SentencePiece"),
     (lambda f, t: model_folder(f, t, vocab_size=100), "has 8000 entries but its model embeds 100 tokens"),
     (lambda f, t: f.mkdir(), "holds no config.json: it is not a transformers model"),
+    (lambda f, t: cut(model_folder(f, t) / "model.safetensors", 100), r"do not load \(model.safetensors: "),
+    (lambda f, t: cut(model_folder(f, t) / "model.safetensors", 0), r"do not load \(model.safetensors: "),
+    (lambda f, t: (model_folder(f, t) / "config.json").write_text("{not json"), "The config.json of .* is not JSON"),
+    (lambda f, t: (model_folder(f, t) / "spiece.model").write_bytes(b"not a model"), "spiece.model of .* does not load"),
+    (lambda f, t: unsafe_pickle(model_folder(f, t)), r"do not load \(pytorch_model.bin: UnpicklingError"),
+    (lambda f, t: bpe_tokenizer(model_folder(f, t)), r"\(GPT2Tokenizer\) is not built on the spiece.model beside it"),
 ])
 def test_what_cannot_be_continued_is_refused_in_one_sentence(excerpt_tokenizer, tmp_path, make, message):
     make(tmp_path / "base", excerpt_tokenizer)
@@ -171,6 +202,9 @@ def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_ar
                                                                                           tmp_path):
     with pytest.raises(UserError, match="is neither a folder here nor a Hub repo id"):
         resolve(str(tmp_path / "no" / "such" / "folder"))
+    for malformed in ("tester/my--model", "tester/name-", "tester/.."):  # huggingface_hub's rules, before any request
+        with pytest.raises(UserError, match=f"--model_name_or_path {re.escape(malformed)} is neither a folder"):
+            resolve(malformed)
     folder = model_folder(tmp_path / "base", excerpt_tokenizer)
     with pytest.raises(UserError, match="--model_revision v1 names a Hub commit, but .* is a local folder"):
         resolve(str(folder), revision="v1")
@@ -181,20 +215,21 @@ def test_a_name_that_is_neither_folder_nor_repo_id_and_a_revision_of_a_folder_ar
 
 def test_the_base_gives_the_architecture_over_the_recipe_and_refuses_a_contradicting_flag(caplog):
     import train
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y"])
+    argv = ["configs/tiny.yaml", "--model_name_or_path", "x/y"]
+    model_args, _, _ = train.parse_arguments(argv)
     config = GPT2Config(vocab_size=8000, n_positions=64, n_embd=32, n_layer=1, n_head=2)
     with caplog.at_level(logging.INFO):
-        continued = architecture_from_base(model_args, config, "x/y")
-    assert (continued.n_positions, continued.n_embd, continued.n_layer, continued.n_head, continued.vocab_size) == (
-        64, 32, 1, 2, 8000)
-    assert continued.dropout == model_args.dropout  # the recipe's
-    assert continued.flags_on_command_line == model_args.flags_on_command_line
+        check_architecture(model_args, flags_named(argv), config, "x/y")
     assert "n_layer 2 (the recipe's or the default) is ignored: the base model x/y has 1." in caplog.text
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "2"])
-    with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
-        architecture_from_base(model_args, config, "x/y")
-    model_args, _, _ = train.parse_arguments(["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", "1"])
-    assert architecture_from_base(model_args, config, "x/y").n_layer == 1
+    assert model_args.n_layer == 2  # the arguments stay as given: the config is the run's architecture
+    for flag, refused in (("2", True), ("1", False)):
+        argv = ["configs/tiny.yaml", "--model_name_or_path", "x/y", "--n_layer", flag]
+        model_args, _, _ = train.parse_arguments(argv)
+        if refused:
+            with pytest.raises(UserError, match="--n_layer 2 contradicts the base model x/y, whose n_layer is 1"):
+                check_architecture(model_args, flags_named(argv), config, "x/y")
+        else:
+            check_architecture(model_args, flags_named(argv), config, "x/y")
 
 
 class FirstBatch(TrainerCallback):
@@ -287,3 +322,51 @@ def test_processes_under_accelerate_continue_a_hub_model_together(tiny_model, ex
         "--output_dir", str(tmp_path / "other")], tmp_path / "refused.log", env)
     assert refused.wait(timeout=300) != 0
     assert refused.output().count("error: There is no model tester/nothing on the Hub") == 2, refused.output()
+
+
+def test_a_token_the_hub_refuses_is_named_as_the_cause_for_a_base_and_a_dataset(hub, monkeypatch):
+    from gpt2ja.sources.hub_dataset import dataset_revision
+    monkeypatch.setenv("HF_TOKEN", "hf_not_the_right_one")
+    for read, what in ((lambda: resolve("tester/base"), "the files of tester/base"),
+                       (lambda: dataset_revision("tester/corpus"), "dataset tester/corpus")):
+        with pytest.raises(UserError, match=rf"refused the token \(HTTP 401\) when reading {what}: run `hf auth "
+                                            r"login` or set HF_TOKEN"):
+            read()
+
+
+def test_a_checkpoint_folder_as_a_base_has_its_runs_license(tiny_model, tmp_path):
+    from gpt2ja.base_model import folder_license
+    from gpt2ja.run_folder import last_complete_checkpoint
+    checkpoint = Path(last_complete_checkpoint(tiny_model.parent / "checkpoints"))
+    assert folder_license(checkpoint) == folder_license(tiny_model) == "cc-by-sa-3.0"
+
+
+def test_offline_the_base_is_found_at_the_recorded_commit_else_at_its_branch_else_refused(excerpt_tokenizer, tmp_path,
+                                                                                         hub, monkeypatch):
+    import huggingface_hub.constants as constants
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    first = hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    pinned = resolve("tester/base", revision=first)  # online, at the first commit
+    model_folder(folder, excerpt_tokenizer)
+    second = hub.publish("models", "tester/base", {p.name: p.read_bytes() for p in folder.iterdir()})
+    latest = resolve("tester/base")  # online, main: the second commit
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert resolve("tester/base").identity == latest.identity == {"name": "tester/base", "revision": second}
+    assert resolve("tester/base", recorded=first).fingerprint == pinned.fingerprint  # what a run folder recorded
+    assert resolve("tester/base", revision=second).identity["revision"] == second
+    with pytest.raises(UserError, match=rf"HF_HUB_OFFLINE is set and the Hub cache holds no snapshot of tester/base "
+                                        rf"at v9 \(it holds {min(first, second)}, {max(first, second)}\); pass "
+                                        r"--model_revision with one of them"):
+        resolve("tester/base", revision="v9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(UserError, match=r"holds no snapshot of tester/base at main \(it holds none\)"):
+        resolve("tester/base")
+
+
+def test_a_gated_base_links_its_terms_on_the_hub_it_was_asked_of(excerpt_tokenizer, tmp_path, hub):
+    folder = model_folder(tmp_path / "base", excerpt_tokenizer)
+    hub.publish("models", "tester/gated", {p.name: p.read_bytes() for p in folder.iterdir()})
+    hub.repos["tester/gated"]["gated"] = True
+    with pytest.raises(UserError, match=rf"tester/gated is gated: accept its terms on {re.escape(hub.url)}/tester/gated "
+                                        "with the account whose token this machine uses"):
+        resolve("tester/gated")

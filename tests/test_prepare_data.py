@@ -17,9 +17,12 @@ import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
 from hub_double import HubDouble
 from processes import Script, alive, children_of, descendants, kill_when, run
+from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
-from gpt2ja.splits import FEATURES, SPLITS, Preparation, split_of
+from gpt2ja.sources import wikipedia
+from gpt2ja.sources.base import FEATURES
+from gpt2ja.splits import SPLITS, Preparation, split_of
 from benchmarks.markup_residue import residue_share, short_line_share
 from gpt2ja.wikitext import article_text
 
@@ -177,7 +180,7 @@ def test_rerun_reuses_and_other_settings_refuse(tmp_path):
 
 def test_data_cleaned_by_another_cleaner_version_is_not_reused(tmp_path, monkeypatch):
     prepare(tmp_path, MARKUP_PAGES)
-    monkeypatch.setattr(prepare_data, "CLEANER_VERSION", "a later one")
+    monkeypatch.setattr(wikipedia, "CLEANER_VERSION", "a later one")
     with pytest.raises(UserError, match="other settings"):
         prepare(tmp_path, MARKUP_PAGES)
 
@@ -334,21 +337,21 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuilt(tmp_path, monkeypatch):
     first, stats = prepare(tmp_path, MARKUP_PAGES, name="first")
-    real_building = prepare_data.building
+    real_building = rerun.building
 
     @contextlib.contextmanager
-    def another_run_finishes_first(target):  # between this run's reuse check and its taking the lock
+    def another_run_finishes_first(target, **flags):  # between this run's reuse check and its taking the lock
         shutil.copytree(tmp_path / "first", target)
-        with real_building(target) as build:
+        with real_building(target, **flags) as build:
             yield build
 
-    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
-    monkeypatch.setattr(prepare_data, "build_articles", lambda *args: pytest.fail("read the dump again"))
+    monkeypatch.setattr(rerun, "building", another_run_finishes_first)
+    monkeypatch.setattr(prepare_data, "read_documents", lambda *args: pytest.fail("read the dump again"))
     again, reused = prepare(tmp_path, MARKUP_PAGES)
     assert reused == stats and all_ids(again) == all_ids(first)
-    monkeypatch.setattr(prepare_data, "building", real_building)
+    monkeypatch.setattr(rerun, "building", real_building)
     shutil.rmtree(tmp_path / "out")
-    monkeypatch.setattr(prepare_data, "building", another_run_finishes_first)
+    monkeypatch.setattr(rerun, "building", another_run_finishes_first)
     with pytest.raises(UserError, match=r"prepared with other settings \(validation_percent"):
         prepare(tmp_path, MARKUP_PAGES, validation_percent=20)
 
@@ -521,7 +524,8 @@ def test_the_same_documents_as_plain_text_or_json_lines_prepare_alike(tmp_path):
     for name, split in lines[0].items():
         assert all(split_of(hashlib.sha256(t.encode()).hexdigest(), 20, 20) == name for t in split["text"])
     assert "cleaner" not in lines[1].identity and lines[1].dump_date is None
-    assert lines[1].corpus == {"kind": "files", "files": [str(tmp_path / "docs.jsonl")], "text_column": "text"}
+    assert lines[1].source.title == "docs.jsonl" and lines[1].source.unit == "documents"
+    assert lines[1].source.cleaning is None and lines[1].source.license is None
     assert lines[1].sources == [str(tmp_path / "docs.jsonl")]
     assert text[1].identity["files"][0]["name"] == "docs.txt"
     # the same documents split over two files, in another order, fall into the same splits
@@ -543,7 +547,7 @@ def test_an_id_field_decides_the_split_and_a_title_field_is_kept(tmp_path):
     for name, split in splits.items():
         assert all(split_of(i, 20, 20) == name for i in split["id"])
         assert all(title == f"題{i}" for i, title in zip(split["id"], split["title"]))
-    assert record.identity["text_column"] == record.corpus["text_column"] == "body"
+    assert record.identity["text_column"] == "body" and "`body` column" in record.source.described
     _, whole = prepare_own(tmp_path, tmp_path / "docs.jsonl", name="whole", text_column="body")
     assert whole.dropped == {"empty": 1, "duplicate": 1} and whole.articles == 39
     # ids numbered anew in each file would lose documents: another text under a taken id is refused
@@ -651,11 +655,11 @@ def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path):
             [*dataset, str(tmp_path / "n"), "--text_column", "id"])
     record = got["record"]
     assert again == got  # reused: the same dataset at the same commit
-    hub_data = (datasets.load_from_disk(str(tmp_path / "hub")), Preparation(**record))
+    hub_data = (datasets.load_from_disk(str(tmp_path / "hub")), Preparation.from_fields(dict(record)))
     same_data(hub_data, local)
     assert record["sources"] == ["tester/corpus"] and record["dump_date"] is None
-    assert record["corpus"] == {"kind": "dataset", "name": "tester/corpus", "config": None, "split": "train",
-                                "revision": first, "text_column": "text"}
+    assert record["source"]["hub_datasets"] == ["tester/corpus"]
+    assert record["source"]["dataset_ref"]["dataset_revision"] == first
     assert record["identity"]["dataset"]["revision"] == first and "cleaner" not in record["identity"]
     assert changed["error"].startswith(f"{tmp_path / 'hub'} holds data prepared with other settings (dataset "
                                        f"(revision '{first}' -> '{second}'))")

@@ -349,6 +349,36 @@ def test_the_card_names_its_dataset_source_version_demo_and_code(tiny_model, tmp
 
 
 @pytest.mark.slow
+def test_lm_eval_results_enter_the_model_index_and_other_models_only_the_comparison_table(
+        tiny_model, japanese_results, other_model_results, tmp_path):
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+    push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/m", "--dry_run", "--stage_dir",
+                      str(tmp_path / "stage"), "--eval_results", str(japanese_results),
+                      "--compare_results", str(other_model_results)])
+    card = ModelCard.load(tmp_path / "stage" / "README.md")
+    name, entries = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    ours = json.loads(japanese_results.read_text())["results"]
+    downstream = {entry.metric_args["task"]: entry.metric_value for entry in entries if entry.metric_args}
+    assert name == "m" and downstream == {task: round(ours[task]["acc,none"], 4) for task in (
+        "ja_leaderboard_jcommonsenseqa", "ja_leaderboard_jnli", "ja_leaderboard_xwinograd")}
+    # besides them, only the run's own language-modelling figures: nothing of the other model
+    assert {entry.task_type for entry in entries if not entry.metric_args} == {"text-generation"}
+    assert "other-model" not in str(card.data.to_dict())
+    table = card.text.split("## Japanese tasks (lm-eval)")[1].split("## Training curve")[0]
+    assert "| **tester/m** (this model) |" in table and "other-model` (a local folder) |" in table
+    assert "result files that the publisher of this model gave" in table
+
+
+@pytest.mark.slow
+def test_another_models_lm_eval_results_given_as_ours_are_refused_before_staging(
+        tiny_model, other_model_results, tmp_path):
+    with pytest.raises(UserError, match=r"--eval_results .* is of .*other-model, not of the model being published"):
+        push_to_hub.main(["--model_dir", str(tiny_model), "--repo_id", "tester/m", "--dry_run", "--stage_dir",
+                          str(tmp_path / "stage"), "--eval_results", str(other_model_results)])
+    assert not (tmp_path / "stage").exists()
+
+
+@pytest.mark.slow
 def test_results_that_are_not_finite_are_never_published(tiny_model, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model, model_dir)
@@ -542,7 +572,7 @@ def test_a_continued_model_without_a_license_its_data_and_base_allow_is_refused_
     assert not (tmp_path / "stage").exists()
 
 
-@pytest.mark.parametrize("license", ["CC BY-SA 4.0", "MIT", "cc_by_sa"])
+@pytest.mark.parametrize("license", ["CC BY-SA 4.0", "MIT", "cc_by_sa", "foo-bar", "cc-by-sa-5.0"])
 def test_a_license_that_is_no_hub_license_id_is_refused(tmp_path, license):
     with pytest.raises(UserError, match=f"^--license {re.escape(repr(license))} is not a Hub license id"):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--license", license])

@@ -5,6 +5,7 @@ from pathlib import Path
 from gpt2ja.rerun import read_json
 from gpt2ja.run_folder import (RunFolder, RunIdentity, RunInfo, last_complete_checkpoint,
                                remove_incomplete_checkpoints)
+from gpt2ja.sources.wikipedia import wikipedia_record
 from gpt2ja.splits import Preparation
 from gpt2ja.tokenizer_folder import TokenizerReport
 
@@ -38,7 +39,8 @@ def test_folders_that_only_look_like_checkpoints_are_left_alone(tmp_path):
 def test_run_info_round_trips_with_its_data_and_tokenizer_records(tmp_path):
     preparation = Preparation(identity={"max_articles": None}, sources=["/d/jawiki-20210301-pages-articles.xml.bz2"],
                               dump_date="20210301", pages_read=3, dropped={}, articles=3, splits={"train": 3},
-                              characters={"train": 30}, fingerprint="f")
+                              characters={"train": 30}, fingerprint="f",
+                              source=wikipedia_record("20210301", ["jawiki-20210301-pages-articles.xml.bz2"], "3"))
     report = TokenizerReport(identity={"vocab_size": 8}, sentences_trained_on=5, training_seconds=0.1,
                              peak_memory_mib=1)
     info = RunInfo(identity={"data": "f"}, preparation=preparation, tokenizer_report=report,

@@ -8,7 +8,10 @@ import datasets
 import pytest
 
 from gpt2ja.errors import UserError
-from gpt2ja.splits import FEATURES, Preparation, count_characters, load_split, split_of
+from gpt2ja.sources.base import FEATURES
+from gpt2ja.sources.hub_dataset import dataset_record
+from gpt2ja.sources.wikipedia import wikipedia_record
+from gpt2ja.splits import Preparation, count_characters, load_split, split_of
 
 
 
@@ -61,7 +64,8 @@ def test_characters_are_counted_batch_by_batch(tmp_path):
 def test_preparation_record_round_trips(tmp_path):
     record = Preparation(identity={"max_articles": None}, sources=["a.xml.bz2"], dump_date="20210301",
                          pages_read=10, dropped={"redirect": 2}, articles=8, splits={"train": 8},
-                         characters={"train": 100}, fingerprint="0" * 64)
+                         characters={"train": 100}, fingerprint="0" * 64,
+                         source=wikipedia_record("20210301", ["a.xml.bz2"], "3"))
     record.save(tmp_path)
     assert Preparation.load(tmp_path) == record
     assert Preparation.load(tmp_path / "absent") is None
@@ -74,6 +78,7 @@ def test_a_record_of_the_users_own_text_round_trips(tmp_path):
               "text_column": "text"}
     record = Preparation(identity={"dataset": corpus}, sources=["tester/corpus"], dump_date=None, pages_read=3,
                          dropped={"empty": 1, "duplicate": 0}, articles=2, splits={"train": 2},
-                         characters={"train": 10}, fingerprint="0" * 64, corpus=corpus)
+                         characters={"train": 10}, fingerprint="0" * 64,
+                         source=dataset_record(**{k: v for k, v in corpus.items() if k != "kind"}))
     record.save(tmp_path)
-    assert Preparation.load(tmp_path) == record and not record.is_wikipedia
+    assert Preparation.load(tmp_path) == record and record.source.title == "tester/corpus"

@@ -13,11 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {p.stem for p in REPO.glob("*.py")}
-LIBRARY = sorted(p for p in (REPO / "gpt2ja").glob("*.py") if p.name != "__init__.py")
+LIBRARY = sorted(p for p in (REPO / "gpt2ja").rglob("*.py") if p.name != "__init__.py")
+PUBLISHING = {"gpt2ja.hub", "gpt2ja.cards"}
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 TEST_MODULES = {p.stem for p in (REPO / "tests").glob("*.py")}
 PYTHON_FILES = sorted(p for folder in ("", "gpt2ja", "tests", "benchmarks", "space", "metrics")
-                      for p in (REPO / folder).glob("*.py" if not folder or folder == "gpt2ja" else "**/*.py"))
+                      for p in (REPO / folder).glob("*.py" if not folder else "**/*.py"))
 
 
 def imported(path):
@@ -28,6 +29,25 @@ def imported(path):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             names.add("gpt2ja" if node.level else node.module.split(".")[0])
+    return names
+
+
+def module_name(path):
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+def library_imports(path):
+    """The gpt2ja modules a library file imports, at its top or inside a function (relative imports resolved)."""
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("gpt2ja")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            if module.startswith("gpt2ja"):
+                names |= {module} | {f"{module}.{alias.name}" for alias in node.names}
     return names
 
 
@@ -56,9 +76,29 @@ def test_the_library_imports_no_script_and_no_test(module):
     assert not imported(module) & (SCRIPTS | TEST_MODULES | {"benchmarks"})
 
 
-@pytest.mark.parametrize("module", LIBRARY, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", [p for p in LIBRARY if module_name(p) not in PUBLISHING], ids=module_name)
+def test_no_data_or_training_module_imports_a_publishing_one(module):
+    # licences and Hub failures sit below every layer (gpt2ja.licenses, gpt2ja.hub_errors)
+    assert not library_imports(module) & PUBLISHING
+
+
+def test_the_import_reader_sees_relative_and_late_imports():
+    assert {"gpt2ja.licenses", "gpt2ja.sources.base"} <= library_imports(REPO / "gpt2ja" / "sources" / "wikipedia.py")
+    assert "gpt2ja.sources" in library_imports(REPO / "gpt2ja" / "base_model.py")  # inside a function
+
+
+@pytest.mark.parametrize("module", LIBRARY, ids=module_name)
 def test_every_library_module_has_a_test_file(module):
-    assert (REPO / "tests" / f"test_{module.stem}.py").is_file()
+    # a module of a sub-package (gpt2ja/sources/) is tested in the package's file (tests/test_sources.py)
+    owner = module.stem if module.parent == REPO / "gpt2ja" else module.parent.name
+    assert (REPO / "tests" / f"test_{owner}.py").is_file()
+
+
+@pytest.mark.parametrize("module", LIBRARY, ids=module_name)
+def test_every_library_module_is_on_the_package_map(module):
+    layout = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
+    names = [module.name] + ([f"{module.parent.name}/"] if module.parent != REPO / "gpt2ja" else [])
+    assert all(name in layout for name in names), "docs/layout.md, the one map of gpt2ja/, does not name it"
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda p: p.name)
@@ -83,7 +123,8 @@ def test_a_wheel_of_the_library_builds_and_holds_the_package_alone(tmp_path):
     # built from a copy, so that no build/ of an earlier build leaks in, and none is left in the checkout
     source = tmp_path / "source"
     (source / "gpt2ja").mkdir(parents=True)
-    for path in [REPO / "pyproject.toml", REPO / "README.md", *(REPO / "gpt2ja").glob("*.py")]:
+    for path in [REPO / "pyproject.toml", REPO / "README.md", *(REPO / "gpt2ja").rglob("*.py")]:
+        (source / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
         (source / path.relative_to(REPO)).write_bytes(path.read_bytes())
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
                             "--wheel-dir", str(tmp_path), str(source)], capture_output=True, text=True)
@@ -91,7 +132,7 @@ def test_a_wheel_of_the_library_builds_and_holds_the_package_alone(tmp_path):
     (wheel,) = tmp_path.glob("gpt2ja-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     modules = {name for name in names if name.endswith(".py")}
-    assert modules == {f"gpt2ja/{p.name}" for p in (REPO / "gpt2ja").glob("*.py")}
+    assert modules == {p.relative_to(REPO).as_posix() for p in (REPO / "gpt2ja").rglob("*.py")}
 
 
 def test_the_readme_is_a_front_door_whose_links_lead_somewhere():

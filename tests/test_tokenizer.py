@@ -15,6 +15,7 @@ import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
 from processes import Script, alive, children_of, descendants, kill_when, run
+from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
 from gpt2ja.tokenizer_folder import TokenizerReport
@@ -180,18 +181,18 @@ def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_
 
 def test_a_tokenizer_another_run_finished_while_this_one_started_is_reused_not_retrained(
         excerpt_data, excerpt_tokenizer, tmp_path, monkeypatch):
-    real_building = tokenizer.building
+    real_building = rerun.building
 
     @contextlib.contextmanager
-    def another_run_finishes_first(target):  # between this run's reuse check and its taking the lock
+    def another_run_finishes_first(target, **flags):  # between this run's reuse check and its taking the lock
         shutil.copytree(excerpt_tokenizer, target)
-        with real_building(target) as build:
+        with real_building(target, **flags) as build:
             yield build
 
     def never(*args):
         raise AssertionError("sampled and trained again")
 
-    monkeypatch.setattr(tokenizer, "building", another_run_finishes_first)
+    monkeypatch.setattr(rerun, "building", another_run_finishes_first)
     monkeypatch.setattr(tokenizer, "sample_sentences", never)
     reused = tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
                              "--vocab_size", "8000"])  # the settings excerpt_tokenizer was made with

@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -59,9 +60,7 @@ def test_token_cache_is_reused_and_keyed_by_data_and_tokenizer(excerpt_data, exc
         again, meta_again = prepare_tokens(excerpt_data, excerpt_tokenizer, tmp_path / "cache")
     assert again == first and meta_again == meta and (first / "train.bin").stat().st_mtime_ns == stamp
     assert "Reusing the token cache" in caplog.text
-    other = tmp_path / "tokenizer"
-    shutil.copytree(excerpt_tokenizer, other)
-    (other / "spiece.model").write_bytes((other / "spiece.model").read_bytes() + b"\n")
+    other = Path(__file__).parent / "fixtures" / "run_of_aed7588" / "tokenizer"  # another spiece.model
     assert token_cache_folder(tmp_path / "cache", input_fingerprints(excerpt_data, other)) != first
 
 
@@ -70,3 +69,22 @@ def test_a_disk_that_fills_while_tokenizing_is_one_sentence(excerpt_data, excerp
     with pytest.raises(UserError, match=r"The disk ran out of space while writing .*disk/cache/\w+: .* MiB are free"):
         prepare_tokens(excerpt_data, excerpt_tokenizer, small_disk / "cache")
     assert sorted(p.name for p in (small_disk / "cache").iterdir()) == []
+
+
+def test_two_tokenizers_of_one_spiece_model_with_other_special_ids_are_other_inputs(excerpt_data, excerpt_tokenizer,
+                                                                                  tmp_path):
+    import json
+    from gpt2ja.tokens import OWN_ENCODING, tokenizer_encoding
+    from gpt2ja.tokenizer_folder import load_tokenizer
+    assert tokenizer_encoding(load_tokenizer(excerpt_tokenizer)) == OWN_ENCODING  # tokenizer.py's layout
+    bases = {}
+    for eos in ("</s>", "<sep>"):  # as rinna-style T5Tokenizer configs may name either
+        folder = tmp_path / eos.strip("<>/")
+        folder.mkdir()
+        shutil.copy(excerpt_tokenizer / "spiece.model", folder / "spiece.model")
+        (folder / "tokenizer_config.json").write_text(json.dumps(
+            {"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "eos_token": eos, "unk_token": "<unk>"}))
+        bases[eos] = input_fingerprints(excerpt_data, folder)
+    assert bases["</s>"]["tokenizer"] == bases["<sep>"]["tokenizer"]  # the same spiece.model ...
+    assert bases["</s>"]["tokenizer_encoding"] != bases["<sep>"]["tokenizer_encoding"]  # ... encoding otherwise
+    assert token_cache_folder(tmp_path / "cache", bases["</s>"]) != token_cache_folder(tmp_path / "cache", bases["<sep>"])

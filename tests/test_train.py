@@ -240,6 +240,7 @@ def test_ctrl_c_saves_a_checkpoint_and_a_new_machine_resumes_from_its_hub_backup
         assert json.loads(files["last-checkpoint/trainer_state.json"])["global_step"] == step
         assert files["last-checkpoint/model.safetensors"] == (Path(checkpoint) / "model.safetensors").read_bytes()
         assert {"last-checkpoint/optimizer.pt", "last-checkpoint/spiece.model", "run_identity.json"} <= set(files)
+        assert not [name for name, content in files.items() if token.encode() in content]  # HF_TOKEN stays out
 
         # a new machine, as the README says
         subprocess.run([str(Path(sys.executable).parent / "hf"), "download", "tester/run-backup", "--include",
@@ -559,3 +560,18 @@ def test_stop_at_eval_loss_ends_a_finished_run_and_a_lower_threshold_goes_on(exc
     train.main([*argv, "--stop_at_eval_loss", "7.0"])  # not reached: the run goes on from its last checkpoint
     assert "Resuming from" in caplog.text and "checkpoint-20" in caplog.text
     assert json.loads((model / "trainer_state.json").read_text())["global_step"] == 30
+
+
+@pytest.mark.slow
+def test_a_base_without_tokenizer_json_is_exported_with_one_that_encodes_as_its_spiece_model(tiny_model, tmp_path):
+    import sentencepiece as spm
+    from transformers import PreTrainedTokenizerFast
+    checkpoint = Path(last_complete_checkpoint(tiny_model.parent / "checkpoints"))
+    assert not (checkpoint / "tokenizer.json").exists()  # Trainer saves the tokenizer without one
+    (tmp_path / "model").mkdir()
+    train.export_model(str(checkpoint), checkpoint, tmp_path / "model")
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "model" / "tokenizer.json"))
+    texts = ["吾輩は猫である。\n名前はまだ無い。", "東京 2024年 </s> 終わり"]
+    pieces = spm.SentencePieceProcessor(model_file=str(checkpoint / "spiece.model"))
+    assert fast(texts[0])["input_ids"] == pieces.encode(texts[0])
+    assert 3 in fast(texts[1])["input_ids"]  # the special token is split out of the text, as the slow tokenizer does

@@ -21,43 +21,78 @@ from accelerate import PartialState
 
 from .base_model import pinning_hint
 from .errors import UserError
-from .rerun import building, check_output_folder, differences, read_json, reuse_or_refuse
-from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, last_complete_checkpoint,
-                         remove_incomplete_checkpoints)
+from .rerun import building, check_output_folder, differences, read_json, reuse_or_refuse, same_identity
+from .run_folder import (STAGING_RECORD, TRAINER_STATE, RunIdentity, RunInfo, checkpoint_step,
+                         last_complete_checkpoint, remove_incomplete_checkpoints)
 from .splits import Preparation
 from .tokenizer_folder import TokenizerReport
-from .tokens import input_fingerprints
+from .tokens import OWN_ENCODING, input_fingerprints
 
 logger = logging.getLogger(__name__)
 
-# The TrainingArguments that make the recipe, recorded in run_info.json for the model card and, but for the
-# ones that do not change the weights (IDENTITY_EXEMPT), compared when a run is resumed or reused.
-RECIPE_KEYS = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
-               "warmup_steps", "optim", "optim_args", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
-               "max_grad_norm", "label_smoothing_factor", "bf16", "fp16", "torch_compile", "seed",
-               "stop_at_eval_loss")
-# speed, or already in the config, or when to stop (a run stopped early goes on with a lower threshold)
-IDENTITY_EXEMPT = ("torch_compile", "attn_implementation", "vocab_size", "stop_at_eval_loss")
-# ModelArguments that are not the recipe: the base model is an identity of its own (run_identity's base_model)
-NOT_RECIPE = ("model_name_or_path", "model_revision", "flags_on_command_line")
+# The settings that cannot change the trained weights: every other field of ModelArguments and of the
+# TrainingArguments is the run's recipe, compared when a run is resumed or reused (a setting added to train.py,
+# or by a new transformers, is compared until it is named here; tests/test_training_run.py pins the fields it knows).
+INERT = frozenset({
+    # where the run writes, what it logs and reports, and where it publishes
+    "output_dir", "overwrite_output_dir", "logging_strategy", "logging_steps", "logging_first_step",
+    "log_on_each_node", "logging_nan_inf_filter", "include_num_input_tokens_seen", "log_level", "log_level_replica",
+    "disable_tqdm", "report_to", "run_name", "project", "trackio_space_id", "trackio_bucket_id",
+    "trackio_static_space_id", "skip_memory_metrics", "debug", "push_to_hub", "hub_token", "hub_private_repo",
+    "hub_model_id", "hub_strategy", "hub_always_push", "hub_revision",
+    # when it saves, and what it resumes from (a resume is compared apart)
+    "save_strategy", "save_steps", "save_on_each_node", "save_total_limit", "save_only_model",
+    "enable_jit_checkpoint", "resume_from_checkpoint", "restore_callback_states_from_checkpoint",
+    # when and how it evaluates (train.py decides do_train, do_eval and do_predict itself)
+    "eval_strategy", "eval_steps", "eval_delay", "per_device_eval_batch_size", "prediction_loss_only",
+    "eval_on_start", "eval_do_concat_batches", "eval_use_gather_object", "eval_accumulation_steps",
+    "include_for_metrics", "batch_eval_metrics", "bf16_full_eval", "fp16_full_eval", "do_train", "do_eval",
+    "do_predict", "use_cache",
+    # workers, devices and processes: the global batch is compared, not its split over processes, so a run goes
+    # on with another number of GPUs
+    "per_device_train_batch_size", "gradient_accumulation_steps", "dataloader_num_workers", "dataloader_pin_memory",
+    "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "use_cpu",
+    "local_rank", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph",
+    "ddp_backend", "ddp_timeout",
+    # kernels and memory: the same math, computed faster or in less memory (tf32: matmuls' internal precision)
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "attn_implementation", "tf32", "use_liger_kernel",
+    "liger_kernel_config", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
+    "activation_checkpointing_kwargs", "torch_empty_cache_steps",
+    # when to stop: a run stopped early goes on with a lower threshold
+    "stop_at_eval_loss",
+    # the base model is an identity of its own (run_identity's base_model); the vocabulary is in the config
+    "model_name_or_path", "model_revision", "vocab_size",
+})
+# Inert settings run_info.json records all the same: the model card describes how the run was made.
+RECORDED_INERT = ("torch_compile", "torch_compile_mode", "attn_implementation", "tf32", "stop_at_eval_loss",
+                  "per_device_train_batch_size", "gradient_accumulation_steps")
 
 
-def recipe(model_args, args):
-    """The settings that shape the training, whatever the number of processes (the global batch, not its split)."""
-    model = {key: value for key, value in asdict(model_args).items() if key not in NOT_RECIPE}
-    return {**{key: getattr(args, key) for key in RECIPE_KEYS}, **model,
-            "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
-            * args.world_size}
+def settings(model_args, args, config=None):
+    """Every setting of the run as JSON holds it (secrets redacted by TrainingArguments.to_dict), the architecture
+    as `config` has it (a base model's), and the global batch, whatever the number of processes."""
+    model = asdict(model_args)
+    if config is not None:
+        model.update({name: getattr(config, name) for name in ("n_positions", "n_embd", "n_layer", "n_head")})
+    every = {**args.to_dict(), **model,
+             "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+             * args.world_size}
+    return json.loads(json.dumps(every, default=str))
 
 
-def run_identity(model_args, data_args, args, config, base=None):
+def recipe(model_args, args, config=None):
+    """The settings that shape the trained weights: every setting but the INERT ones."""
+    return {key: value for key, value in settings(model_args, args, config).items() if key not in INERT}
+
+
+def run_identity(model_args, args, config, data_dir, tokenizer_dir, base=None):
     """What makes this run this run, by content: the data, the tokenizer, the model config and the recipe, and
     the base model it started from, if any (as JSON holds it, so that it compares equal with the one recorded)."""
     identity = {
-        **input_fingerprints(data_args.data_dir, data_args.tokenizer_dir),
+        **input_fingerprints(data_dir, tokenizer_dir),
         "config": {k: v for k, v in config.to_diff_dict().items()
                    if k not in ("transformers_version", "use_cache", "_name_or_path")},
-        "recipe": {k: v for k, v in recipe(model_args, args).items() if k not in IDENTITY_EXEMPT},
+        "recipe": recipe(model_args, args, config),
         **({"base_model": base.identity} if base else {}),
     }
     if args.max_steps > 0:  # Trainer ignores the epochs then
@@ -65,14 +100,29 @@ def run_identity(model_args, data_args, args, config, base=None):
     return json.loads(json.dumps(identity, default=str))
 
 
+def identity_defaults(model_args, args, identity):
+    """What a recorded identity that lacks a setting of `identity` reads it as: that setting's default (a record
+    written before the setting was compared still reads, and still matches a run that leaves it as it was)."""
+    defaults = recipe(type(model_args)(), type(args)(output_dir=args.output_dir))
+    return {"recipe": {key: value for key, value in defaults.items() if key in identity["recipe"]},
+            "tokenizer_encoding": OWN_ENCODING}  # before it was compared, every run's tokenizer was tokenizer.py's
+
+
 def check_run_folder(run):
     """train.py owns checkpoints/, logs/ and model/ of its run folder: refuse a run folder that is another
-    step's output folder, and folders of those names that hold anything else (a checkpoints/ of its own
-    holds run_identity.json from its first step on)."""
+    step's output folder, or is (or lies in) another run's model/, checkpoints/ or checkpoint (whose
+    --overwrite_output_dir would delete this run), and folders of those names that hold anything else (a
+    checkpoints/ of its own holds run_identity.json from its first step on)."""
     for record in (Preparation.FILE, TokenizerReport.FILE, STAGING_RECORD):
         if (run.root / record).is_file():
             raise UserError(f"--output_dir {run.root} is another step's output folder (it holds {record}); pass "
                             "the run folder above it, or a new one.")
+    for folder in (run.root, *run.root.resolve().parents):
+        if (folder / RunInfo.FILE).is_file() or (folder / RunIdentity.FILE).is_file() or (
+                checkpoint_step(folder) is not None and (folder / TRAINER_STATE).is_file()):
+            where = "is" if folder == run.root else f"lies in {folder}, which is"
+            raise UserError(f"--output_dir {run.root} {where} a model, checkpoints or checkpoint folder of another "
+                            "run; pass a run folder of its own, outside any other run's.")
     check_output_folder(run.checkpoints, RunIdentity)
     check_output_folder(run.model, RunInfo)
     if run.logs.exists() and any(run.logs.iterdir()) and not (run.checkpoints / RunIdentity.FILE).is_file():
@@ -98,10 +148,15 @@ def run_lock(run, args):
         yield build
 
 
-def reuse_finished(run, identity, overwrite, stop_at_eval_loss=None):
+def reuse_finished(run, identity, defaults, overwrite, stop_at_eval_loss=None):
     """Whether the run folder holds the finished model of this very run; another run's is refused. A model
     of a run that --stop_at_eval_loss ended is finished only for a threshold it reached."""
-    if reuse_or_refuse(run.model, RunInfo, identity, overwrite) is None:
+    try:
+        finished = reuse_or_refuse(run.model, RunInfo, identity, overwrite, defaults=defaults)
+    except UserError as refusal:  # of another run: a base model's branch that moved on names its commit
+        recorded = RunInfo.load(run.model)
+        raise UserError(f"{refusal}{pinning_hint(recorded.identity, identity) if recorded else ''}") from None
+    if finished is None:
         return False
     if finished_training(run.model, stop_at_eval_loss):
         return True
@@ -118,7 +173,7 @@ def start_over(run):
     logger.info("--overwrite_output_dir: removed %s, %s and %s.", run.checkpoints, run.logs, run.model)
 
 
-def checkpoint_to_resume(args, identity):
+def checkpoint_to_resume(args, identity, defaults=None):
     """The checkpoint this run goes on from, None for a fresh run: the run folder's last complete checkpoint
     (the main process removes any cut short first), or --resume_from_checkpoint. A checkpoint of another run
     (other data, tokenizer, config or recipe) is refused. The run folder records its identity from its first
@@ -128,14 +183,15 @@ def checkpoint_to_resume(args, identity):
     PartialState().wait_for_everyone()
     last = last_complete_checkpoint(args.output_dir)
     recorded = RunIdentity.load(args.output_dir)
-    if last and (recorded is None or recorded.identity != identity):
-        changed = differences(recorded.identity, identity) if recorded else "no record of its run"
+    same, read = same_identity(recorded.identity, identity, defaults) if recorded else (False, None)
+    if last and not same:
+        changed = differences(read, identity) if recorded else "no record of its run"
         pinned = pinning_hint(recorded.identity, identity) if recorded else ""
         raise UserError(f"{last} belongs to another run ({changed}); pass --overwrite_output_dir to start "
                         f"over, or another --output_dir.{pinned}")
     resume = last
     if args.resume_from_checkpoint:
-        resume = named_checkpoint_to_resume(args.resume_from_checkpoint, identity, last, recorded)
+        resume = named_checkpoint_to_resume(args.resume_from_checkpoint, identity, defaults, last, recorded)
     if last is None and args.process_index == 0:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         RunIdentity(identity, resumed_from=str(Path(resume).resolve()) if resume else None).save(args.output_dir)
@@ -144,7 +200,7 @@ def checkpoint_to_resume(args, identity):
     return resume
 
 
-def named_checkpoint_to_resume(checkpoint, identity, last, recorded):
+def named_checkpoint_to_resume(checkpoint, identity, defaults, last, recorded):
     """--resume_from_checkpoint where the run folder has no checkpoint yet, or is at that very one. A rerun of
     the command that named it goes on from the run folder's last checkpoint, which it reached from there (the
     named one may have been rotated away since). Any other name beside the folder's own checkpoints is refused:
@@ -152,7 +208,7 @@ def named_checkpoint_to_resume(checkpoint, identity, last, recorded):
     if last and recorded and recorded.resumed_from == str(Path(checkpoint).resolve()):
         logger.info("%s went on from --resume_from_checkpoint %s: going on from it.", last, checkpoint)
         return last
-    named = check_named_checkpoint(checkpoint, identity)
+    named = check_named_checkpoint(checkpoint, identity, defaults)
     if last is None:
         return named
     if Path(named).resolve() == Path(last).resolve():
@@ -163,7 +219,7 @@ def named_checkpoint_to_resume(checkpoint, identity, last, recorded):
                     "--overwrite_output_dir (which removes this folder's checkpoints) or another --output_dir.")
 
 
-def check_named_checkpoint(checkpoint, identity):
+def check_named_checkpoint(checkpoint, identity, defaults):
     """--resume_from_checkpoint: a complete checkpoint of this same run (its folder's run_identity.json says
     so), wherever it was moved; anything else is refused."""
     path = Path(checkpoint)
@@ -172,8 +228,9 @@ def check_named_checkpoint(checkpoint, identity):
                         f"{TRAINER_STATE}); pass a checkpoint-N folder of this run, or leave the flag out to "
                         "resume from the run folder's last one.")
     recorded = RunIdentity.load(path.parent)
-    if recorded is None or recorded.identity != identity:
-        changed = differences(recorded.identity, identity) if recorded else (
+    same, read = same_identity(recorded.identity, identity, defaults) if recorded else (False, None)
+    if not same:
+        changed = differences(read, identity) if recorded else (
             f"no {RunIdentity.FILE} beside it says which run it is of")
         raise UserError(f"--resume_from_checkpoint {checkpoint} is not a checkpoint of this run ({changed}); a "
                         "resume goes on with the same data, tokenizer, model and recipe. To train further from "
@@ -217,17 +274,17 @@ def check_inputs_unchanged(identity, data_dir, tokenizer_dir):
                         "old one: put it back, or train again with --overwrite_output_dir.")
 
 
-def run_info(model_args, data_args, args, token_counts, identity, base=None):
+def run_info(model_args, args, config, data_dir, tokenizer_dir, token_counts, identity, base=None):
     """What the model card reports of this run: data, tokenizer, recipe, hardware."""
     devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
                else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
+    every = settings(model_args, args, config)
     return RunInfo(
         identity=identity,
-        preparation=Preparation.load(data_args.data_dir),
+        preparation=Preparation.load(data_dir),
         tokens=token_counts,
-        tokenizer_report=TokenizerReport.load(data_args.tokenizer_dir),
-        recipe={**recipe(model_args, args), "per_device_train_batch_size": args.per_device_train_batch_size,
-                "gradient_accumulation_steps": args.gradient_accumulation_steps},
+        tokenizer_report=TokenizerReport.load(tokenizer_dir),
+        recipe={**recipe(model_args, args, config), **{key: every[key] for key in RECORDED_INERT}},
         hardware={"processes": args.world_size, "devices": devices},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
         base_model=base.record() if base else None,
