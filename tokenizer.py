@@ -37,9 +37,10 @@ logger = logging.getLogger("tokenizer")
 SENTENCE_BREAK = re.compile(r"(?<=。)|\n")
 NORMALIZATION_RULES = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")  # SentencePiece's built-in rules
 # SentencePiece's unigram trainer holds its input many times over (the sentences, a suffix array, the candidate
-# pieces): 47 bytes a character of the sampled text, measured from 25,000 to 400,000 distinct sentences by
-# benchmarks/scale_bench.py (1,089 MiB above the imports for 400,000 sentences of 61 characters).
-SENTENCEPIECE_BYTES_PER_CHARACTER = 47
+# pieces), at its peak in the seed stage: 46.9 bytes a character of the sampled text and 21 MiB besides, linear
+# from 100,000 to 800,000 distinct sentences (exponent 0.97), measured for issue 34 (no trainer option moved it).
+SENTENCEPIECE_BYTES_PER_CHARACTER = 46.9
+SENTENCEPIECE_FIXED_BYTES = 21 * 2**20
 # Settings that change the tokenizer; num_threads and the folders do not.
 TRAINING_SETTINGS = ("vocab_size", "num_samples", "seed", "add_dummy_prefix", "character_coverage",
                      "normalization_rule_name", "min_sentence_chars", "max_sentence_chars")
@@ -150,10 +151,11 @@ def available_memory_bytes():
 def memory_warning(sentences, characters, available):
     """A warning where SentencePiece will likely need more memory than is available, with the --num_samples
     that fits; None where it fits (or nothing is known of the memory)."""
-    needed = SENTENCEPIECE_BYTES_PER_CHARACTER * characters
+    needed = SENTENCEPIECE_BYTES_PER_CHARACTER * characters + SENTENCEPIECE_FIXED_BYTES
     if available is None or needed <= available:
         return None
-    fits = int(sentences * available / needed * 0.9)
+    bytes_per_sentence = SENTENCEPIECE_BYTES_PER_CHARACTER * characters / sentences
+    fits = int(0.9 * (available - SENTENCEPIECE_FIXED_BYTES) / bytes_per_sentence)
     return (f"SentencePiece will need about {needed / 2**30:.1f} GiB for {sentences:,} sentences ({characters:,} "
             f"characters) and {available / 2**30:.1f} GiB is available; if it runs out of memory, pass "
             f"--num_samples {fits:,} or fewer.")

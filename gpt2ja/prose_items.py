@@ -74,6 +74,10 @@ _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
 _PARTICLE_VERBAL_NOUN = re.compile(
     r"(?:を|へ|で|より|から|にて|(?<!(?<![\u4e00-\u9fff々])[主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
     r"[\u4e00-\u9fff]{2,4}$")
+# The longest match of each pattern above that ends an item ($): a search starts where such a match can
+# (one character earlier, as $ also matches before a final line break); tried at every character, their
+# long alternations were most of the time the rules took.
+_ENDING_CHARS = {_KANA_PREDICATE: 4, _VERBAL_NOUN_END: 4, _PARTICLE_VERBAL_NOUN: 6}
 _LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
 # words that join the items of a list, not the parts of a sentence: 「AIR - 御坊市および美浜町。」
 _LISTING_KANA = re.compile(r"および|ならびに|など|とも(?=[。．])")
@@ -107,7 +111,7 @@ def is_prose_item(text):
     # a full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
     # 「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」
     sentence_shaped = quoted.endswith(("）。", ")。")) or (
-        _PARTICLE_VERBAL_NOUN.search(body) is not None and _VERBAL_NOUN_END.search(body) is not None)
+        _search_end(_PARTICLE_VERBAL_NOUN, body) is not None and _search_end(_VERBAL_NOUN_END, body) is not None)
     if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause and not sentence_shaped:
         # a short line before a note of place, date, author or publisher is the title of a work:
         # 殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）, ボクはボク、…泳いでいる。（2018年）
@@ -128,22 +132,22 @@ def _is_clause(note):
     """A parenthesis that is a clause of its own: long and ending on a predicate, or saying something of a
     subject (湖東地方が主産地); not a data note (熊本フェリー（2009年3月31日に廃止）)."""
     return bool(note) and not _SCOPE_NOTE.search(note) and bool(
-        (len(note) >= MIN_CLAUSE_CHARS and _KANA_PREDICATE.search(note) and not _ROLE.search(note))
+        (len(note) >= MIN_CLAUSE_CHARS and _search_end(_KANA_PREDICATE, note) and not _ROLE.search(note))
         or _says_of_subject(note))
 
 
 def _says_of_subject(words):
     """A subject marked by が or は and what is said of it, a noun (湖東地方が主産地) or a verb or adjective
     (県域版の掲載はない), not a relative clause before a noun (サドルが率いる政治潮流サドル派)."""
-    return bool(_NOUN_PREDICATE.search(words) or (_SUBJECT.search(words) and _KANA_PREDICATE.search(words)))
+    return bool(_NOUN_PREDICATE.search(words) or (_SUBJECT.search(words) and _search_end(_KANA_PREDICATE, words)))
 
 
 def _ends_on_predicate(words):
-    if _KANA_PREDICATE.search(words):
+    if _search_end(_KANA_PREDICATE, words):
         return True
-    if _PARTICLE_VERBAL_NOUN.search(words):
+    if _search_end(_PARTICLE_VERBAL_NOUN, words):
         return True
-    verbal_noun = _VERBAL_NOUN_END.search(words)
+    verbal_noun = _search_end(_VERBAL_NOUN_END, words)
     if verbal_noun is None or len(_LAST_CLAUSE.search(words).group()) <= len(verbal_noun.group()):
         return False  # no verbal noun, or one alone in its clause: "3月 - 雛まつり、卒業" lists events
     if verbal_noun.group() in _COMPANY_SUFFIXES:
@@ -165,6 +169,10 @@ def looks_like_title(text):
     if last and _is_clause(last.group(1)):
         return False  # a name and a clause about it: 近江牛（湖東地方が主産地）
     return len(text) < MAX_TITLE_CHARS and not _HEAD.search(text) and not text.endswith(("。", "．"))
+
+
+def _search_end(pattern, text):
+    return pattern.search(text, max(0, len(text) - _ENDING_CHARS[pattern] - 1))
 
 
 def _without_parentheses(text):

@@ -40,7 +40,11 @@ _UNCLOSED_DROPPED = re.compile(rf"<(?:{_DROPPED_TAGS})\b[^>]*>.*", re.S | re.I)
 _ANY_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 _BROKEN_TAG = re.compile(r"</?(?:ref|nowiki|br|span|div|small|sup|sub)\b[^<>\n]*", re.I)
 
-_INNERMOST_LINK = re.compile(r"\[\[([^\[\]]*)\]\]([a-zA-Z]*)")
+# Most links are [[target]] or [[target|label]] to an article (no namespace, no section, one label) and show
+# their target or label: one substitution renders them, and only the others go through _render_link, first
+# (a file or category link drops the letters after it, which a plain link rendered before it would leave there).
+_PLAIN_LINK = re.compile(r"\[\[(?:\s*([^\[\]|:#]*?)\s*|[^\[\]|:]*\|([^\[\]|]+))\]\]")
+_OTHER_LINK = re.compile(r"\[\[(?![^\[\]|:#]*\]\]|[^\[\]|:]*\|[^\[\]|]+\]\])([^\[\]]*)\]\]([a-zA-Z]*)")
 _INNERMOST_TEMPLATE = re.compile(r"\{\{((?:[^{}]|\{(?!\{)|\}(?!\}))*)\}\}")
 _EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\[\]]+(?:\s+([^\[\]]*))?\]")
 _BARE_URL = re.compile(r"https?://[^\s<>\[\]{}|（）]+")
@@ -49,6 +53,8 @@ _BEHAVIOUR_SWITCH = re.compile(r"__[A-Z]+__")
 _EMPTY_BRACKETS = re.compile(r"[（(][\s、，,;；:：]*[）)]")
 _LEADING_SEPARATOR = re.compile(r"([（(])[\s、，,;；]+")
 _TRAILING_SEPARATOR = re.compile(r"[\s、，,;；]+([）)])")
+# what any of the three patterns above would change: without it, the four passes of _clean_line change nothing
+_BRACKETS_TO_CLEAN = re.compile(r"[（(](?:[\s、，,;；:：]*[）)]|[\s、，,;；])|[\s、，,;；][）)]")
 _SPACES = re.compile(r"[ \t\u00a0\u2002\u2003\u2009\u3000]{2,}")
 _HEADING = re.compile(r"^(=+)\s*(.*?)\s*\1\s*$")
 _LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
@@ -164,11 +170,12 @@ def _template_name(name):
 def _render_template(match):
     parts = match.group(1).split("|")
     name = _template_name(parts[0])
-    unnamed = [p.strip() for p in parts[1:] if "=" not in p]
     render = _CONTENT_TEMPLATES.get(name)
     if render is None and name.startswith(("lang-", "ipa-")):
         render = _last
-    return render(unnamed) if render else ""
+    if render is None:
+        return ""  # (most templates, an infobox's many parameters among them)
+    return render([p.strip() for p in parts[1:] if "=" not in p])
 
 
 def _render_link(match):
@@ -185,6 +192,16 @@ def _render_link(match):
         # [[A|B|C]] shows its last part; a file link never reaches here.
         return label.rsplit("|", 1)[-1] + trail
     return target.lstrip(":").split("#", 1)[0] + trail
+
+
+def _render_links(text):
+    """Links from the innermost out: each round renders the links that hold no other link."""
+    while True:
+        text, others = _OTHER_LINK.subn(_render_link, text)
+        pieces = _PLAIN_LINK.split(text)  # the text around plain links, and each one's target or label
+        text = "".join(filter(None, pieces))  # (faster than a substitution's template or callback)
+        if not others and len(pieces) == 1:
+            return text
 
 
 def _replace_innermost(pattern, render, text):
@@ -222,13 +239,17 @@ def _escape_nowiki(match):
         "'", "&#39;").replace("|", "&#124;").replace("_", "&#95;")
 
 
+# the first characters of the lines that are not paragraphs: list items, tables, headings, rules
+_MARKUP_LINE_STARTS = ("*", "#", ":", ";", "{", "|", "!", "=", "-")
+
+
 def _is_table_line(line):
     return line.startswith(("{|", "|", "!"))
 
 
 def _clean_line(line):
     line = line.replace("\u00a0", " ")
-    if any(bracket in line for bracket in "（）()"):  # (most lines have none: this saves four passes)
+    if _BRACKETS_TO_CLEAN.search(line):  # (1 line in 170 needs them, on the excerpt: this saves four passes)
         line = _EMPTY_BRACKETS.sub("", line)
         line = _LEADING_SEPARATOR.sub(r"\1", line)
         line = _TRAILING_SEPARATOR.sub(r"\1", line)
@@ -263,6 +284,11 @@ def rendered_lines(text, every_item=True):
     list_number, in_list = 0, False
     for raw in text.split("\n"):
         line = raw.strip()
+        if line[:1] not in _MARKUP_LINE_STARTS and not table_depth:
+            in_list = False  # a paragraph (most lines are): no list, table, heading or rule to read
+            if line and not skipping_section:
+                yield from _cleaned("", line, list_number)
+            continue
         markers = _LIST_MARKERS.match(line)
         markers = markers.group() if markers else ""
         if markers and not in_list and not table_depth:
@@ -286,9 +312,13 @@ def rendered_lines(text, every_item=True):
             if part_markers and not every_item and not could_be_prose(part.strip()):
                 yield RenderedLine(part_markers, part.strip(), list_number)  # (counted among its list's items)
                 continue
-            part = _clean_line(drop_editorial_notes(html.unescape(part)))
-            if part and not part.startswith(("|", "!", "{", "}")):
-                yield RenderedLine(part_markers, part, list_number)
+            yield from _cleaned(part_markers, part, list_number)
+
+
+def _cleaned(markers, part, list_number):
+    part = _clean_line(drop_editorial_notes(html.unescape(part)))
+    if part and not part.startswith(("|", "!", "{", "}")):
+        yield RenderedLine(markers, part, list_number)
 
 
 def _is_paragraph(line):
@@ -379,7 +409,7 @@ def render_markup(wikitext):
     text = _SELF_CLOSING_DROPPED.sub("", text)
     text = _PAIRED_DROPPED.sub("", text)
     text = _UNCLOSED_DROPPED.sub("", text)
-    text = _replace_innermost(_INNERMOST_LINK, _render_link, text)
+    text = _render_links(text)
     text = _replace_innermost(_INNERMOST_TEMPLATE, _render_template, text)
     text = _drop_balanced(text, "{{", "}}")
     text = _EXTERNAL_LINK.sub(lambda m: m.group(1) or "", text)
@@ -390,16 +420,3 @@ def render_markup(wikitext):
     text = _BEHAVIOUR_SWITCH.sub("", text)
     return text.replace("[[", "").replace("]]", "")
 
-
-# What must not survive cleaning; the share of output lines holding any of it is our residue figure.
-RESIDUE = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|<ref|&lt;|&nbsp;|__")
-
-
-def residue_share(lines):
-    lines = list(lines)
-    return sum(1 for line in lines if RESIDUE.search(line)) / max(len(lines), 1)
-
-
-def short_line_share(lines, max_chars=10):
-    lines = list(lines)
-    return sum(1 for line in lines if len(line) < max_chars) / max(len(lines), 1)

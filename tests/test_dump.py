@@ -1,10 +1,13 @@
 """gpt2ja.dump: reading a MediaWiki dump page by page, and writing the multistream shape."""
 
 import bz2
+import shutil
+from pathlib import Path
 
 import pytest
 
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3
+from gpt2ja import dump
 from gpt2ja.dump import (DumpError, Page, dump_date, dump_url, expand_sources, iter_pages, namespace_of,
                          plan_ranges, split_pages, write_multistream)
 
@@ -92,3 +95,31 @@ def test_pages_without_ns_in_a_dump_that_lists_no_namespaces_are_refused(tmp_pat
     (tmp_path / "d.xml").write_text(xml[:start] + xml[end:], encoding="utf-8")
     with pytest.raises(DumpError, match="no <ns>"):
         list(iter_pages(str(tmp_path / "d.xml")))
+
+
+@pytest.mark.parametrize("bzip2_tool", [
+    pytest.param(True, marks=pytest.mark.skipif(shutil.which("bzip2") is None or shutil.which("head") is None,
+                                                reason="the bzip2 and head tools are not installed")),
+    False])
+def test_the_bzip2_tool_and_the_bz2_module_read_the_same_pages_and_refuse_the_same_damage(
+        tmp_path, monkeypatch, bzip2_tool):
+    monkeypatch.setattr(dump, "USE_BZIP2_TOOL", bzip2_tool)
+    xml = MARKUP_PAGES.read_bytes()
+    path = write_multistream(xml, tmp_path / "m.xml.bz2", pages_per_stream=2)
+    ranges = plan_ranges(str(path), 3)
+    assert len(ranges) == 3
+    assert [p for start, end in ranges for p in iter_pages(str(path), start, end)] == list(iter_pages(str(MARKUP_PAGES)))
+    before = child_processes()
+    pages = iter_pages(str(path), *ranges[1])
+    next(pages)
+    pages.close()  # a reader stopped early (--max_articles) leaves no process behind
+    assert child_processes() == before
+    compressed = bz2.compress(xml)
+    (tmp_path / "cut.xml.bz2").write_bytes(compressed[:len(compressed) // 2])
+    with pytest.raises(DumpError, match="cut.xml.bz2 is not a readable compressed dump"):
+        list(iter_pages(str(tmp_path / "cut.xml.bz2")))
+
+
+def child_processes():
+    """The ids of this process's children, where Linux lists them (an empty set elsewhere)."""
+    return {pid for task in Path("/proc/self/task").glob("*/children") for pid in task.read_text().split()}

@@ -23,7 +23,8 @@ from gpt2ja.dump import iter_pages, split_pages, write_multistream
 from gpt2ja.sources import wikipedia
 from gpt2ja.sources.base import FEATURES
 from gpt2ja.splits import SPLITS, Preparation, split_of
-from gpt2ja.wikitext import article_text, residue_share, short_line_share
+from benchmarks.markup_residue import residue_share, short_line_share
+from gpt2ja.wikitext import article_text
 
 REPO = prepare_data.Path(prepare_data.__file__).parent
 

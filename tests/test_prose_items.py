@@ -2,11 +2,13 @@
 
 The cases are items of the real excerpt (benchmarks/data/list_items_*.tsv holds labelled samples)."""
 
+import importlib
+import re
 from pathlib import Path
 
 import pytest
 
-from gpt2ja.prose_items import is_prose_item, looks_like_title
+from gpt2ja.prose_items import _ENDING_CHARS, is_prose_item, looks_like_title
 
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").glob("list_items_seed*.tsv"))
 
@@ -81,3 +83,11 @@ def test_the_labelled_samples_are_whole_and_draw_no_item_twice():
         assert not items & seen, path.name
         seen |= items
     assert len(SAMPLES) == 9
+
+
+def test_the_patterns_searched_near_the_end_match_no_more_characters_than_their_bound():
+    """_search_end looks for these patterns only in the last characters of an item, where their longest
+    match fits: a longer word added to one of them must raise its bound, or items ending on it change."""
+    parser = getattr(re, "_parser", None) or importlib.import_module("sre_parse")  # the widths re computes
+    for pattern, chars in _ENDING_CHARS.items():
+        assert parser.parse(pattern.pattern).getwidth()[1] <= chars, pattern.pattern

@@ -89,11 +89,14 @@ def test_same_data_settings_and_seed_give_the_same_model(excerpt_data, excerpt_t
 
 
 def test_a_sample_too_large_for_the_memory_gets_a_warning_with_the_num_samples_that_fits():
-    per_character = tokenizer.SENTENCEPIECE_BYTES_PER_CHARACTER
-    assert tokenizer.memory_warning(10_000_000, 600_000_000, per_character * 600_000_000) is None
+    # 46.9 bytes a character and 21 MiB: 600M characters need 26.2 GiB; 9 tenths of 14.07 GB hold 4.49M
+    # sentences of 60 characters
+    needed = 46.9 * 600_000_000 + 21 * 2**20
+    assert tokenizer.memory_warning(10_000_000, 600_000_000, needed) is None
     assert tokenizer.memory_warning(10_000_000, 600_000_000, None) is None
-    warning = tokenizer.memory_warning(10_000_000, 600_000_000, per_character * 300_000_000)
-    assert "about 26.3 GiB for 10,000,000 sentences" in warning and "--num_samples 4,500,000 or fewer" in warning
+    assert tokenizer.memory_warning(10_000_000, 600_000_000, needed - 1) is not None
+    warning = tokenizer.memory_warning(10_000_000, 600_000_000, 46.9 * 300_000_000)
+    assert "about 26.2 GiB for 10,000,000 sentences" in warning and "--num_samples 4,492,957 or fewer" in warning
 
 
 def test_sampling_is_uniform_seeded_and_from_train_only(excerpt_data):

@@ -1,13 +1,16 @@
 """gpt2ja.wikitext: wiki markup to prose, and which pages are articles."""
 
 import hashlib
+import random
+import re
 
 import pytest
 
 from dumps import MARKUP_PAGES
+from gpt2ja import wikitext
 from gpt2ja.dump import Page, iter_pages
-from gpt2ja.wikitext import (CLEANER_VERSION, CLEANING, article_text, clean_wikitext, drop_editorial_notes, residue_share,
-                             short_line_share)
+from benchmarks.markup_residue import residue_share, short_line_share
+from gpt2ja.wikitext import CLEANER_VERSION, CLEANING, article_text, clean_wikitext, drop_editorial_notes
 
 # What the cleaner makes of the fixture dump, by CLEANER_VERSION (see test_any_change_of_output_...).
 CLEANED_FIXTURE_SHA256 = {"3": "c8b599f3d239030db42deb931e4cb871f78abbc61b8edd5af0565fb11324ed79"}
@@ -104,6 +107,27 @@ def test_any_change_of_output_comes_with_a_new_cleaner_version():
     This catches the changes that show on the fixture pages, which hold a case of each rule."""
     cleaned = "\n\n".join(clean_wikitext(page.wikitext) for page in iter_pages(str(MARKUP_PAGES)))
     assert hashlib.sha256(cleaned.encode()).hexdigest() == CLEANED_FIXTURE_SHA256.get(CLEANER_VERSION)
+
+
+def test_plain_links_render_in_one_substitution_as_every_link_does_by_its_callback():
+    """Plain links ([[target]], [[target|label]]) skip _render_link; the text must be the same as when every
+    innermost link goes through it, round after round: random nestings of plain links, file, category,
+    language and section links, pipes, colons and letters after a link (which a file link drops)."""
+    innermost = re.compile(r"\[\[([^\[\]]*)\]\]([a-zA-Z]*)")
+
+    def by_callback(text):
+        while True:
+            text, count = innermost.subn(wikitext._render_link, text)
+            if not count:
+                return text
+
+    pieces = ["[[", "]]", "[", "]", "|", ":", "#", "File", "ファイル", "Category", "en", "a", "B", " ", "\u3000",
+              "文", "{{", ":en", "ja:", "\n"]
+    rng = random.Random(0)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))) for _ in range(20000)]
+    texts += ["[[File:x.jpg]][[a]]bc", "[[ 本文 ]]と[[記事|表示]]s", "[[記事#節]]", "[[記事|]]", "[[a|b|c]]"]
+    for text in texts:
+        assert wikitext._render_links(text) == by_callback(text), text
 
 
 def test_unbalanced_markup_leaves_no_residue():
