@@ -101,3 +101,18 @@ def test_the_readme_is_a_front_door_whose_links_lead_somewhere():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
             if not target.startswith("http"):
                 assert (page.parent / target).exists(), f"{page.name} links to {target}, which is not there"
+
+
+def test_the_code_is_apache_2_and_license_pyproject_citation_and_readme_agree():
+    import tomllib
+
+    import yaml
+    assert (REPO / "LICENSE").read_text(encoding="utf-8").split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["license"] == "Apache-2.0" and citation["version"] == project["version"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(citation["date-released"]))
+    data_and_license = (REPO / "README.md").read_text(encoding="utf-8").split("## Data and license")[1].split("\n## ")[0]
+    assert "**Apache License 2.0**" in data_and_license and "(LICENSE)" in data_and_license
+    assert "CC BY-SA" in data_and_license and "no license file" not in data_and_license
