@@ -38,7 +38,7 @@ from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtE
 from gpt2ja.rerun import disk_space_errors, read_json
 from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
                                last_complete_checkpoint)
-from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
+from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, SAMPLING, SPECIAL_IDS, bundled
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
 from gpt2ja.tokenizer_folder import load_tokenizer
@@ -46,8 +46,8 @@ from gpt2ja.tokens import TokenBlocks, prepare_tokens
 
 logger = logging.getLogger("train")
 
-EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
-OUT_OF_DOMAIN_TEXT = REPO_ROOT / "metrics" / "out_of_domain" / "soseki_bocchan.txt"
+EVAL_METRIC = bundled("metrics") / "causal_lm_eval"
+OUT_OF_DOMAIN_TEXT = bundled("metrics") / "out_of_domain" / "soseki_bocchan.txt"
 
 
 # Trainer's settings that train.py decides itself: hidden from --help, refused when given.

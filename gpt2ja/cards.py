@@ -19,16 +19,16 @@ from urllib.parse import urlparse
 from .errors import UserError
 from .rerun import read_json
 from .run_folder import ALL_RESULTS, MODEL_FILES, RESULT_PREFIXES, RUN_FILES, TRAINER_STATE, RunInfo
-from .settings import PROMPT, REPO_ROOT
+from .settings import PROMPT, bundled
 from .splits import SPLITS
 from .tokenizer_folder import load_tokenizer, room_after
 from .wikitext import CLEANING
 
 logger = logging.getLogger(__name__)
 
-MODEL_TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
-DATASET_TEMPLATE = REPO_ROOT / "model_card" / "dataset_card.md.j2"
-SPACE_APP = REPO_ROOT / "space"
+MODEL_TEMPLATE = bundled("model_card") / "README.md.j2"
+DATASET_TEMPLATE = bundled("model_card") / "dataset_card.md.j2"
+SPACE_APP = bundled("space")
 SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
 CURVE = "training_curve.png"
 REFERENCE_VALIDATION_LOSS = 3.50  # colorfulscoop/gpt2-small-ja's, per token of its 32,000-piece tokenizer
