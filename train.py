@@ -31,7 +31,7 @@ from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, ProgressCallback, Trainer,
                           TrainingArguments, default_data_collator, set_seed)
 
-from gpt2ja import base_model, resume
+from gpt2ja import base_model, precision, resume
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import NonFiniteLoss, UserError
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
@@ -137,7 +137,9 @@ class LMTrainingArguments(TrainingArguments):
                 "loss is at most this (a run stopped so is finished; a rerun with a lower value goes on)."})
 
     def __post_init__(self):
+        precision.fit_to_the_machine(self)
         super().__post_init__()
+        precision.no_mixed_precision_on_the_cpu(self)
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise ValueError(f"--global_batch_size must be 1 or more, not {self.global_batch_size}")
 
