@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -405,6 +406,29 @@ def test_a_remote_dump_that_is_not_there_is_one_sentence_with_max_articles_too(t
                                         r"\(.*\)\. dumps.wikimedia.org keeps only the last few dates.*--mirror"):
         prepare_data.main(["--mirror", mirror, "--date", "20010101", "--max_articles", "5", "--num_proc", "2",
                            "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def closed_loopback_port():
+    with socket.socket() as probe:  # a port the system just gave out and nobody listens on now
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("mirror_url, host", [("http://dumps.invalid", "dumps.invalid"),  # a name that never resolves
+                                              ("closed", "127.0.0.1:")])
+@pytest.mark.parametrize("date, max_articles", [("latest", []), ("20220720", ["--max_articles", "5"])])
+def test_a_host_that_cannot_be_reached_is_said_so_not_taken_for_a_date_too_old(tmp_path, monkeypatch, mirror_url,
+                                                                               host, date, max_articles):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    mirror_url = f"http://127.0.0.1:{closed_loopback_port()}" if mirror_url == "closed" else mirror_url
+    with pytest.raises(UserError) as refused:
+        prepare_data.main(["--mirror", mirror_url, "--date", date, *max_articles,
+                           "--output_dir", str(tmp_path / "out")])
+    message = str(refused.value)
+    assert message.startswith(f"Cannot reach {host}") and message.endswith(
+        "): check the network, or pass --dump / --mirror.")
+    assert "keeps only the last few dates" not in message
     assert not (tmp_path / "out").exists()
 
 
