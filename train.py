@@ -304,6 +304,7 @@ def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=
                                              dtype=torch.float32) if weights
              else GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation))
     model.generation_config = generation_config(config)
+    model.loss_type = "ForCausalLM"  # what transformers finds by class name, and GPT2LMHeadModel's is no such name
     tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
                        * config.n_positions)
     return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,

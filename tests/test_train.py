@@ -559,3 +559,23 @@ def test_stop_at_eval_loss_ends_a_finished_run_and_a_lower_threshold_goes_on(exc
     train.main([*argv, "--stop_at_eval_loss", "7.0"])  # not reached: the run goes on from its last checkpoint
     assert "Resuming from" in caplog.text and "checkpoint-20" in caplog.text
     assert json.loads((model / "trainer_state.json").read_text())["global_step"] == 30
+
+
+def test_a_model_starts_training_without_transformers_loss_type_warning_and_its_config_is_unchanged(tmp_path):
+    from transformers import GPT2Config
+    from transformers.utils import logging as transformers_logging
+    config = GPT2Config(n_positions=16, n_embd=8, n_layer=1, n_head=2, vocab_size=32)
+    trainer = train.make_trainer(config, "sdpa", TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True,
+                                                                   report_to=[]), train_dataset=[])
+    transformers_logging.warning_once.cache_clear()  # said once a process: another test may have said it already
+    said = []
+    handler = logging.Handler()
+    handler.emit = said.append
+    transformers_logging.get_logger("transformers.modeling_utils").addHandler(handler)
+    try:
+        trainer.model.loss_function  # where transformers looks the loss up by the model's class name
+    finally:
+        transformers_logging.get_logger("transformers.modeling_utils").removeHandler(handler)
+    assert [record.getMessage() for record in said if "loss_type" in record.getMessage()] == []
+    trainer.model.save_pretrained(tmp_path / "model")
+    assert "loss_type" not in (tmp_path / "model" / "config.json").read_text()
