@@ -80,6 +80,8 @@ def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
 def setup_logging():
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", level=logging.INFO)
+    for chatter in ("httpx", "httpcore"):  # the Hub client's HTTP library: a line for every request at INFO
+        logging.getLogger(chatter).setLevel(logging.WARNING)
     import datasets  # here: --help answers without it
     # datasets prints through its own handler; without this, each of its lines shows twice
     datasets.utils.logging.disable_propagation()
