@@ -131,7 +131,8 @@ print(gpt2ja.__file__)
 for path in (settings.REFERENCE_RECIPE, settings.bundled("metrics") / "causal_lm_eval" / "causal_lm_eval.py"):
     assert path.is_file(), path
     print(path)
-card = model_card(ModelFolder.check({str(tiny_model)!r}), Links("tester/m"), Example("近年の機械学習は…", 50), seed=0)
+model = ModelFolder.check({str(tiny_model)!r})
+card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 50), seed=0)
 check_card_metadata(card)
 card.save("README.md")
 Path("space").mkdir()
@@ -166,6 +167,18 @@ def test_the_code_is_apache_2_and_license_pyproject_citation_and_readme_agree():
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
     assert citation["license"] == "Apache-2.0" and citation["version"] == project["version"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(citation["date-released"]))
-    data_and_license = (REPO / "README.md").read_text(encoding="utf-8").split("## Data and license")[1].split("\n## ")[0]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    data_and_license = readme.split("## Data and license")[1].split("\n## ")[0]
     assert "**Apache License 2.0**" in data_and_license and "(LICENSE)" in data_and_license
     assert "CC BY-SA" in data_and_license and "no license file" not in data_and_license
+
+
+def test_the_readme_opens_with_a_japanese_summary_and_names_the_venv_before_its_first_python_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    title, opening = readme.split("\n\n", 2)[:2]
+    assert title == "# gpt2-small-ja" and opening.startswith("**日本語の概要**: ")
+    assert "Apache License\n2.0" in opening or "Apache License 2.0" in opening
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    first_python = next(block for block in blocks if re.search(r"^(python|accelerate) ", block, re.M))
+    assert readme.index("source .venv/bin/activate") < readme.index(first_python)
+    assert readme.count("source .venv/bin/activate") == 1
