@@ -37,7 +37,7 @@ from gpt2ja.errors import NonFiniteLoss, UserError
 from gpt2ja.preemption import PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
 from gpt2ja.rerun import disk_space_errors, read_json
 from gpt2ja.run_folder import (OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, TRAINER_STATE, RunFolder,
-                               last_complete_checkpoint)
+                               final_scores_to_tensorboard, last_complete_checkpoint)
 from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, SAMPLING, SPECIAL_IDS, bundled
 from gpt2ja.speed import device_peak_flops, flops_per_token
 from gpt2ja.splits import load_split
@@ -379,11 +379,14 @@ def evaluate_into(trainer, staging, data_args, token_counts):
         scored.append((OOD_PREFIX, f"out of domain ({Path(data_args.out_of_domain_text).name})", [text]))
     metric = evaluate.load(str(EVAL_METRIC))
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    final = {}
     for prefix, label, texts in scored:
         scores = metric.compute(predictions=list(texts), model_id=str(staging),
                                 batch_size=data_args.final_eval_batch_size, device=device)
+        final |= {f"{prefix}_{k}": v for k, v in scores.items()}
         trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
         logger.info("%s: %s", label, scores)
+    final_scores_to_tensorboard(trainer.args, read_json(staging / TRAINER_STATE)["global_step"], final)
     for name in RESULT_FILES:
         if Path(trainer.args.output_dir, name).is_file():
             shutil.copy(Path(trainer.args.output_dir, name), staging / name)

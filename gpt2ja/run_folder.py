@@ -13,6 +13,7 @@
 """
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,20 @@ RUN_FILES = (ALL_RESULTS, TRAINER_STATE, "run_info.json")  # what the card is ma
 RESULT_PREFIXES = {"validation": "eval", "test": "test"}
 OOD_PREFIX = "ood"  # the out-of-domain text's figures (train.py --out_of_domain_text)
 STAGING_RECORD = ".staged_by_push_to_hub.json"  # push_to_hub.py's record in each folder it stages
+
+
+def final_scores_to_tensorboard(args, step, scores):
+    """The final scores ({prefix_metric: value}, as all_results.json names them) as TensorBoard scalars beside
+    Trainer's curves (where the run reports to TensorBoard), at the last step: final/validation_loss,
+    final/test_perplexity, final/out_of_domain_loss, ..."""
+    if "tensorboard" not in (args.report_to or []):
+        return
+    from torch.utils.tensorboard import SummaryWriter
+    splits = {prefix: split for split, prefix in RESULT_PREFIXES.items()} | {OOD_PREFIX: "out_of_domain"}
+    with SummaryWriter(os.environ["TENSORBOARD_LOGGING_DIR"]) as writer:  # where train.py points Trainer's
+        for name, value in scores.items():
+            prefix, metric = name.split("_", 1)
+            writer.add_scalar(f"final/{splits[prefix]}_{metric}", value, step)
 
 
 @dataclass(frozen=True)

@@ -579,3 +579,17 @@ def test_a_model_starts_training_without_transformers_loss_type_warning_and_its_
     assert [record.getMessage() for record in said if "loss_type" in record.getMessage()] == []
     trainer.model.save_pretrained(tmp_path / "model")
     assert "loss_type" not in (tmp_path / "model" / "config.json").read_text()
+
+
+@pytest.mark.slow
+def test_the_final_scores_are_tensorboard_scalars_at_the_last_step(tiny_model):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    results = json.loads((tiny_model / "all_results.json").read_text())
+    step = json.loads((tiny_model / "trainer_state.json").read_text())["global_step"]
+    events = EventAccumulator(str(tiny_model.parent / "logs")).Reload()
+    for tag, name in [("final/validation_loss", "eval_loss"), ("final/test_perplexity", "test_perplexity"),
+                      ("final/test_bits_per_character", "test_bits_per_character"),
+                      ("final/out_of_domain_loss", "ood_loss")]:
+        (scalar,) = events.Scalars(tag)
+        assert scalar.step == step and scalar.value == pytest.approx(results[name], rel=1e-6), tag
+    assert "train/loss" in events.Tags()["scalars"]  # beside Trainer's own curves
