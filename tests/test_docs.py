@@ -1,6 +1,6 @@
 """The docs' commands run as written: blocks taken from the Markdown pages themselves and run by bash on the CPU,
 in a folder of their own, with only these substitutions: `python` is this interpreter with the repository's scripts,
-the repository's files (metrics/..., space/app.py) are named by their full path, `runs/demo/model` and its data are
+the repository's files (configs/..., metrics/..., space/app.py) are named by their full path, `runs/demo/model` and its data are
 the session's tiny model and excerpt, a URL is the same file on a loopback server, USER/NAME a dataset on the
 loopback Hub, and a served app gets a free port."""
 
@@ -109,7 +109,8 @@ def test_the_measured_cpu_example_of_the_continue_page_runs_as_written(tiny_mode
     block = fenced_block("docs/continue.md", "runs/novel/bocchan.txt")
     work = tmp_path / "work"
     work.mkdir()
-    run_block(as_run_here(block, **{"runs/demo/model": str(tiny_model), " metrics/": f" {REPO}/metrics/"}), work)
+    run_block(as_run_here(block, **{"runs/demo/model": str(tiny_model), " metrics/": f" {REPO}/metrics/",
+                                    " configs/": f" {REPO}/configs/"}), work)
     data = Preparation.load(work / "runs" / "novel" / "data")
     # the page's figures of the data (the training figures are the demo model's, not the tiny one's)
     assert (data.articles, data.splits) == (469, {"train": 376, "validation": 42, "test": 51})
