@@ -15,6 +15,7 @@ import prepare_data
 import push_to_hub
 import tokenizer
 import train
+from gpt2ja.cards import ModelFolder, tokens_per_step
 from gpt2ja.cli import HelpFormatter, run_main
 from gpt2ja.rerun import read_json
 from gpt2ja.model_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES
@@ -22,20 +23,48 @@ from gpt2ja.run_folder import RunFolder
 from gpt2ja.settings import DEFAULT_MIRROR, EXCERPT, PROMPT
 
 
+OUT_OF_DOMAIN = "坊っちゃん (Soseki, out of domain)"
+
+
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--run_dir", default="runs/demo", help="where every artifact of the demo goes")
     parser.add_argument("--dump", default=None,
-                        help=f"dump to start from (default: {EXCERPT} if present, else the head of the "
-                             "latest jawiki dump by URL)")
+                        help=f"dump to start from (default: the jawiki excerpt {EXCERPT.name} in ../shared/data/ja "
+                             "beside the repository where present, else the head of the latest jawiki dump by URL)")
     parser.add_argument("--max_articles", type=int, default=2000,
                         help="articles to read when the dump comes by URL")
     parser.add_argument("--mirror", default=DEFAULT_MIRROR,
                         help="dumps mirror to stream from when the dump comes by URL")
     parser.add_argument("--vocab_size", type=int, default=8000,
-                        help="tokenizer size: the excerpt's ~18,000 sentences support about 9,000 pieces")
+                        help="tokenizer size (the excerpt's train split holds 25,892 sentences of 5 characters "
+                             "or more, which tokenizer.py samples)")
     parser.add_argument("--max_steps", type=int, default=None, help="cut the tiny recipe's training short")
     return parser.parse_args(argv)
+
+
+def summary(data, tokenizer_report, model, results):
+    """The figures of the run as the README shows them: two Markdown tables."""
+    config, state = model.config, model.state
+    tokens_seen = state["global_step"] * tokens_per_step(model)
+    splits = data.splits
+    lines = ["| | |", "| --- | --- |",
+             f"| data | {data.articles} articles of {data.pages_read} pages: train {splits['train']}, validation "
+             f"{splits['validation']}, test {splits['test']} |",
+             f"| tokenizer | {tokenizer_report.identity['vocab_size']:,} pieces, " + (
+                 f"{tokenizer_report.tokens_per_character:.3f} tokens per character on validation |"
+                 if tokenizer_report.tokens_per_character else "no validation text to count tokens per character on |"),
+             f"| model | {model.parameter_count() / 1e6:.1f}M parameters ({config.n_layer} layers, {config.n_embd} "
+             f"wide, context {config.n_positions}), {state['global_step']} steps, {tokens_seen / 1e6:.1f}M tokens "
+             f"seen, {results.get('train_runtime', 0) / 60:.1f} min |",
+             "", "| split | loss (nats/token) | perplexity | bits per character |", "| --- | ---: | ---: | ---: |"]
+    for split, prefix in [*RESULT_PREFIXES.items(), (OUT_OF_DOMAIN, OOD_PREFIX)]:
+        if f"{prefix}_loss" in results:
+            lines.append(f"| {split} | {results[f'{prefix}_loss']:.3f} | {results[f'{prefix}_perplexity']:.1f} | "
+                         f"{results[f'{prefix}_bits_per_character']:.3f} |")
+    unknown = [f"{split} {results[f'{prefix}_unk_share']:.2%}" for split, prefix in
+               [*RESULT_PREFIXES.items(), (OUT_OF_DOMAIN, OOD_PREFIX)] if f"{prefix}_unk_share" in results]
+    return "\n".join(lines) + f"\n\n<unk> (characters the tokenizer lacks): {', '.join(unknown)}"
 
 
 def main(argv=None):
@@ -66,18 +95,10 @@ def main(argv=None):
     stage_dir, _ = push_to_hub.main(["--model_dir", str(model_dir), "--dry_run"])
 
     print("\n=== demo summary ===")
-    print(f"data       {run.data}: {data.articles} articles of {data.pages_read} pages "
-          f"(train {data.splits['train']}, validation {data.splits['validation']}, test {data.splits['test']})")
-    print(f"tokenizer  {run.tokenizer}: {tokenizer_report.identity['vocab_size']:,} pieces, "
-          f"{tokenizer_report.tokens_per_character or float('nan'):.3f} tokens per character")
-    print(f"checkpoints {run.checkpoints}, TensorBoard logs {run.logs}")
-    print(f"model      {model_dir}: train loss {results['train_loss']:.3f}")
-    for split, prefix in [*RESULT_PREFIXES.items(), ("坊っちゃん", OOD_PREFIX)]:
-        if f"{prefix}_loss" in results:
-            print(f"           {split:<10} loss {results[f'{prefix}_loss']:.3f}, perplexity "
-                  f"{results[f'{prefix}_perplexity']:.1f}, bits per character "
-                  f"{results[f'{prefix}_bits_per_character']:.3f}, <unk> {results[f'{prefix}_unk_share']:.2%}")
-    print(f"hub folder {stage_dir} (python push_to_hub.py --model_dir {model_dir} --repo_id USER/NAME uploads it)")
+    print(summary(data, tokenizer_report, ModelFolder.check(model_dir), results))
+    print(f"\nWritten to {run.root}: {run.data.name}/, {run.tokenizer.name}/, token_cache/, {run.checkpoints.name}/, "
+          f"{run.logs.name}/ (TensorBoard), {model_dir.name}/, {stage_dir.name}/ (python push_to_hub.py --model_dir "
+          f"{model_dir} --repo_id USER/NAME uploads it).")
     print(f"generated from 「{PROMPT}」:")
     for text in samples:
         print("  " + text.replace("\n", "\n  "))

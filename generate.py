@@ -5,6 +5,7 @@
 """
 
 import gpt2ja.interrupts  # noqa: F401  (first: Ctrl-C while the libraries below load ends in one line)
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -79,8 +80,24 @@ def generate(args):
     options = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p), ("temperature", args.temperature))
                if v is not None}
     outputs = generator(args.prompt, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                        num_return_sequences=args.num_return_sequences, add_special_tokens=False, **options)
-    return [output["generated_text"] for output in outputs]
+                        num_return_sequences=args.num_return_sequences, add_special_tokens=False,
+                        skip_special_tokens=False, **options)
+    continuations = [shown_unknowns(generator.tokenizer, output["generated_text"][len(args.prompt):])
+                     for output in outputs]
+    unknown = sum(text.count(generator.tokenizer.unk_token) for text in continuations)
+    if unknown:
+        print(f"{unknown} of the new tokens are {generator.tokenizer.unk_token}: text the tokenizer has no piece "
+              "for (a rare character, an emoji), shown as that marker.", file=sys.stderr)
+    return [args.prompt + text for text in continuations]
+
+
+def shown_unknowns(tokenizer, continuation):
+    """A continuation decoded with its special tokens, without them but the unknown token's: what the tokenizer
+    cannot spell is seen as <unk>, not silently dropped."""
+    for token in tokenizer.all_special_tokens:
+        if token != tokenizer.unk_token:
+            continuation = continuation.replace(token, "")
+    return continuation
 
 
 def main(argv=None):

@@ -165,6 +165,12 @@ def prepare(args, source=None):
         build.finish(record)
     logger.info("Wrote %s: %s %s (train %d, validation %d, test %d); dropped %s.", output_dir, record.articles,
                 source.unit, *record.splits.values(), record.dropped)
+    for split in ("validation", "test"):
+        percent = getattr(args, f"{split}_percent")
+        if percent and not record.splits[split]:
+            logger.warning("The %s split got none of the %d %s at --%s_percent %g, so train.py will not score "
+                           "it; pass a larger --%s_percent.", split, record.articles,
+                           source.unit, split, percent, split)
     return record
 
 

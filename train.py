@@ -31,23 +31,23 @@ from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments,
                           default_data_collator, set_seed)
 
-from gpt2ja import base_model, training_run
+from gpt2ja import base_model, precision, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.preemption import NonFiniteWatch, PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
-from gpt2ja.rerun import disk_space_errors
-from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES
+from gpt2ja.rerun import disk_space_errors, read_json
+from gpt2ja.model_folder import OOD_PREFIX, RESULT_FILES, RESULT_PREFIXES, final_scores_to_tensorboard
 from gpt2ja.run_folder import TRAINER_STATE, RunFolder, last_complete_checkpoint, logged_seconds, train_metrics
-from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, REPO_ROOT, SAMPLING, SPECIAL_IDS
+from gpt2ja.settings import DEFAULT_RUN_DIR, REFERENCE_CONTEXT, REFERENCE_RECIPE, SAMPLING, SPECIAL_IDS, bundled
 from gpt2ja.speed import attention_backends, device_peak_flops, flops_per_token, sdpa_order
 from gpt2ja.splits import load_split
 from gpt2ja.tokenizer_folder import load_tokenizer, tokenizers_twin
-from gpt2ja.tokens import TokenBlocks, prepare_tokens
+from gpt2ja.tokens import load_blocks, prepare_tokens
 
 logger = logging.getLogger("train")
 
-EVAL_METRIC = REPO_ROOT / "metrics" / "causal_lm_eval"
-OUT_OF_DOMAIN_TEXT = REPO_ROOT / "metrics" / "out_of_domain" / "soseki_bocchan.txt"
+EVAL_METRIC = bundled("metrics") / "causal_lm_eval"
+OUT_OF_DOMAIN_TEXT = bundled("metrics") / "out_of_domain" / "soseki_bocchan.txt"
 
 
 # Trainer's settings that train.py decides itself: hidden from --help, refused when given.
@@ -146,7 +146,9 @@ class LMTrainingArguments(TrainingArguments):
                 "efficient, math (e.g. cudnn,flash,efficient,math); default: PyTorch's order. Speed only."})
 
     def __post_init__(self):
+        precision.fit_to_the_machine(self)
         super().__post_init__()
+        precision.no_mixed_precision_on_the_cpu(self)
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise ValueError(f"--global_batch_size must be 1 or more, not {self.global_batch_size}")
         sdpa_order(self.sdpa_backends)  # refuses an unknown name
@@ -203,22 +205,6 @@ def training_arguments(given, run, evaluate):
         eval_strategy=given.eval_strategy if evaluate else "no",
         logging_nan_inf_filter=False,  # a non-finite loss must stop the run, not be averaged away
     )
-
-
-# --- data -------------------------------------------------------------------------------------
-
-def load_blocks(cache, meta, block_size, max_eval_blocks):
-    """(train blocks, validation blocks for the evaluations during training) from the token cache."""
-    for split, counts in meta.splits.items():
-        logger.info("%s: %d articles, %d tokens, %d characters", split, counts["articles"], counts["tokens"],
-                    counts["characters"])
-    train_blocks = TokenBlocks(cache / "train.bin", block_size, meta.dtype)
-    eval_blocks = TokenBlocks(cache / "validation.bin", block_size, meta.dtype, max_eval_blocks)
-    if len(train_blocks) == 0:
-        raise UserError(f"The train split holds fewer than {block_size} tokens; prepare more articles.")
-    if len(eval_blocks) == 0:
-        logger.warning("The validation split holds fewer than %d tokens: no evaluation during training.", block_size)
-    return train_blocks, eval_blocks
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -310,6 +296,7 @@ def make_trainer(config, attn_implementation, args, train_dataset, eval_dataset=
                                              dtype=torch.float32) if weights
              else GPT2LMHeadModel._from_config(config, attn_implementation=attn_implementation))
     model.generation_config = generation_config(config)
+    model.loss_type = "ForCausalLM"  # what transformers finds by class name, and GPT2LMHeadModel's is no such name
     tokens_per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
                        * config.n_positions)
     return LMTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -372,11 +359,14 @@ def evaluate_into(trainer, staging, data_args, token_counts):
         scored.append((OOD_PREFIX, f"out of domain ({Path(data_args.out_of_domain_text).name})", [text]))
     metric = evaluate.load(str(EVAL_METRIC))
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    final = {}
     for prefix, label, texts in scored:
         scores = metric.compute(predictions=list(texts), model_id=str(staging),
                                 batch_size=data_args.final_eval_batch_size, device=device)
+        final |= {f"{prefix}_{k}": v for k, v in scores.items()}
         trainer.save_metrics(prefix, {f"{prefix}_{k}": v for k, v in scores.items()})
         logger.info("%s: %s", label, scores)
+    final_scores_to_tensorboard(trainer.args, read_json(staging / TRAINER_STATE)["global_step"], final)
     for name in RESULT_FILES:
         if Path(trainer.args.output_dir, name).is_file():
             shutil.copy(Path(trainer.args.output_dir, name), staging / name)

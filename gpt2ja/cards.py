@@ -18,16 +18,16 @@ from .errors import UserError
 from .licenses import License, choose_license, hub_license, later_versions
 from .rerun import read_json
 from .model_folder import RESULT_PREFIXES
-from .settings import PROMPT, REFERENCE_VOCAB_SIZE, REPO_ROOT
+from .settings import PROMPT, REFERENCE_VOCAB_SIZE, bundled
 from .sources import source_of
 from .splits import SPLITS
 from .tokenizer_folder import room_after
 
 logger = logging.getLogger(__name__)
 
-MODEL_TEMPLATE = REPO_ROOT / "model_card" / "README.md.j2"
-DATASET_TEMPLATE = REPO_ROOT / "model_card" / "dataset_card.md.j2"
-SPACE_APP = REPO_ROOT / "space"
+MODEL_TEMPLATE = bundled("model_card") / "README.md.j2"
+DATASET_TEMPLATE = bundled("model_card") / "dataset_card.md.j2"
+SPACE_APP = bundled("space")
 SPACE_PYTHON = "3.10"  # ZeroGPU's Python; space/requirements.txt pins what runs on it
 CURVE = "training_curve.png"
 REFERENCE_VALIDATION_LOSS = 3.50  # colorfulscoop/gpt2-small-ja's, per token of its 32,000-piece tokenizer

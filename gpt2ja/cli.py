@@ -80,6 +80,9 @@ def parse_args(dataclass_types, argv=None, description=None, not_taken=None):
 def setup_logging():
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", level=logging.INFO)
+    # the Hub client's HTTP library (huggingface_hub 2 uses httpx2, 1.x httpx): a line for every request at INFO
+    for chatter in ("httpx", "httpcore", "httpx2", "httpcore2"):
+        logging.getLogger(chatter).setLevel(logging.WARNING)
     import datasets  # here: --help answers without it
     # datasets prints through its own handler; without this, each of its lines shows twice
     datasets.utils.logging.disable_propagation()

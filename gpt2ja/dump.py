@@ -15,10 +15,12 @@ import mmap
 import os
 import re
 import shutil
+import socket
 import subprocess
 import xml.etree.ElementTree as ET
 from glob import glob
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from .errors import DumpError
 from .rerun import file_fingerprint
@@ -193,8 +195,25 @@ def _compression(path):
     return "bz2" if magic == b"BZh" else "gzip" if magic[:2] == b"\x1f\x8b" else None
 
 
+def unreachable(url):
+    """Why no connection to a URL's host opens (a name that does not resolve, no network, a closed port), or
+    None where one does."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout=10).close()
+    except OSError as error:
+        return str(error) or type(error).__name__
+    return None
+
+
 def download_error(source, error):
-    """A dump that could not be downloaded, in one sentence that says where else to look."""
+    """A dump that could not be downloaded, in one sentence that says where else to look: a host that cannot be
+    reached is the network's fault, not the date's."""
+    why_not = unreachable(source)
+    if why_not:
+        return DumpError(f"Cannot reach {urlsplit(source).netloc} ({why_not}): check the network, or pass --dump / "
+                         "--mirror.")
     detail = type(error).__name__ if str(error) in ("", source) else str(error).splitlines()[0]
     return DumpError(f"Could not download {source} ({detail}). {ARCHIVE_MIRROR_HINT}.")
 

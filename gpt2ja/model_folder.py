@@ -6,6 +6,7 @@ its weights' fingerprint.
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,20 @@ RUN_FILES = (ALL_RESULTS, TRAINER_STATE, "run_info.json")  # what the card is ma
 # The final evaluation's splits and the prefix of their figures in *_results.json (Trainer's names).
 RESULT_PREFIXES = {"validation": "eval", "test": "test"}
 OOD_PREFIX = "ood"  # the out-of-domain text's figures (train.py --out_of_domain_text)
+def final_scores_to_tensorboard(args, step, scores):
+    """The final scores ({prefix_metric: value}, as all_results.json names them) as TensorBoard scalars beside
+    Trainer's curves (where the run reports to TensorBoard), at the last step: final/validation_loss,
+    final/test_perplexity, final/out_of_domain_loss, ..."""
+    if "tensorboard" not in (args.report_to or []):
+        return
+    from torch.utils.tensorboard import SummaryWriter
+    splits = {prefix: split for split, prefix in RESULT_PREFIXES.items()} | {OOD_PREFIX: "out_of_domain"}
+    with SummaryWriter(os.environ["TENSORBOARD_LOGGING_DIR"]) as writer:  # where train.py points Trainer's
+        for name, value in scores.items():
+            prefix, metric = name.split("_", 1)
+            writer.add_scalar(f"final/{splits[prefix]}_{metric}", value, step)
+
+
 # What from_pretrained loads, in its order of preference: one file, or an index naming its shards.
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 SHARDS = {"model.safetensors.index.json": "model-*.safetensors", "pytorch_model.bin.index.json": "pytorch_model-*.bin"}

@@ -1,14 +1,24 @@
 """The reference settings that more than one step uses, each written once."""
 
+from importlib.resources import files
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def bundled(folder):
+    """One of the repository's folders that the library reads (model_card, configs, space, metrics): inside the
+    installed package where a wheel put it there (pyproject.toml maps them in), else at the top of the checkout."""
+    installed = files("gpt2ja") / folder
+    return Path(str(installed)) if installed.is_dir() else REPO_ROOT / folder
+
+
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "ja"
 EXCERPT = SHARED_DATA / "jawiki-20220720-pages-articles-excerpt.xml.bz2"
 FIRST20 = SHARED_DATA / "jawiki-20220720-pages-articles-first20.xml.bz2"
 
 DEFAULT_RUN_DIR = Path("runs") / "reference"
-REFERENCE_RECIPE = REPO_ROOT / "configs" / "reference.yaml"
+REFERENCE_RECIPE = bundled("configs") / "reference.yaml"
 
 REFERENCE_DUMP_DATE = "20210301"
 DEFAULT_MIRROR = "https://dumps.wikimedia.org"

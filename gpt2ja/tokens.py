@@ -20,6 +20,7 @@ import sentencepiece as spm
 import torch
 from tqdm.auto import tqdm
 
+from .errors import UserError
 from .rerun import Record, file_fingerprint, reuse_or_build, same_identity
 from .settings import SPECIAL_IDS, SPECIAL_TOKENS
 from .splits import SPLITS, data_fingerprint, load_split
@@ -188,3 +189,17 @@ class TokenBlocks(torch.utils.data.Dataset):
         # Trainer's token count, which divides the summed loss, the number of real targets.
         labels[0] = -100
         return {"input_ids": ids, "labels": labels}
+
+
+def load_blocks(cache, meta, block_size, max_eval_blocks):
+    """(train blocks, validation blocks for the evaluations during training) from the token cache."""
+    for split, counts in meta.splits.items():
+        logger.info("%s: %d articles, %d tokens, %d characters", split, counts["articles"], counts["tokens"],
+                    counts["characters"])
+    train_blocks = TokenBlocks(cache / "train.bin", block_size, meta.dtype)
+    eval_blocks = TokenBlocks(cache / "validation.bin", block_size, meta.dtype, max_eval_blocks)
+    if len(train_blocks) == 0:
+        raise UserError(f"The train split holds fewer than {block_size} tokens; prepare more articles.")
+    if len(eval_blocks) == 0:
+        logger.warning("The validation split holds fewer than %d tokens: no evaluation during training.", block_size)
+    return train_blocks, eval_blocks

@@ -65,7 +65,7 @@ INERT = frozenset({
     "model_name_or_path", "model_revision", "vocab_size",
 })
 # Inert settings run_info.json records all the same: the model card describes how the run was made.
-RECORDED_INERT = ("torch_compile", "torch_compile_mode", "attn_implementation", "sdpa_backends", "tf32",
+RECORDED_INERT = ("torch_compile", "torch_compile_mode", "attn_implementation", "sdpa_backends", "use_cpu",
                   "stop_at_eval_loss", "per_device_train_batch_size", "gradient_accumulation_steps")
 
 
@@ -77,7 +77,9 @@ def settings(model_args, args, config=None):
         model.update({name: getattr(config, name) for name in ("n_positions", "n_embd", "n_layer", "n_head")})
     every = {**args.to_dict(), **model,
              "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
-             * args.world_size}
+             * args.world_size,
+             # an accelerate config's mixed precision (ACCELERATE_MIXED_PRECISION), which is not a field
+             "mixed_precision": getattr(args, "mixed_precision", None)}
     return json.loads(json.dumps(every, default=str))
 
 
@@ -104,7 +106,7 @@ def run_identity(model_args, args, config, data_dir, tokenizer_dir, base=None):
 def identity_defaults(model_args, args, identity):
     """What a recorded identity that lacks a setting of `identity` reads it as: that setting's default (a record
     written before the setting was compared still reads, and still matches a run that leaves it as it was)."""
-    defaults = recipe(type(model_args)(), type(args)(output_dir=args.output_dir))
+    defaults = recipe(type(model_args)(), type(args)(output_dir=args.output_dir, use_cpu=args.use_cpu))  # same device
     # Before the encoding was compared, a run from scratch had tokenizer.py's; a base pinned at a Hub commit has the
     # encoding of that commit, which the record names already. A folder base's is unknown: compared as ours.
     pinned = (identity.get("base_model") or {}).get("revision")

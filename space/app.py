@@ -70,22 +70,36 @@ def build_app(model_id, code_url=None):
     context = model.config.max_position_embeddings
     sampling = model.generation_config  # the model's generation_config.json, as from_pretrained read it
 
+    hidden = [token for token in tokenizer.all_special_tokens if token != tokenizer.unk_token]
+
+    def shown(continuation):
+        """The continuation without the special tokens but the unknown one: what the tokenizer cannot spell
+        (a rare character, an emoji) is seen as <unk>, not dropped."""
+        for token in hidden:
+            continuation = continuation.replace(token, "")
+        return continuation
+
     @on_gpu
     def generate(prompt, max_new_tokens, top_k, top_p, temperature, seed):
-        """Yield the prompt and its continuation so far, once for each new piece of text."""
+        """Yield the prompt and its continuation so far, once for each new piece of text, and at the end a note
+        on the unknown tokens in it."""
         prompt = (prompt or "").strip()
         if not prompt:
-            raise gr.Error("Write a prompt to continue (for example 近年の機械学習は).")
+            raise gr.Error("Write a prompt to continue (for example 近年の機械学習は). / "
+                           "続きを書く文章を入力してください（例: 近年の機械学習は）。")
         if seed is None or not 0 <= seed <= MAX_SEED:
-            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED}. / "
+                           f"シードは 0 から {MAX_SEED} までの整数にしてください。")
         max_new_tokens = int(max_new_tokens)
         input_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
         if input_ids.shape[1] + max_new_tokens > context:
             raise gr.Error(f"The prompt is {input_ids.shape[1]} tokens long; with {max_new_tokens} new tokens "
                            f"that passes the model's context of {context}. Shorten the prompt or ask for fewer "
-                           "new tokens.")
+                           f"new tokens. / プロンプトは {input_ids.shape[1]} トークンあり、新しい {max_new_tokens} "
+                           f"トークンを足すとモデルの文脈長 {context} を超えます。プロンプトを短くするか、"
+                           "トークン数を減らしてください。")
         torch.manual_seed(int(seed))
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=False)
         options = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
                        max_new_tokens=max_new_tokens, do_sample=True, top_k=int(top_k), top_p=float(top_p),
                        temperature=float(temperature), pad_token_id=tokenizer.pad_token_id)
@@ -100,14 +114,20 @@ def build_app(model_id, code_url=None):
 
         thread = threading.Thread(target=run)
         thread.start()
-        text = prompt
+        continuation, text = "", prompt
         for piece in streamer:
-            if piece:
-                text += piece
-                yield text
+            continuation += piece
+            if prompt + shown(continuation) != text:  # (a piece may be a special token alone, which is not shown)
+                text = prompt + shown(continuation)
+                yield text, ""
         thread.join()
         if failures:
-            raise gr.Error(f"Generation failed: {failures[0]}")
+            raise gr.Error(f"Generation failed: {failures[0]} / 生成に失敗しました: {failures[0]}")
+        unknown = shown(continuation).count(tokenizer.unk_token)
+        if unknown:
+            yield text, (f"{unknown} × `{tokenizer.unk_token}`: text the tokenizer has no piece for (a rare "
+                         f"character, an emoji). / `{tokenizer.unk_token}` はトークナイザーにない文字です"
+                         f"（{unknown} 個）。")
 
     with gr.Blocks(title=f"{display_name(model_id)}: Japanese GPT-2") as app:
         gr.Markdown(header(model_id, code_url))
@@ -117,6 +137,7 @@ def build_app(model_id, code_url=None):
             button = gr.Button("Generate / 生成", variant="primary", elem_id="generate")
             stop = gr.Button("Stop / 停止", variant="stop", elem_id="stop")
         output = gr.Textbox(label="Prompt and continuation / 続き", lines=8, elem_id="output")
+        note = gr.Markdown(elem_id="note")
         with gr.Accordion("Sampling / サンプリング", open=True):
             with gr.Row():
                 max_new_tokens = gr.Slider(1, min(MAX_NEW_TOKENS, context - 1), value=min(50, context - 1), step=1,
@@ -128,7 +149,7 @@ def build_app(model_id, code_url=None):
                 seed = gr.Number(value=0, precision=0, label="Seed / シード")
         inputs = [prompt, max_new_tokens, top_k, top_p, temperature, seed]
         # one public endpoint for the button and the Enter key; Stop cancels what runs
-        generation = gr.on([button.click, prompt.submit], generate, inputs=inputs, outputs=output,
+        generation = gr.on([button.click, prompt.submit], generate, inputs=inputs, outputs=[output, note],
                            api_name="generate")
         stop.click(None, cancels=[generation], api_visibility="private")
     return app

@@ -74,6 +74,27 @@ def tiny_model(excerpt_data, excerpt_tokenizer, tmp_path_factory):
     return built_once(tmp_path_factory, "tiny", build)
 
 
+@pytest.fixture(scope="session")
+def unk_model(tiny_model):
+    """A copy of the tiny model whose last layer norm always points at the <unk> embedding: every new token is
+    <unk> (what a rare character or an emoji in the training text teaches a model, taken to the extreme)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    folder = tiny_model.parent.parent / "unk_model"
+    if not folder.exists():
+        shutil.copytree(tiny_model, folder)
+        weights = load_file(folder / "model.safetensors")
+        direction = torch.randn(weights["transformer.wte.weight"].shape[1], generator=torch.Generator().manual_seed(0))
+        direction /= direction.norm()
+        weights["transformer.wte.weight"][1] = 10 * direction  # id 1: <unk>
+        weights["transformer.ln_f.weight"].zero_()
+        weights["transformer.ln_f.bias"].copy_(direction)
+        save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
 @pytest.fixture
 def mirror(tmp_path, first20):
     """A dumps mirror on the loopback interface holding the 20-page dump as jawiki 20220720 and latest."""

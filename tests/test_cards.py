@@ -68,6 +68,10 @@ def test_the_model_card_reports_the_runs_own_files_and_refuses_results_that_are_
     metrics = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert metrics[("test", "loss")] == round(model.results["test_loss"], 4)
     assert f"{model.info.tokenizer_report.tokens_per_character:.3f} tokens per character" in card.text
+    summary = card.text.split("\n## ")[0]  # a Japanese summary above the first section
+    assert (f"**日本語の概要**: 日本語の GPT-2 言語モデル（{model.parameter_count():,} パラメータ）です。日本語版ウィキペディア"
+            f"（{model.info.dump_date} のダンプ）で、語彙 8,000 の SentencePiece トークナイザーとともにゼロから学習しました。"
+            f"\nライセンスは CC BY-SA 3.0 です。") in summary
     model.results["test_loss"] = float("nan")
     with pytest.raises(UserError, match=r"not all finite numbers \(test loss nan\)"):
         check_card_metadata(model_card(model, Links("tester/m"), example=Example("x", 50), seed=1))
@@ -189,6 +193,8 @@ def test_a_continued_model_names_its_base_its_license_and_the_users_text(tiny_mo
     assert "The base model's tokenizer, unchanged, 8,000 pieces" in text
     assert "whose license is [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (`cc-by-sa-4.0`)" in text
     assert "This model is released under [CC BY-SA 4.0]" in text
+    assert "[tester/base](https://huggingface.co/tester/base)" in text.split("を元に、独自のテキストで追加学習しました。")[0]
+    assert "ライセンスは CC BY-SA 4.0 です。" in text and "ウィキペディア" not in text
     assert "Wikipedia" not in card.text and "wikipedia" not in str(data)  # nor a dump date, nor cleaning
     assert "dump" not in card.text and "headings" not in card.text and "/home/" not in card.text
     assert "sig=1" not in card.text

@@ -1,5 +1,6 @@
 """gpt2ja.cli: recipe + flags, and the one-sentence exit."""
 
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -79,3 +80,13 @@ def test_an_error_that_came_of_ctrl_c_counts_as_ctrl_c_even_in_a_chain_that_loop
     first, second = ValueError("a"), ValueError("b")
     first.__context__, second.__context__ = second, first
     assert not interrupted(first)
+
+
+def test_the_http_clients_line_per_request_is_not_logged(monkeypatch):
+    from gpt2ja.cli import setup_logging
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)  # as a script's own run has it
+    setup_logging()
+    assert logging.getLogger("push_to_hub").isEnabledFor(logging.INFO)
+    for chatter in ("httpx", "httpcore", "httpx2", "httpcore2"):  # huggingface_hub 2's and 1.x's
+        assert not logging.getLogger(chatter).isEnabledFor(logging.INFO)
+        assert logging.getLogger(chatter).isEnabledFor(logging.WARNING)

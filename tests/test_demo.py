@@ -1,7 +1,9 @@
 """The README's demo path, end to end, on the 20-page excerpt with the tiniest settings."""
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
@@ -14,6 +16,11 @@ pytestmark = pytest.mark.slow  # each test runs the whole chain, training includ
 EXPECTED_HUB_FILES = {"model.safetensors", "config.json", "generation_config.json", "spiece.model",
                       "tokenizer_config.json", "tokenizer.json", "README.md", "training_curve.png",
                       "runs"}  # the TensorBoard logs
+
+
+def table_shape(line):
+    """A Markdown table line with its figures taken out."""
+    return re.sub(r"\d[\d,.]*", "N", line)
 
 
 def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, capsys):
@@ -36,9 +43,19 @@ def test_demo_chain_produces_every_artifact_and_reuses_them(first20, tmp_path, c
     assert ModelCard.load(run_dir / "hub" / "README.md").data.license == "cc-by-sa-3.0"
     assert len(first["samples"]) == 3 and all(s.startswith("近年の機械学習は") for s in first["samples"])
     summary = capsys.readouterr().out.split("=== demo summary ===")[1]
-    for path in ("data", "tokenizer", "checkpoints", "logs", "model", "hub"):
-        assert str(run_dir / path) in summary
-    assert f"bits per character {results['test_bits_per_character']:.3f}" in summary
+    assert f"Written to {run_dir}: data/, tokenizer/, token_cache/, checkpoints/, logs/ (TensorBoard), model/, hub/" \
+           in summary
+    assert (f"| test | {results['test_loss']:.3f} | {results['test_perplexity']:.1f} | "
+            f"{results['test_bits_per_character']:.3f} |") in summary
+    assert "| data | 12 articles of 20 pages: train 11, validation 0, test 1 |" in summary
+    # shaped like the README's "it prints this": the same tables, rows and columns (no validation split here)
+    printed = [table_shape(line) for line in summary.splitlines() if line.startswith("|")]
+    readme = (Path(demo.__file__).parent / "README.md").read_text(encoding="utf-8")
+    readme = readme.split("It prints this")[1].split("![")[0]
+    shown = [table_shape(line) for line in readme.splitlines() if line.startswith("|") and "| validation |" not in line]
+    assert [line.split("|")[:2] for line in printed] == [line.split("|")[:2] for line in shown]
+    assert {line for line in printed if "tokenizer" not in line} == {line for line in shown if "tokenizer" not in line}
+    assert "| tokenizer | N pieces, no validation text to count tokens per character on |" in printed
 
     stamp = (model_dir / "model.safetensors").stat().st_mtime_ns
     second = demo.main(argv)  # a rerun reuses data, tokenizer and model
@@ -69,3 +86,18 @@ def test_without_the_excerpt_the_demo_streams_the_latest_dump(mirror, tmp_path, 
     assert data["sources"][0].endswith("/jawiki/latest/jawiki-latest-pages-articles-multistream.xml.bz2")
     assert data["dump_date"] == "20220720"  # what latest stood for, as the mirror's RSS file says
     assert (result["stage_dir"] / "README.md").is_file()
+
+
+def test_the_help_names_no_path_of_this_machine_and_its_sentence_count_is_the_excerpts(excerpt, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        demo.parse(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert str(Path(demo.__file__).resolve().parent.parent) not in help_text and "../shared/data/ja" in help_text
+    said = int(re.search(r"train split holds ([\d,]+) sentences of 5 characters", help_text)[1].replace(",", ""))
+    import prepare_data
+    import tokenizer
+    from gpt2ja.splits import load_split
+    prepare_data.main(["--dump", str(excerpt), "--output_dir", str(tmp_path / "data"), "--validation_percent", "5",
+                       "--test_percent", "5"])  # as demo.py prepares it
+    train = load_split(tmp_path / "data", "train")
+    assert said == sum(1 for text in train["text"] for _ in tokenizer.sentences_of(text, min_chars=5))

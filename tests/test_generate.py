@@ -78,3 +78,19 @@ def test_a_bad_model_is_one_sentence(excerpt_tokenizer, tmp_path):
 def test_out_of_range_values_are_refused_before_loading_anything(flags, message):
     with pytest.raises(UserError, match=message):
         generate.main(flags)
+
+
+def test_the_unknown_token_is_kept_as_a_marker_and_the_other_special_tokens_are_not(excerpt_tokenizer):
+    from gpt2ja.tokenizer_folder import load_tokenizer
+    tokenizer = load_tokenizer(excerpt_tokenizer)
+    ids = tokenizer("日本😀の首都は", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    assert tokenizer.unk_token_id in ids
+    decoded = tokenizer.decode(ids, skip_special_tokens=False)
+    assert generate.shown_unknowns(tokenizer, decoded) == "日本<unk>の首都は"
+
+
+@pytest.mark.slow
+def test_new_unknown_tokens_show_as_unk_and_are_counted(unk_model, capsys):
+    (text,) = generate.main(["--model", str(unk_model), "--seed", "0", "--max_new_tokens", "5"])
+    assert text == PROMPT + "<unk>" * 5
+    assert "5 of the new tokens are <unk>: text the tokenizer has no piece for" in capsys.readouterr().err

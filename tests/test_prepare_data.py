@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -409,6 +410,47 @@ def test_a_remote_dump_that_is_not_there_is_one_sentence_with_max_articles_too(t
                                         r"\(.*\)\. dumps.wikimedia.org keeps only the last few dates.*--mirror"):
         prepare_data.main(["--mirror", mirror, "--date", "20010101", "--max_articles", "5", "--num_proc", "2",
                            "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, warned", [
+    ({}, ["validation", "test"]),  # 12 articles at the default 1% each
+    ({"validation_percent": 5, "test_percent": 5}, ["validation"]),  # demo.py's: one lands in test
+    ({"validation_percent": 40, "test_percent": 40}, []),
+    ({"validation_percent": 0, "test_percent": 0}, []),  # none asked for: nothing to warn of
+])
+def test_a_split_that_gets_no_article_is_warned_of_at_prepare_time_naming_its_flag(tmp_path, first20, caplog, flags,
+                                                                                  warned):
+    caplog.set_level(logging.WARNING, "prepare_data")
+    _, record = prepare(tmp_path, first20, **flags)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "got none" in r.getMessage()]
+    assert [split for split in ("validation", "test") if not record.splits[split] and flags.get(
+        f"{split}_percent", 1)] == warned
+    percent = {split: flags.get(f"{split}_percent", 1) for split in ("validation", "test")}
+    assert said == [f"The {split} split got none of the 12 articles at --{split}_percent {percent[split]}, so train.py "
+                    f"will not score it; pass a larger --{split}_percent." for split in warned]
+
+
+def closed_loopback_port():
+    with socket.socket() as probe:  # a port the system just gave out and nobody listens on now
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("mirror_url, host", [("http://dumps.invalid", "dumps.invalid"),  # a name that never resolves
+                                              ("closed", "127.0.0.1:")])
+@pytest.mark.parametrize("date, max_articles", [("latest", []), ("20220720", ["--max_articles", "5"])])
+def test_a_host_that_cannot_be_reached_is_said_so_not_taken_for_a_date_too_old(tmp_path, monkeypatch, mirror_url,
+                                                                               host, date, max_articles):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    mirror_url = f"http://127.0.0.1:{closed_loopback_port()}" if mirror_url == "closed" else mirror_url
+    with pytest.raises(UserError) as refused:
+        prepare_data.main(["--mirror", mirror_url, "--date", date, *max_articles,
+                           "--output_dir", str(tmp_path / "out")])
+    message = str(refused.value)
+    assert message.startswith(f"Cannot reach {host}") and message.endswith(
+        "): check the network, or pass --dump / --mirror.")
+    assert "keeps only the last few dates" not in message
     assert not (tmp_path / "out").exists()
 
 

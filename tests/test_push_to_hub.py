@@ -120,6 +120,7 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/gpt2-small-ja-test",
                        "--revision_tag", "20220720.0.1", "--private")
         assert out.returncode == 0, out.stdout + out.stderr
+        assert "INFO push_to_hub:" in out.stderr and "HTTP Request" not in out.stderr  # no line per request
         repo = hub.repos["tester/gpt2-small-ja-test"]
         staged = staged_files(tmp_path / "stage")
         assert set(staged) == EXPECTED_FILES | set(tensorboard_files(staged))

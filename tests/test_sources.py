@@ -158,7 +158,7 @@ class Proverbs(Source):
             yield {"id": f"proverb-{number}", "title": "", "text": text}
 
     def record(self):
-        return SourceRecord(title="Toy proverbs", named="a toy collection of proverbs",
+        return SourceRecord(title="Toy proverbs", named="a toy collection of proverbs", named_ja="ことわざ集",
                             described="A toy collection of proverbs", unit="documents", unit_one="a document",
                             read_as="proverbs", dropped_as={"empty": "empty proverbs"}, made_from="the toy's list",
                             fields=USER_FIELDS, license="cc0-1.0", attribution="the proverbs are anonymous",

@@ -32,7 +32,7 @@ def generate(client, prompt=PROMPT, max_new_tokens=30, seed=0):
 def test_the_output_streams_and_continues_the_prompt(app_url):
     job = generate(Client(app_url, verbose=False))
     job.result(timeout=120)
-    outputs = job.outputs()
+    outputs = [text for text, note in job.outputs()]
     assert len(outputs) >= 3  # several partial outputs, not one answer at the end
     assert all(text.startswith(PROMPT) for text in outputs)
     assert all(later.startswith(earlier) and len(later) > len(earlier)
@@ -56,8 +56,8 @@ def test_the_same_seed_gives_the_same_text(app_url):
 
 
 @pytest.mark.parametrize("prompt, max_new_tokens, message", [
-    ("  ", 30, "Write a prompt to continue"),
-    ("日本の首都は東京である。" * 40, 30, "passes the model's context of 128"),
+    ("  ", 30, "Write a prompt to continue .* / 続きを書く文章を入力してください"),
+    ("日本の首都は東京である。" * 40, 30, "passes the model's context of 128.* / .*モデルの文脈長 128 を超えます"),
 ])
 def test_an_empty_or_over_long_prompt_gets_a_message(app_url, prompt, max_new_tokens, message):
     with pytest.raises(Exception, match=message):
@@ -66,8 +66,19 @@ def test_an_empty_or_over_long_prompt_gets_a_message(app_url, prompt, max_new_to
 
 @pytest.mark.parametrize("seed", [None, 2**40, -1])  # (1.5: the box rounds it)
 def test_a_seed_that_is_no_seed_gets_a_message(app_url, seed):
-    with pytest.raises(Exception, match="The seed must be a whole number from 0 to 4294967295"):
+    with pytest.raises(Exception, match="The seed must be a whole number from 0 to 4294967295. / シードは 0 から"):
         generate(Client(app_url, verbose=False), seed=seed).result(timeout=120)
+
+
+def test_unknown_tokens_show_as_unk_and_are_counted_in_both_languages(unk_model):
+    app, url = screenshot.start_app(unk_model, screenshot.free_port())
+    try:
+        text, note = generate(Client(url, verbose=False), max_new_tokens=4).result(timeout=120)
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+    assert text == PROMPT + "<unk>" * 4
+    assert note.startswith("4 × `<unk>`: text the tokenizer has no piece for") and "（4 個）" in note
 
 
 def test_a_model_folder_that_is_not_there_is_one_sentence(tmp_path):

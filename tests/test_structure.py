@@ -3,6 +3,7 @@ another script (demo.py, which chains them, excepted), a benchmark imports at mo
 library is an installable package that nothing puts on sys.path by hand, and each of its modules has its tests."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -119,20 +120,74 @@ def test_no_file_puts_anything_on_sys_path_by_hand():
     assert edits == []
 
 
-def test_a_wheel_of_the_library_builds_and_holds_the_package_alone(tmp_path):
-    # built from a copy, so that no build/ of an earlier build leaks in, and none is left in the checkout
-    source = tmp_path / "source"
-    (source / "gpt2ja").mkdir(parents=True)
-    for path in [REPO / "pyproject.toml", REPO / "README.md", *(REPO / "gpt2ja").rglob("*.py")]:
+BUNDLED = ("model_card", "configs", "space", "metrics")  # the folders the library reads, carried in its wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """The library's wheel, built from a copy of its sources (so that no build/ of an earlier build leaks in, and
+    none is left in the checkout)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"
+    for path in [REPO / "pyproject.toml", REPO / "README.md", REPO / "LICENSE", *(REPO / "gpt2ja").rglob("*.py"),
+                 *(p for name in BUNDLED for p in (REPO / name).rglob("*") if p.is_file() and "__pycache__" not in
+                   p.parts)]:
         (source / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
         (source / path.relative_to(REPO)).write_bytes(path.read_bytes())
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                            "--wheel-dir", str(tmp_path), str(source)], capture_output=True, text=True)
+                            "--wheel-dir", str(folder), str(source)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("gpt2ja-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    modules = {name for name in names if name.endswith(".py")}
+    (built_wheel,) = folder.glob("gpt2ja-*.whl")
+    return built_wheel
+
+
+def test_a_wheel_of_the_library_holds_the_package_and_the_folders_it_reads(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {name for name in names if name.endswith(".py") and not name.startswith(
+        tuple(f"gpt2ja/{folder}/" for folder in BUNDLED))}
     assert modules == {p.relative_to(REPO).as_posix() for p in (REPO / "gpt2ja").rglob("*.py")}
+    for name in BUNDLED:
+        tracked = {f"gpt2ja/{p.relative_to(REPO)}" for p in (REPO / name).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts}
+        assert tracked and tracked <= names, name
+    assert not any(name.endswith(".pyc") for name in names)
+    assert "gpt2ja-0.1.0.dist-info/licenses/LICENSE" in names
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_renders_the_cards_and_finds_its_recipe_and_metric_outside_the_checkout(
+        wheel, tiny_model, tmp_path):
+    target, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+                                "--target", str(target), str(wheel)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    script = f"""
+from pathlib import Path
+import gpt2ja
+from gpt2ja import settings
+from gpt2ja.cards import Example, Links, check_card_metadata, model_card, stage_space_files
+from gpt2ja.licenses import wikipedia_license
+from gpt2ja.model_folder import ModelFolder
+print(gpt2ja.__file__)
+for path in (settings.REFERENCE_RECIPE, settings.bundled("metrics") / "causal_lm_eval" / "causal_lm_eval.py"):
+    assert path.is_file(), path
+    print(path)
+model = ModelFolder.check({str(tiny_model)!r})
+card = model_card(model, Links("tester/m"), Example("近年の機械学習は…", 50), seed=0)
+check_card_metadata(card)
+card.save("README.md")
+Path("space").mkdir()
+stage_space_files("space", "tester/m", "tester/m-demo", wikipedia_license("20220720"))
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert run.returncode == 0, run.stderr
+    package, recipe, metric = run.stdout.split()
+    for path in (package, recipe, metric):
+        assert Path(path).is_relative_to(target), path
+    assert "license: cc-by-sa-3.0" in (elsewhere / "README.md").read_text(encoding="utf-8")
+    assert (elsewhere / "space" / "app.py").read_bytes() == (REPO / "space" / "app.py").read_bytes()
 
 
 def test_the_readme_is_a_front_door_whose_links_lead_somewhere():
@@ -142,3 +197,30 @@ def test_the_readme_is_a_front_door_whose_links_lead_somewhere():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
             if not target.startswith("http"):
                 assert (page.parent / target).exists(), f"{page.name} links to {target}, which is not there"
+
+
+def test_the_code_is_apache_2_and_license_pyproject_citation_and_readme_agree():
+    import tomllib
+
+    import yaml
+    assert (REPO / "LICENSE").read_text(encoding="utf-8").split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["license"] == "Apache-2.0" and citation["version"] == project["version"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(citation["date-released"]))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    data_and_license = readme.split("## Data and license")[1].split("\n## ")[0]
+    assert "**Apache License 2.0**" in data_and_license and "(LICENSE)" in data_and_license
+    assert "CC BY-SA" in data_and_license and "no license file" not in data_and_license
+
+
+def test_the_readme_opens_with_a_japanese_summary_and_names_the_venv_before_its_first_python_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    title, opening = readme.split("\n\n", 2)[:2]
+    assert title == "# gpt2-small-ja" and opening.startswith("**日本語の概要**: ")
+    assert "Apache License\n2.0" in opening or "Apache License 2.0" in opening
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    first_python = next(block for block in blocks if re.search(r"^(python|accelerate) ", block, re.M))
+    assert readme.index("source .venv/bin/activate") < readme.index(first_python)
+    assert readme.count("source .venv/bin/activate") == 1

@@ -683,3 +683,37 @@ def test_a_base_without_tokenizer_json_is_exported_with_one_that_encodes_as_its_
     pieces = spm.SentencePieceProcessor(model_file=str(checkpoint / "spiece.model"))
     assert fast(texts[0])["input_ids"] == pieces.encode(texts[0])
     assert 3 in fast(texts[1])["input_ids"]  # the special token is split out of the text, as the slow tokenizer does
+
+
+def test_a_model_starts_training_without_transformers_loss_type_warning_and_its_config_is_unchanged(tmp_path):
+    from transformers import GPT2Config
+    from transformers.utils import logging as transformers_logging
+    config = GPT2Config(n_positions=16, n_embd=8, n_layer=1, n_head=2, vocab_size=32)
+    trainer = train.make_trainer(config, "sdpa", TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True,
+                                                                   report_to=[]), train_dataset=[])
+    transformers_logging.warning_once.cache_clear()  # said once a process: another test may have said it already
+    said = []
+    handler = logging.Handler()
+    handler.emit = said.append
+    transformers_logging.get_logger("transformers.modeling_utils").addHandler(handler)
+    try:
+        trainer.model.loss_function  # where transformers looks the loss up by the model's class name
+    finally:
+        transformers_logging.get_logger("transformers.modeling_utils").removeHandler(handler)
+    assert [record.getMessage() for record in said if "loss_type" in record.getMessage()] == []
+    trainer.model.save_pretrained(tmp_path / "model")
+    assert "loss_type" not in (tmp_path / "model" / "config.json").read_text()
+
+
+@pytest.mark.slow
+def test_the_final_scores_are_tensorboard_scalars_at_the_last_step(tiny_model):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    results = json.loads((tiny_model / "all_results.json").read_text())
+    step = json.loads((tiny_model / "trainer_state.json").read_text())["global_step"]
+    events = EventAccumulator(str(tiny_model.parent / "logs")).Reload()
+    for tag, name in [("final/validation_loss", "eval_loss"), ("final/test_perplexity", "test_perplexity"),
+                      ("final/test_bits_per_character", "test_bits_per_character"),
+                      ("final/out_of_domain_loss", "ood_loss")]:
+        (scalar,) = events.Scalars(tag)
+        assert scalar.step == step and scalar.value == pytest.approx(results[name], rel=1e-6), tag
+    assert "train/loss" in events.Tags()["scalars"]  # beside Trainer's own curves

@@ -134,7 +134,7 @@ def files_record(files, text_column, identity=None):
     named = f"the text files {file_names(files, '`')}"
     by_content = ", ".join(f"`{f['name']}` (SHA-256 `{f['sha256']}`)" for f in (identity or {}).get("files", []))
     return SourceRecord(
-        title=file_names(files), named=named, unit="documents", unit_one="a document", read_as="documents",
+        title=file_names(files), named=named, named_ja="独自のテキスト", unit="documents", unit_one="a document", read_as="documents",
         dropped_as=USER_DROPPED, made_from=f"the text files {by_content or file_names(files, '`')}", fields=USER_FIELDS,
         described=f"The text files {file_names(files, '`')}" + (
             f", their `{text_column}` field" if text_column and any(map(is_json_lines, files)) else ""),

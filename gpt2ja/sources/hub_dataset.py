@@ -57,7 +57,7 @@ def dataset_record(name, config, split, revision, text_column):
     split_of = (f"the `{split}` split of the Hub dataset {link}" + (f"\n(config `{config}`)" if config else "")
                 + (f" at revision `{revision}`" if revision else ""))
     return SourceRecord(
-        title=name, named=f"the Hub dataset {link}", unit="documents", unit_one="a document", read_as="documents",
+        title=name, named=f"the Hub dataset {link}", named_ja=f"Hub のデータセット {name}", unit="documents", unit_one="a document", read_as="documents",
         dropped_as=USER_DROPPED, made_from=split_of, fields=USER_FIELDS,
         described=f"{split_of[0].upper()}{split_of[1:]}, its `{text_column}` column",
         hub_datasets=[name], dataset_name=name, source_datasets=[f"extended|{name}"],

@@ -9,6 +9,7 @@ from typing import Optional
 class SourceRecord:
     title: str  # plain text: "Japanese Wikipedia 20210301", "USER/NAME", "a.txt and b.txt"
     named: str  # in a sentence, Markdown: "Japanese Wikipedia (the dump of 20210301)", "the Hub dataset [USER/NAME](...)"
+    named_ja: str  # the same in Japanese, for the card's 日本語 summary: "日本語版ウィキペディア（20210301 のダンプ）"
     described: str  # the Data section's opening, Markdown: the source with its version and the field read
     unit: str  # what a row is: "articles" or "documents"
     unit_one: str  # one of them, with its article: "an article", "a document"

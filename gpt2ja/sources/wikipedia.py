@@ -168,6 +168,7 @@ def wikipedia_record(date, files, cleaner, dumps=()):
     return SourceRecord(
         title=f"Japanese Wikipedia {date or ''}".strip(),
         named="Japanese Wikipedia" + (f" (the dump of {date})" if date else ""),
+        named_ja="日本語版ウィキペディア" + (f"（{date} のダンプ）" if date else ""),
         described=f"Japanese Wikipedia, the `pages-articles` dump of {date or 'an unrecorded date'}"
                   + (f"\n({names})" if names else ""),
         unit="articles", unit_one="an article", read_as="pages", dropped_as=DROPPED,
