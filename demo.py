@@ -15,7 +15,8 @@ import prepare_data
 import push_to_hub
 import tokenizer
 import train
-from gpt2ja.cards import ModelFolder, tokens_per_step
+from gpt2ja.cards import tokens_per_step
+from gpt2ja.model_folder import ModelFolder
 from gpt2ja.cli import HelpFormatter, run_main
 from gpt2ja.rerun import read_json
 from gpt2ja.model_folder import ALL_RESULTS, OOD_PREFIX, RESULT_PREFIXES
