@@ -189,7 +189,8 @@ def test_a_continued_model_names_its_base_its_license_and_the_users_text(tiny_mo
     assert "continued from [tester/base](https://huggingface.co/tester/base) at revision" in text
     assert f"(https://huggingface.co/tester/base/tree/{'a' * 40})" in text
     assert "The text files `novels.jsonl`, `blog.txt`, their `text` field." in text
-    assert "Of 262 documents read, 198 were kept. Dropped: 3 empty documents and 2 repeated ones." in text
+    assert ("Of 262 documents read, 198 documents were kept. Dropped: 3 empty documents, 2 documents given more "
+            "than once.") in text
     assert "The base model's tokenizer, unchanged, 8,000 pieces" in text
     assert "whose license is [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (`cc-by-sa-4.0`)" in text
     assert "This model is released under [CC BY-SA 4.0]" in text
@@ -236,4 +237,4 @@ def test_a_model_continued_on_a_dump_keeps_the_dumps_wording_and_gives_both_lice
     text = " ".join(card.text.split())
     assert "on Japanese Wikipedia (the dump of 20220720), with the base model's tokenizer" in text
     assert "whose license is `mit`" in text
-    assert "The training text is that of Japanese Wikipedia, under [CC BY-SA 3.0]" in text
+    assert "The training text is that of Japanese Wikipedia (the dump of 20220720), under [CC BY-SA 3.0]" in text
