@@ -189,7 +189,7 @@ def test_a_new_kind_of_source_goes_through_prepare_train_and_a_dry_run_push_unto
     card = ModelCard.load(Path(stage) / "README.md")
     text = " ".join(card.text.split())
     assert "trained from scratch on a toy collection of proverbs" in text and card.data.license == "cc0-1.0"
-    assert "A toy collection of proverbs. Of 80 documents read, 80 were kept." in text
+    assert "A toy collection of proverbs. Of 80 proverbs read, 80 documents were kept." in text
     assert {result.dataset_type for result in card.data.eval_results} == {"toy-proverbs"}
 
 
