@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .hub_errors import is_local_file, network_errors
+from .hub_errors import first_line, http_status, is_local_file, network_errors
 from .rerun import Record, file_fingerprint
 from .run_folder import STAGING_RECORD
 
@@ -48,16 +48,16 @@ def hub_errors(api, what):
     try:
         yield
     except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
+        status = http_status(error)
         if status == 401:
             raise UserError(f"The Hub refused the token (HTTP 401) for {what}: run `hf auth login` with a write "
                             "token or set HF_TOKEN.") from None
         if status == 403:
             raise UserError(f"The Hub refused to let this token write {what} (HTTP 403: "
-                            f"{str(error).splitlines()[0]}): check the USER or organization part of the id (a "
+                            f"{first_line(error)}): check the USER or organization part of the id (a "
                             "token writes under its own user and the organizations it may write to), or use a "
                             "token with write access.") from None
-        raise UserError(f"The Hub answered HTTP {status} for {what} ({str(error).splitlines()[0]}); "
+        raise UserError(f"The Hub answered HTTP {status} for {what} ({first_line(error)}); "
                         "rerun the same command to finish the upload.") from None
     except RuntimeError as error:
         # a large file's transfer, huggingface_hub's "Error while uploading 'model.safetensors' to the Hub."

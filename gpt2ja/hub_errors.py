@@ -28,6 +28,11 @@ def is_local_file(error):
     return getattr(error, "filename", None) is not None
 
 
+def http_status(error):
+    """The HTTP status of a huggingface_hub HTTP error, None where it carries no response."""
+    return error.response.status_code if error.response is not None else None
+
+
 def first_line(error):
     return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -41,7 +46,7 @@ def hub_read_errors(what, fix):
     try:
         yield
     except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
+        status = http_status(error)
         if status == 401:
             raise UserError(f"The Hub ({constants.ENDPOINT}) refused the token (HTTP 401) when reading {what}: run "
                             "`hf auth login` or set HF_TOKEN with a valid token.") from None

@@ -103,10 +103,11 @@ def tokenizer_encoding(tokenizer, tokenizer_dir):
             "added": dict(sorted(tokenizer.get_added_vocab().items(), key=lambda item: item[1]))}
 
 
-def input_fingerprints(data_dir, tokenizer_dir):
-    """What a training run reads, by content: {"data", "tokenizer" (the SentencePiece model), "tokenizer_encoding"}."""
+def input_fingerprints(data_dir, tokenizer_dir, tokenizer=None):
+    """What a training run reads, by content: {"data", "tokenizer" (the SentencePiece model), "tokenizer_encoding"};
+    `tokenizer`: the one of tokenizer_dir where the caller has it loaded already."""
     return {"data": data_fingerprint(data_dir), "tokenizer": file_fingerprint(Path(tokenizer_dir, "spiece.model")),
-            "tokenizer_encoding": tokenizer_encoding(load_tokenizer(tokenizer_dir), tokenizer_dir)}
+            "tokenizer_encoding": tokenizer_encoding(tokenizer or load_tokenizer(tokenizer_dir), tokenizer_dir)}
 
 
 @dataclass
@@ -135,8 +136,8 @@ def prepare_tokens(data_dir, tokenizer_dir, cache_root, flag="--token_cache_dir"
     """Tokenize train / validation / test once into cache_root/<key of data and tokenizer>; return (cache
     folder, TokenCache). A rerun reads the cache without writing anything (a read-only cache serves). Processes
     that reach a cache being written (other ranks or nodes of a run, another run) wait for it, then read it."""
-    identity = input_fingerprints(data_dir, tokenizer_dir)
     encoder = SentencePieceEncoder(tokenizer_dir)
+    identity = input_fingerprints(data_dir, tokenizer_dir, encoder.tokenizer)
     if not encoder.as_is:
         identity["encoder"] = "tokenizer"  # the same spiece.model read otherwise: other ids
     cache = token_cache_folder(cache_root, identity)

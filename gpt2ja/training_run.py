@@ -285,13 +285,13 @@ def run_info(model_args, args, config, data_dir, tokenizer_dir, token_counts, id
     """What the model card reports of this run: data, tokenizer, recipe, hardware."""
     devices = ([torch.cuda.get_device_name()] * args.world_size if torch.cuda.is_available()
                else [f"CPU ({os.cpu_count()} cores)"] * args.world_size)
-    every = settings(model_args, args, config)
+    every = settings(model_args, args, config)  # the recipe, and the inert settings the card reports beside it
     return RunInfo(
         identity=identity,
         preparation=Preparation.load(data_dir),
         tokens=token_counts,
         tokenizer_report=TokenizerReport.load(tokenizer_dir),
-        recipe={**recipe(model_args, args, config), **{key: every[key] for key in RECORDED_INERT}},
+        recipe={key: value for key, value in every.items() if key not in INERT or key in RECORDED_INERT},
         hardware={"processes": args.world_size, "devices": devices},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
         base_model=base.record() if base else None,
