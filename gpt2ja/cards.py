@@ -42,6 +42,11 @@ def model_license(requested, info):
     return choose_license(requested, data_license(source_of(info.preparation)), info.base_model)
 
 
+def is_share_alike(license):
+    """Whether a License (None: unknown terms) asks that what is made from it keep it (CC BY-SA and the like)."""
+    return bool(license and later_versions(license))
+
+
 def data_license(source):
     """The License of the training text where its source gives one; None where it is its owner's to say."""
     return hub_license(source.license) if source.license else None
@@ -170,6 +175,7 @@ def model_card(model, links, example, seed, downstream=None):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     info, results, state = model.info, model.results, model.state
     data, source = info.preparation, source_of(info.preparation)
+    text_license = data_license(source)
     license = links.license or model_license(None, info)
     base = describe_base(info.base_model) if info.base_model else None
     dataset_args = {"language": "ja", **({"dump_date": info.dump_date} if info.dump_date else {})}
@@ -202,8 +208,7 @@ def model_card(model, links, example, seed, downstream=None):
         context=model.config.n_positions, example_seed=seed,
         vocab_size=model.config.vocab_size, reference_vocab_size=REFERENCE_VOCAB_SIZE,
         parameters=model.parameter_count(), recipe=info.recipe,
-        data=data, source=source, base=base, data_license=data_license(source),
-        share_alike=bool(data_license(source) and later_versions(data_license(source))),
+        data=data, source=source, base=base, data_license=text_license, share_alike=is_share_alike(text_license),
         sampling=read_json(model.path / "generation_config.json"), special_ids=special_ids,
         eos_id=tokenizer.eos_token_id, tokenizer_class=type(tokenizer).__name__,
         adds_special_tokens=adds_special_tokens(tokenizer),
@@ -280,7 +285,8 @@ def dataset_card(links, preparation, eos_id):
     from huggingface_hub import DatasetCard, DatasetCardData
     source = source_of(preparation)
     pretty_name = f"{source.title} for gpt2-small-ja"
-    license = links.license or choose_license(None, data_license(source))
+    text_license = data_license(source)
+    license = links.license or choose_license(None, text_license)
     data = DatasetCardData(language=["ja"], license=license.hub_id, pretty_name=pretty_name,
                            task_categories=["text-generation"], task_ids=["language-modeling"],
                            size_categories=[size_category(preparation.articles)],
@@ -289,7 +295,7 @@ def dataset_card(links, preparation, eos_id):
         data, template_path=str(DATASET_TEMPLATE), pretty_name=pretty_name, repo_id=links.repo_id,
         dataset_repo_id=links.dataset_repo_id, data=preparation, source=source, splits=SPLITS,
         code_url=links.code_url, eos_id=eos_id, license=license,
-        share_alike=bool(data_license(source) and later_versions(data_license(source))))
+        share_alike=is_share_alike(text_license))
     try:
         DatasetCard(str(card), ignore_metadata_errors=False)
     except ValueError as error:
