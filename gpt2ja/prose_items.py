@@ -35,8 +35,13 @@ _KANA_PREDICATE = re.compile(
     r"ある|あった|ない|なる|なった|れる|れた|った|んだ|である|だった|です|ます|ました|という|ず|ぬ|あり|なし|"
     r"[\u3041-\u309f]か[？?])$")
 _DATE = r"(?:\d{1,4}年|\d{1,2}月|明治|大正|昭和|平成|令和)"
-_DATE_HEAD = re.compile(rf"^{_DATE}|(?: - |：|: ){_DATE}")
 _HEAD = re.compile(rf" - | -|- |：|: |^{_DATE}")
+# A head or a date after one is looked for as a match at the start and a search for a literal apart (_has_head,
+# _has_date_head): a pattern that starts with a literal lets `re` skip to its next occurrence, where one with a
+# ^ among its alternatives is tried at every character.
+_DATE_AT_START = re.compile(_DATE)
+_DATE_AFTER_HEAD = re.compile(rf"(?: - |：|: ){_DATE}")
+_HEAD_MARK = re.compile(r" - | -|- |：|: ")
 _PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, and its content
 # a case particle, or a quoted title as the object (「アートにエールを！東京プロジェクト」選出), but not
 # one that heads the item, its subject: 『アリエスの乙女たち』1973連載
@@ -93,21 +98,22 @@ def is_prose_item(text):
     if text.startswith("「") and text.endswith("」"):
         text = text[1:-1]  # a quoted statement, not a title
     elif (text.endswith(("!", "！", "?", "？")) and not text.endswith(("か?", "か？"))
-          or len(_ALTERNATIVES.findall(text)) >= 2):
+          or ("/" in text or "／" in text) and len(_ALTERNATIVES.findall(text)) >= 2):
         return False  # a title, or forms side by side: さくらのはながさく / サクラの花が咲く / 桜の花が咲く
     quoted = _QUOTED.sub("『』", text) if _QUOTES.search(text) else text
     plain = quoted.rstrip("。． ")
     if not _PARENTHESIS_MARK.search(quoted):
         body, note, parts = plain, "", [quoted]
     else:
-        body = _TRAILING_PARENTHESES.sub("", plain).rstrip("。． ")
-        last = _LAST_PARENTHESIS.search(plain)
+        ends_on_parenthesis = plain.endswith(("）", ")"))  # (what both patterns below need to match)
+        body = _TRAILING_PARENTHESES.sub("", plain).rstrip("。． ") if ends_on_parenthesis else plain
+        last = _LAST_PARENTHESIS.search(plain) if ends_on_parenthesis else None
         note = last.group(1) if last else ""
         # the item's own words and each parenthesis apart: a sentence lies wholly in one of them
         parts = [_without_parentheses(quoted), note, *_PARENTHESIS.findall(quoted)]
-    has_head = _HEAD.search(body) is not None
+    has_head = _has_head(body)
     note_is_clause = bool(note) and not _SCOPE_NOTE.search(note) and bool(
-        _ends_on_predicate(note) or _SENTENCE_IN_ITEM.search(note) or _says_of_subject(note))
+        _ends_on_predicate(note) or _has_sentence(note) or _says_of_subject(note))
     # a full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
     # 「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」
     sentence_shaped = quoted.endswith(("）。", ")。")) or (
@@ -116,7 +122,7 @@ def is_prose_item(text):
         # a short line before a note of place, date, author or publisher is the title of a work:
         # 殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）, ボクはボク、…泳いでいる。（2018年）
         return False
-    if any(_SENTENCE_IN_ITEM.search(_LISTING_KANA.sub("", part)) for part in parts if part):
+    if any(_has_sentence(_LISTING_KANA.sub("", part)) for part in parts if _has_full_stop(part)):
         return True
     if _is_clause(note) or (note_is_clause and _SUBJECT_MARK.search(note)):
         # サイレントヒル（厳密には舞台ではないが、町名が「静岡県」に由来している）, かがつう（金沢市が創業地）,
@@ -153,22 +159,40 @@ def _ends_on_predicate(words):
     if verbal_noun.group() in _COMPANY_SUFFIXES:
         # 「宙出版」「四国放送」 are names; 「〜で放送」「〜より出版」 are predicates
         return _PARTICLE_BEFORE.search(words[:verbal_noun.start()]) is not None
-    return _DATE_HEAD.search(words) is not None or _PARTICLE.search(words) is not None
+    return _has_date_head(words) or _PARTICLE.search(words) is not None
 
 
 def could_be_prose(text):
     """False for most items, names without kana: every rule of is_prose_item needs kana, a quoted
     title or a date (and so does the same text before its markup is rendered)."""
-    return _KANA_OR_QUOTE.search(text) is not None or _DATE_HEAD.search(text) is not None
+    return _KANA_OR_QUOTE.search(text) is not None or _has_date_head(text)
 
 
 def looks_like_title(text):
     """Short, without a head ("X - ", "X：", a date) and without a full stop: the shape of a title of a
     work as much as of a sentence (「なにかが闇で見ている」); its list tells which."""
-    last = _LAST_PARENTHESIS.search(text)
+    last = _LAST_PARENTHESIS.search(text) if text.endswith(("）", ")")) else None
     if last and _is_clause(last.group(1)):
         return False  # a name and a clause about it: 近江牛（湖東地方が主産地）
-    return len(text) < MAX_TITLE_CHARS and not _HEAD.search(text) and not text.endswith(("。", "．"))
+    return len(text) < MAX_TITLE_CHARS and not _has_head(text) and not text.endswith(("。", "．"))
+
+
+def _has_date_head(text):
+    """A date at the start or after a head: 「1924年 - 」, 「開業 - 昭和3年」."""
+    return _DATE_AT_START.match(text) is not None or _DATE_AFTER_HEAD.search(text) is not None
+
+
+def _has_head(text):
+    """A head: 「X - 」, 「X：」, or a date at the start."""
+    return _HEAD_MARK.search(text) is not None or _DATE_AT_START.match(text) is not None
+
+
+def _has_full_stop(text):
+    return "。" in text or "．" in text
+
+
+def _has_sentence(text):
+    return _has_full_stop(text) and _SENTENCE_IN_ITEM.search(text) is not None  # (every match holds a full stop)
 
 
 def _search_end(pattern, text):
