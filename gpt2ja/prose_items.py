@@ -60,18 +60,21 @@ _ROLE = re.compile(r"[：:][^、，,（）()：:]+$")
 _LAST_PARENTHESIS = re.compile(r"[（(]((?:[^（）()]|[（(][^（）()]*[）)])*)[）)]$")
 _ALTERNATIVES = re.compile(r"\s[/／]\s")
 # Verbal nouns that end a sentence in chronologies and short descriptions (体言止め).
-_VERBAL_NOUN_END = re.compile(
-    r"(?:開業|開通|開始|開館|開局|開校|開港|開設|開催|開発|開幕|閉幕|閉店|閉校|閉鎖|閉園|完成|竣工|着工|落成|"
-    r"施行|設立|設置|発足|発売|発表|発行|発生|発見|刊行|創刊|廃刊|廃止|廃線|移転|移行|移管|就任|退任|辞任|"
-    r"受賞|選出|連載|放送|放映|公開|上演|初演|出版|収録|掲載|制定|昇格|降格|合併|統合|編入|改称|改名|改組|"
-    r"誕生|死去|結成|解散|加盟|脱退|創建|創設|創業|建立|成立|勃発|終結|締結|調印|独立|焼失|落城|築城|延伸|"
-    r"全通|採用|導入|実施|運行|運航|営業|活動|出場|優勝|昇進|当選|担当|出演|監修|指定|登録|認定|分離|消滅|"
-    r"復活|再開|撤退|進出|参入|上陸|到着|送信|配信|予定|決定|参加|所属|在籍|卒業|入学|入社|退社|引退|"
-    r"移籍|デビュー|登場|再編|分割|譲渡|買収|上場|稼働|運用|竣功|完了|終了|中止|休止|復旧|被災|襲来|提携|"
-    r"突破|達成|記録|獲得|樹立|更新|公演|来日|訪問|完結|発効|批准|通過|可決|成功|失敗|"
-    r"必要|可能|不要|盛ん|閉山|開園|建設|再建|改築|移築|即位|退位|逝去|結婚|入団|退団|就職|退職|留学|帰国|"
-    r"来航|噴火|流行|逮捕|占領|陥落|併合|再置|認可|公布|改正|隣接|供給|接続|直結|経由|整備|入選|作画|主演|"
-    r"制作|製作|作曲|作詞|執筆|発掘|任命|創立|新設|併設|廃部|投下|[^\s、・]化)$")
+_VERBAL_NOUNS = """
+    開業 開通 開始 開館 開局 開校 開港 開設 開催 開発 開幕 閉幕 閉店 閉校 閉鎖 閉園 完成 竣工
+    着工 落成 施行 設立 設置 発足 発売 発表 発行 発生 発見 刊行 創刊 廃刊 廃止 廃線 移転 移行
+    移管 就任 退任 辞任 受賞 選出 連載 放送 放映 公開 上演 初演 出版 収録 掲載 制定 昇格 降格
+    合併 統合 編入 改称 改名 改組 誕生 死去 結成 解散 加盟 脱退 創建 創設 創業 建立 成立 勃発
+    終結 締結 調印 独立 焼失 落城 築城 延伸 全通 採用 導入 実施 運行 運航 営業 活動 出場 優勝
+    昇進 当選 担当 出演 監修 指定 登録 認定 分離 消滅 復活 再開 撤退 進出 参入 上陸 到着 送信
+    配信 予定 決定 参加 所属 在籍 卒業 入学 入社 退社 引退 移籍 デビュー 登場 再編 分割 譲渡
+    買収 上場 稼働 運用 竣功 完了 終了 中止 休止 復旧 被災 襲来 提携 突破 達成 記録 獲得 樹立
+    更新 公演 来日 訪問 完結 発効 批准 通過 可決 成功 失敗 必要 可能 不要 盛ん 閉山 開園 建設
+    再建 改築 移築 即位 退位 逝去 結婚 入団 退団 就職 退職 留学 帰国 来航 噴火 流行 逮捕 占領
+    陥落 併合 再置 認可 公布 改正 隣接 供給 接続 直結 経由 整備 入選 作画 主演 制作 製作 作曲
+    作詞 執筆 発掘 任命 創立 新設 併設 廃部 投下
+""".split()
+_VERBAL_NOUN_END = re.compile(rf"(?:{'|'.join(_VERBAL_NOUNS)}|[^\s、・]化)$")
 # verbal nouns that also end the names of companies
 _COMPANY_SUFFIXES = {"出版", "放送", "製作", "制作", "開発", "建設", "配信"}
 _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
@@ -79,10 +82,16 @@ _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
 _PARTICLE_VERBAL_NOUN = re.compile(
     r"(?:を|へ|で|より|から|にて|(?<!(?<![\u4e00-\u9fff々])[主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
     r"[\u4e00-\u9fff]{2,4}$")
-# The longest match of each pattern above that ends an item ($): a search starts where such a match can
-# (one character earlier, as $ also matches before a final line break); tried at every character, their
-# long alternations were most of the time the rules took.
+# The longest match of each pattern above that ends an item ($), and the characters a match ends on: a search
+# starts where the longest match can (one character earlier, as $ also matches before a final line break), in
+# an item that ends on one of those characters (or a line break); tried at every character, their long
+# alternations were most of the time the rules took.
 _ENDING_CHARS = {_KANA_PREDICATE: 4, _VERBAL_NOUN_END: 4, _PARTICLE_VERBAL_NOUN: 6}
+_LAST_CHARS = {
+    _KANA_PREDICATE: re.compile(r"[\u3041-\u309f？?\n]"),  # a kana, or the question mark of 〜か？
+    _VERBAL_NOUN_END: re.compile(f"[{''.join(sorted({noun[-1] for noun in _VERBAL_NOUNS}))}化\n]"),
+    _PARTICLE_VERBAL_NOUN: re.compile(r"[\u4e00-\u9fff\n]"),
+}
 _LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
 # words that join the items of a list, not the parts of a sentence: 「AIR - 御坊市および美浜町。」
 _LISTING_KANA = re.compile(r"および|ならびに|など|とも(?=[。．])")
@@ -196,11 +205,14 @@ def _has_sentence(text):
 
 
 def _search_end(pattern, text):
+    if not _LAST_CHARS[pattern].match(text, len(text) - 1):
+        return None
     return pattern.search(text, max(0, len(text) - _ENDING_CHARS[pattern] - 1))
 
 
 def _without_parentheses(text):
-    while True:
+    while "（" in text or "(" in text:
         text, count = _PARENTHESIS.subn("", text)
         if not count:
-            return text
+            break
+    return text

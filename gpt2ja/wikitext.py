@@ -246,7 +246,7 @@ def _escape_nowiki(match):
 
 # the first characters of the lines that are not paragraphs: list items, tables, headings, rules
 _LIST_MARKER_STARTS = ("*", "#", ":", ";")
-_MARKUP_LINE_STARTS = (*_LIST_MARKER_STARTS, "{", "|", "!", "=", "-")
+_MARKUP_LINE_STARTS = frozenset((*_LIST_MARKER_STARTS, "{", "|", "!", "=", "-"))
 
 
 def _is_table_line(line):
@@ -275,7 +275,7 @@ def _item_parts(markers, body):
 
 class RenderedLine(NamedTuple):
     markers: str  # "" for a paragraph; "*", "#:", ";" ... for a list or definition item
-    text: str  # without the markers
+    text: str  # without the markers (None for an item that cannot be prose, with every_item=False)
     list_number: int  # which list of the article an item belongs to (items without a break between)
 
 
@@ -283,8 +283,8 @@ def rendered_lines(text, every_item=True):
     """The body lines of rendered markup, before the prose filter: headings, tables and the trailing
     reference sections are gone, entities resolved, editorial notes dropped, and a `;term : definition`
     line is two lines. With every_item=False, an item that cannot be prose (prose_items.could_be_prose)
-    is left as written, not cleaned (which saves most of the work), and yielded even where cleaning
-    would leave nothing, so that it still counts among its list's items."""
+    is not cleaned (which saves most of the work) and is yielded with None for its text, even where
+    cleaning would leave nothing, so that it still counts among its list's items."""
     table_depth = 0
     skipping_section = False
     list_number, in_list = 0, False
@@ -311,7 +311,7 @@ def rendered_lines(text, every_item=True):
                 continue
             for part_markers, part in _item_parts(markers, line[len(markers):]):
                 if not every_item and not could_be_prose(part.strip()):
-                    yield RenderedLine(part_markers, part.strip(), list_number)  # (counted among its list's items)
+                    yield RenderedLine(part_markers, None, list_number)  # (counted among its list's items)
                     continue
                 if cleaned := _cleaned(part_markers, part, list_number):
                     yield cleaned
@@ -331,7 +331,9 @@ def rendered_lines(text, every_item=True):
 
 def _cleaned(markers, part, list_number):
     """The RenderedLine of a part, or None where cleaning leaves nothing (or what is left of a table)."""
-    part = _clean_line(drop_editorial_notes(html.unescape(part)))
+    if "&" in part:
+        part = html.unescape(part)
+    part = _clean_line(drop_editorial_notes(part))
     if part and not part.startswith(("|", "!", "{", "}")):
         return RenderedLine(markers, part, list_number)
     return None
@@ -343,25 +345,26 @@ def _is_paragraph(line):
 
 
 def _prose_lines(text):
-    lines = list(rendered_lines(text, every_item=False))
-    is_prose = [bool(line.markers) and is_prose_item(line.text) for line in lines]
+    kept = []  # (line, None) of a paragraph, (line, its list and level) of a prose item, in order
     items, prose_items = collections.Counter(), collections.Counter()
-    for line, prose in zip(lines, is_prose):
-        if line.markers:
-            items[line.list_number, line.markers] += 1
-            prose_items[line.list_number, line.markers] += prose
-    for (markers, text, list_number), prose in zip(lines, is_prose):
+    for markers, line, list_number in rendered_lines(text, every_item=False):
         if not markers:
-            if _is_paragraph(text):
-                yield text
+            if _is_paragraph(line):
+                kept.append((line, None))
             continue
+        level = (list_number, markers)
+        items[level] += 1
+        if line is not None and is_prose_item(line):
+            prose_items[level] += 1
+            kept.append((line, level))
+    for line, level in kept:
         # The one rule that looks beyond the item: an item that could as well be a title, among items
         # at its level that are mostly names, is taken for one more name (「なにかが闇で見ている」 in a
         # list of works).
-        siblings = items[list_number, markers]
-        among_names = siblings >= 3 and 2 * prose_items[list_number, markers] < siblings
-        if prose and not (among_names and looks_like_title(text)):
-            yield text
+        if level is not None and items[level] >= 3 and 2 * prose_items[level] < items[level] and (
+                looks_like_title(line)):
+            continue
+        yield line
 
 
 def drop_editorial_notes(line):
