@@ -1,6 +1,7 @@
 """Cost of prepare_data.py beside wikiextractor and beside decompression alone, whole commands.
 
     python -m benchmarks.prepare_data_bench [--dump FILE] [--copies 16] [--repeat 3] [--num_proc 1 2]
+                                            [--checkout DIR ...]
 
 The dump's pages are written `--copies` times, with fresh page ids, as a
 multistream file (Wikimedia's shape: 100 pages a bz2 stream), where start-up
@@ -13,6 +14,8 @@ machine; the load average is printed with each round. Compared:
 
 - `bzip2 -dc` of the same file to /dev/null: the floor, decompression alone;
 - `prepare_data.py --num_proc N` (imports, parse, clean, split, save);
+- `prepare_data.py --num_proc 1` of each other `--checkout` (a `git worktree` of an older commit, run with
+  this Python: how the cost moved since);
 - wikiextractor 3.1.0 `--processes 1 --json` in its default mode (templates
   expanded) and with `--no-templates`, where it is installed.
 
@@ -58,13 +61,24 @@ def run_command(argv):
     return wall, cpu, peak
 
 
-def commands(dump, num_procs, work):
+def commit_of(checkout):
+    described = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %cs"],
+                               capture_output=True, text=True)
+    return described.stdout.strip() or checkout.name
+
+
+def commands(dump, num_procs, work, checkouts=()):
     """{label: (argv, output folder or None)}, in the order they take turns."""
     runs = {"bzip2 -dc (decompression alone)": (["bzip2", "-dc", str(dump)], None)}
     for n in num_procs:
         out = work / f"prepare{n}"
         runs[f"prepare_data.py --num_proc {n}"] = (
             [sys.executable, "prepare_data.py", "--dump", str(dump), "--num_proc", str(n), "--output_dir", str(out)], out)
+    for number, checkout in enumerate(checkouts):
+        out = work / f"checkout{number}"
+        runs[f"the same at {commit_of(checkout)}, --num_proc 1"] = (
+            [sys.executable, str(checkout / "prepare_data.py"), "--dump", str(dump), "--num_proc", "1",
+             "--output_dir", str(out)], out)
     wikiextractor = Path(sys.executable).with_name("wikiextractor")
     if wikiextractor.exists():
         for label, flags in (("default", []), ("--no-templates", ["--no-templates"])):
@@ -100,9 +114,15 @@ def main():
     parser.add_argument("--copies", type=int, default=16, help="times the pages are written (fresh page ids)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the table gives each command's median")
     parser.add_argument("--num_proc", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--checkout", type=Path, nargs="+", default=[],
+                        help="other checkouts of this repository whose prepare_data.py takes turns too")
     args = parser.parse_args()
     if not args.dump.is_file():
         sys.exit(f"error: {args.dump} does not exist; pass --dump with a jawiki pages-articles file.")
+    for checkout in args.checkout:
+        if not (checkout / "prepare_data.py").is_file():
+            sys.exit(f"error: {checkout} holds no prepare_data.py; pass a checkout of this repository "
+                     "(git worktree add DIR COMMIT).")
     if shutil.which("bzip2") is None:
         sys.exit("error: the bzip2 tool is not installed; install it (apt-get install bzip2) to measure the floor.")
 
@@ -113,7 +133,7 @@ def main():
         print(f"dump: {args.dump.name} x{args.copies}, fresh page ids: {xml_mb:.2f} MB of XML, "
               f"{dump.stat().st_size / 1e6:.2f} MB of bz2 in one multistream file; "
               f"{os.cpu_count()} CPUs")
-        runs = commands(dump, args.num_proc, work)
+        runs = commands(dump, args.num_proc, work, args.checkout)
         measured = {label: [] for label in runs}
         for round_number in range(args.repeat):
             print(f"round {round_number + 1}: {load()}")
