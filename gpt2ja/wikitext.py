@@ -20,6 +20,7 @@ line-based constructs, and HTML entities last.
 """
 
 import collections
+import functools
 import html
 import re
 from typing import NamedTuple
@@ -169,15 +170,22 @@ def _template_name(name):
     return name.split(":", 1)[-1] if name.startswith(("template:", "テンプレート:")) else name
 
 
-def _render_template(match):
-    parts = match.group(1).split("|")
-    name = _template_name(parts[0])
+@functools.lru_cache(maxsize=1 << 14)  # (a few thousand names make up nearly every call of a dump)
+def _renderer(written_name):
+    """How a template named so renders its unnamed parameters, or None where it renders as nothing."""
+    name = _template_name(written_name)
     render = _CONTENT_TEMPLATES.get(name)
     if render is None and name.startswith(("lang-", "ipa-")):
         render = _last
+    return render
+
+
+def _render_template(match):
+    inner = match.group(1)
+    render = _renderer(inner.partition("|")[0])
     if render is None:
         return ""  # (most templates, an infobox's many parameters among them)
-    return render([p.strip() for p in parts[1:] if "=" not in p])
+    return render([p.strip() for p in inner.split("|")[1:] if "=" not in p])
 
 
 def _render_link(match):
