@@ -23,7 +23,7 @@ import collections
 import functools
 import html
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .prose_items import HEADLESS_START, could_be_prose, is_prose_item, looks_like_title
 
@@ -283,7 +283,7 @@ def _item_parts(markers, body):
 
 class RenderedLine(NamedTuple):
     markers: str  # "" for a paragraph; "*", "#:", ";" ... for a list or definition item
-    text: str  # without the markers (None for an item that cannot be prose, with every_item=False)
+    text: Optional[str]  # without the markers (None for an item that cannot be prose, with every_item=False)
     list_number: int  # which list of the article an item belongs to (items without a break between)
 
 
