@@ -37,6 +37,26 @@ def built_once(tmp_path_factory, name, build):
     return Path(done.read_text(encoding="utf-8"))
 
 
+@pytest.fixture
+def command(capsys):
+    """command(main, argv): `python script.py *argv` run in this process, for a test of what the command prints
+    and its exit status, not of the process (a new interpreter spends 6-7 CPU-s importing torch and
+    transformers): main(argv) ended by gpt2ja.cli.run_main, as the script's last line ends it (a UserError:
+    "error: ..." on stderr and exit 1; an error of ours raises). Its exit status, stdout and stderr."""
+    from gpt2ja.cli import run_main
+
+    def ended(main, argv):
+        capsys.readouterr()  # what the test printed before
+        try:
+            run_main(lambda: main(argv))
+            status = 0
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, status, out, err)
+    return ended
+
+
 @pytest.fixture(scope="session")
 def excerpt_data(tmp_path_factory):
     """The 262-page excerpt prepared once for the session, with 5% validation and 1% test (2 articles: every

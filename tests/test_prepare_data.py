@@ -223,11 +223,10 @@ def test_bad_dumps_fail_with_one_sentence_and_no_output(tmp_path, name, message)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_cli_error_is_one_line_without_traceback(tmp_path):
+def test_cli_error_is_one_line_without_traceback(tmp_path, command):
     broken_dumps(tmp_path)
-    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "corrupt.xml.bz2"),
-                          "--output_dir", str(tmp_path / "out"), "--num_proc", "2"],
-                         cwd=REPO, capture_output=True, text=True)
+    out = command(prepare_data.main, ["--dump", str(tmp_path / "corrupt.xml.bz2"), "--output_dir",
+                                      str(tmp_path / "out"), "--num_proc", "2"])
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -235,9 +234,10 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_help_documents_every_flag():
-    out = subprocess.run([sys.executable, "prepare_data.py", "--help"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+def test_help_documents_every_flag(command):
+    done = command(prepare_data.main, ["--help"])
+    assert done.returncode == 0
+    out = done.stdout
     for flag in ("--dump", "--date", "--mirror", "--output_dir", "--num_proc", "--max_articles",
                  "--validation_percent", "--test_percent", "--overwrite_output_dir", "--train_file", "--dataset_name",
                  "--dataset_config_name", "--dataset_split", "--text_column"):
@@ -319,11 +319,11 @@ def test_out_of_range_values_are_refused_before_any_work(tmp_path, flags, messag
     assert not (tmp_path / "out").exists()
 
 
-def test_a_dump_with_no_article_is_one_sentence(tmp_path):
+def test_a_dump_with_no_article_is_one_sentence(tmp_path, command):
     header, pages, footer = split_pages(MARKUP_PAGES.read_bytes())
     (tmp_path / "no-articles.xml").write_bytes(header + b"".join(p for p in pages if b"<ns>0</ns>" not in p) + footer)
-    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "no-articles.xml"),
-                          "--output_dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    out = command(prepare_data.main, ["--dump", str(tmp_path / "no-articles.xml"), "--output_dir",
+                                      str(tmp_path / "out")])
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "holds no article" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no-articles.xml"]

@@ -581,7 +581,7 @@ def test_a_license_that_is_no_hub_license_id_is_refused(tmp_path, license):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--license", license])
 
 
-def test_help_gives_the_rule_of_the_license():
-    out = subprocess.run([sys.executable, "push_to_hub.py", "--help"], cwd=REPO, capture_output=True, text=True)
+def test_help_gives_the_rule_of_the_license(command):
+    out = command(push_to_hub.main, ["--help"])
     assert out.returncode == 0 and "--license" in out.stdout
     assert "Required for a model trained on your own text" in " ".join(out.stdout.split())

@@ -1,10 +1,7 @@
 import contextlib
 import json
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import datasets
 import pytest
@@ -20,7 +17,6 @@ from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
 from gpt2ja.tokenizer_folder import TokenizerReport
 
-REPO = Path(tokenizer.__file__).parent
 
 
 def test_folder_loads_as_bert_generation_with_the_published_layout(excerpt_tokenizer):
@@ -128,7 +124,7 @@ def test_a_corpus_too_small_for_the_vocab_says_so(tmp_path):
     assert not (tmp_path / "tok").exists()
 
 
-def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
+def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data, command):
     with pytest.raises(UserError, match="holds no prepared data"):
         tokenizer.main(["--data_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "tok")])
     empty = datasets.load_from_disk(str(excerpt_data))
@@ -136,8 +132,7 @@ def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
     empty.save_to_disk(str(tmp_path / "empty"))
     with pytest.raises(UserError, match="train split .* is empty"):
         tokenizer.main(["--data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "tok")])
-    out = subprocess.run([sys.executable, "tokenizer.py", "--data_dir", str(tmp_path / "nothing")],
-                         cwd=REPO, capture_output=True, text=True)
+    out = command(tokenizer.main, ["--data_dir", str(tmp_path / "nothing")])
     assert out.returncode == 1 and "Traceback" not in out.stderr and "prepare_data.py" in out.stderr
 
 

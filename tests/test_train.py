@@ -21,7 +21,7 @@ from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
 from conftest import tiny_run_argv
-from processes import Launch, Script, children_of, run
+from processes import Launch, Script, children_of
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
@@ -313,9 +313,9 @@ def test_runs_that_meet_at_a_fresh_token_cache_wait_for_each_other(excerpt_data,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("small_disk", ["12m"], indirect=True)
-def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk):
-    out = run(["train.py", *run_args(excerpt_data, excerpt_tokenizer, small_disk / "run", "--max_steps", "4",
-                                     "--save_steps", "2")])
+def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk, command):
+    out = command(train.main, run_args(excerpt_data, excerpt_tokenizer, small_disk / "run", "--max_steps", "4",
+                                       "--save_steps", "2"))
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ran out of space while writing" in errors[0], errors
@@ -487,9 +487,9 @@ def test_the_speed_settings_keep_the_losses_and_the_run(excerpt_data, excerpt_to
     assert "already holds this output" in caplog.text
 
 
-def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
-    out = run(["train.py", "configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
-               str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")])
+def test_missing_inputs_fail_clearly(tmp_path, excerpt_data, command):
+    out = command(train.main, ["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
+                               str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")])
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "holds no tokenizer" in out.stderr and "tokenizer.py" in out.stderr
 
@@ -578,8 +578,8 @@ def test_trainer_flags_that_train_py_decides_are_refused_not_ignored(flags, mess
         train.parse_arguments(["configs/tiny.yaml", *flags])
 
 
-def test_help_hides_what_train_py_decides_and_shows_what_it_takes():
-    out = run(["train.py", "--help"])
+def test_help_hides_what_train_py_decides_and_shows_what_it_takes(command):
+    out = command(train.main, ["--help"])
     assert out.returncode == 0 and "--resume_from_checkpoint" in out.stdout and "--token_cache_dir" in out.stdout
     assert not any(f"--{name}" in out.stdout for name in train.NOT_TAKEN)
 
