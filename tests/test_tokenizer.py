@@ -145,12 +145,13 @@ def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
 # --- never losing a user's work ----------------------------------------------------------------
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_path):
-    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--num_samples", "15000"]
-    tokenizer.main([*argv, "--vocab_size", "4000"])
+def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, excerpt_tokenizer, tmp_path):
+    shutil.copytree(excerpt_tokenizer, tmp_path / "tok")  # the session's: trained with these settings, vocab 8000
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok")]
+    assert tokenizer.main([*argv, "--vocab_size", "8000"]) == TokenizerReport.load(excerpt_tokenizer)  # reused
     with pytest.raises(UserError, match="trained with other settings or data.*--overwrite_output_dir"):
         tokenizer.main([*argv, "--vocab_size", "5000"])
-    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 4000
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 8000
     with pytest.raises(UserError, match="holds no prepared data"):  # the data is read before any reuse
         tokenizer.main(["--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "tok")])
     tokenizer.main([*argv, "--vocab_size", "5000", "--overwrite_output_dir"])
@@ -158,16 +159,17 @@ def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_pa
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_data, tmp_path):
-    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--vocab_size", "4000"]
-    first = tokenizer.main([*argv, "--num_samples", "1000000"])  # more than the excerpt holds: every sentence
-    assert first.sentences_trained_on < 1000000
+def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_data, excerpt_tokenizer, tmp_path):
+    shutil.copytree(excerpt_tokenizer, tmp_path / "tok")  # the session's: --num_samples 10,000,000, --seed 42
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--vocab_size", "8000"]
     model = (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns
+    first = tokenizer.main([*argv, "--num_samples", "1000000"])  # more than the excerpt holds: every sentence
+    assert first == TokenizerReport.load(excerpt_tokenizer) and first.sentences_trained_on < 1000000  # reused
     again = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7"])
     assert again == first and (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns == model  # reused
-    with pytest.raises(UserError, match=r"other settings or data \(num_samples 1000000 -> 15000, seed 42 -> 7\)"):
+    with pytest.raises(UserError, match=r"other settings or data \(num_samples 10000000 -> 15000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "15000", "--seed", "7"])  # a sample: the seed picks it
-    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, num_samples 1000000 -> "
+    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, num_samples 10000000 -> "
                                         r"2000000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--min_sentence_chars", "6"])
     redone = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--overwrite_output_dir"])
