@@ -42,16 +42,25 @@ def command(capsys):
     """command(main, argv): `python script.py *argv` run in this process, for a test of what the command prints
     and its exit status, not of the process (a new interpreter spends 6-7 CPU-s importing torch and
     transformers): main(argv) ended by gpt2ja.cli.run_main, as the script's last line ends it (a UserError:
-    "error: ..." on stderr and exit 1; an error of ours raises). Its exit status, stdout and stderr."""
+    "error: ..." on stderr and exit 1; an error of ours raises), its log lines on stderr as run_main's logging
+    writes them. Its exit status, stdout and stderr."""
+    import logging
+
     from gpt2ja.cli import run_main
+    root = logging.getLogger()
 
     def ended(main, argv):
         capsys.readouterr()  # what the test printed before
+        handlers, level = root.handlers[:], root.level
+        root.handlers.clear()  # pytest's own: without them, run_main's logging.basicConfig takes effect
         try:
             run_main(lambda: main(argv))
             status = 0
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(argv, status, out, err)
     return ended
