@@ -246,13 +246,22 @@ def test_help_documents_every_flag(command):
 
 # --- downloads, from a mirror served on 127.0.0.1 ---------------------------------------------
 
-def run_cli(tmp_path, *argv):
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}  # the download cache stays in the test
-    return subprocess.run([sys.executable, "prepare_data.py", *argv, "--num_proc", "1"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+@pytest.fixture
+def run_cli(command, monkeypatch):
+    """run_cli(tmp_path, *argv): prepare_data.py's command line with HF_HOME=tmp_path/hf_home, in this process
+    (`command`): the download cache stays in the test (datasets reads HF_HOME at import)."""
+    import datasets.config
+
+    def ran(tmp_path, *argv):
+        cache = tmp_path / "hf_home" / "datasets"
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+        monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", cache / "downloads")
+        monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", cache / "downloads" / "extracted")
+        return command(prepare_data.main, [*argv, "--num_proc", "1"])
+    return ran
 
 
-def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
+def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     stats = json.loads((tmp_path / "out" / Preparation.FILE).read_text())
@@ -260,14 +269,14 @@ def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
     assert list((tmp_path / "hf_home").rglob("*")), "the download went through the datasets cache"
 
 
-def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror):
+def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--max_articles", "5",
                   "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["articles"] == 5
 
 
-def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):
+def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20010101", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     error = [line for line in out.stderr.splitlines() if line.startswith("error:")][0]
