@@ -17,7 +17,7 @@ import pytest
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
 from hub_double import HubDouble
-from processes import Script, alive, children_of, descendants, kill_when, run
+from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
@@ -366,11 +366,11 @@ def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuil
         prepare(tmp_path, MARKUP_PAGES, validation_percent=20)
 
 
-def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt):
+def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt, command):
     argv = ["prepare_data.py", "--dump", str(excerpt), "--output_dir", str(tmp_path / "out"), "--num_proc", "1"]
     kill_when(argv, (tmp_path / ".out.partial").exists)
     assert not (tmp_path / "out").exists()
-    assert run(argv).returncode == 0
+    assert command(prepare_data.main, argv[1:]).returncode == 0  # the same command, here: the kill was apart
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     _, straight = prepare(tmp_path / "straight", excerpt)
     assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["fingerprint"] == straight.fingerprint
@@ -483,7 +483,7 @@ def multistream_excerpt(tmp_path, excerpt):
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_path, excerpt):
+def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_path, excerpt, command):
     argv = ["prepare_data.py", "--dump", str(multistream_excerpt(tmp_path, excerpt)), "--output_dir",
             str(tmp_path / "out"), "--num_proc", "2"]
     killed = Script(argv, tmp_path / "killed.log")
@@ -491,7 +491,7 @@ def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_pa
     workers = descendants(killed.process.pid)
     killed.process.kill()  # as docker stop, a scheduler or htop does: the workers are not told
     killed.wait()
-    rerun = run(argv)
+    rerun = command(prepare_data.main, argv[1:])  # the same command, here: the kill was apart
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert not [pid for pid in workers if alive(pid)], "a worker of the killed run lives on"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jawiki-20220720-pages-articles-multistream.xml.bz2",

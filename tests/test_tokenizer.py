@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedToken
 import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
-from processes import Script, alive, children_of, descendants, kill_when, run
+from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
@@ -229,12 +229,13 @@ def test_out_of_space_names_the_folder(excerpt_data, small_disk):
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path):
+def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path,
+                                                                    command):
     argv = ["tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
             "--vocab_size", "8000"]
     kill_when(argv, (tmp_path / ".tok.partial").exists)  # while it samples or SentencePiece trains
     assert not (tmp_path / "tok").exists()
-    assert run(argv).returncode == 0
+    assert command(tokenizer.main, argv[1:]).returncode == 0  # the same command, here: the kill was apart
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
     assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
 
