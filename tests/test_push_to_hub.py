@@ -288,12 +288,13 @@ def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny
         assert tensorboard_files(hub.repos["tester/m"]["files"])
 
 
-def test_the_space_app_without_a_card_naming_a_model_asks_for_one():
-    from app import model_from_space_card
+def test_the_space_app_without_a_card_naming_a_model_asks_for_one(monkeypatch, capsys):
+    from app import main, model_from_space_card
     assert model_from_space_card(REPO / "space" / "README.md") is None  # the body alone names no model
-    run = subprocess.run([sys.executable, str(REPO / "space" / "app.py")], capture_output=True, text=True,
-                         env={k: v for k, v in os.environ.items() if k != "MODEL_ID"})
-    assert run.returncode == 2 and "no model: pass --model" in run.stderr
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    with pytest.raises(SystemExit) as ended:  # `python space/app.py`, in this process
+        main([])
+    assert ended.value.code == 2 and "no model: pass --model" in capsys.readouterr().err
 
 
 @pytest.mark.slow
