@@ -110,7 +110,7 @@ def tiny_model(excerpt_data, excerpt_tokenizer, tmp_path_factory):
 @pytest.fixture
 def finished_run(tiny_model, excerpt_data, excerpt_tokenizer, tmp_path):
     """(run folder, argv): a copy of the session's finished tiny run in tmp_path/run, for a drill that changes it
-    (a damaged checkpoint, a rerun with other settings), and the train.py command line that finished it there."""
+    (reruns with other settings), and the train.py command line that finished it there."""
     import shutil
     shutil.copytree(tiny_model.parent, tmp_path / "run")
     return tmp_path / "run", tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / "run")

@@ -25,7 +25,7 @@ from processes import Launch, Script, children_of
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
-# scored by the one test that checks it (and by the session's tiny model), not at the end of every run
+# scored by the session's tiny run (conftest.tiny_run_argv, checked below), not at the end of every run
 SHORT = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "10", "--save_steps", "10",
          "--out_of_domain_text", ""]
 
@@ -598,18 +598,18 @@ def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses
     shutil.copytree(first.parent / "checkpoints", tmp_path / "moved")  # a backup, elsewhere
     moved = tmp_path / "moved" / "checkpoint-20"
 
-    def command(run, *flags):  # the tiny run's own command line, into another run folder
+    def elsewhere(run, *flags):  # the tiny run's own command line, into another run folder
         return [*tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / run), *flags]
 
     for named, message in ((tmp_path / "absent", "is not a complete checkpoint"),
                            (moved, r"is not a checkpoint of this run \(recipe \(learning_rate")):
         with pytest.raises(UserError, match=message):
-            train.main(command("other", "--learning_rate", "5e-4", "--resume_from_checkpoint", str(named)))
-    second = train.main(command("second", "--resume_from_checkpoint", str(moved)))
+            train.main(elsewhere("other", "--learning_rate", "5e-4", "--resume_from_checkpoint", str(named)))
+    second = train.main(elsewhere("second", "--resume_from_checkpoint", str(moved)))
     state = json.loads((second / "trainer_state.json").read_text())
     assert state["global_step"] == 30 and [e["step"] for e in state["log_history"] if "loss" in e][0] <= 20
     assert not (tmp_path / "second" / "checkpoints" / "checkpoint-20").exists()  # it went on from the moved one
-    last = train.main(command("third", "--resume_from_checkpoint", str(tmp_path / "moved" / "checkpoint-30")))
+    last = train.main(elsewhere("third", "--resume_from_checkpoint", str(tmp_path / "moved" / "checkpoint-30")))
     assert not (tmp_path / "third" / "checkpoints" / "checkpoint-30").exists()  # exported straight from it
     a, b, c = (load_file(model / "model.safetensors") for model in (first, second, last))
     assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
