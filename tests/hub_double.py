@@ -83,7 +83,10 @@ def seen_from_this_process(url, monkeypatch, home, token=None):
             (constants, "HF_TOKEN_PATH", str(home / "token")),  # no stored login
             (constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens")),
             (datasets.config, "HF_ENDPOINT", url),
-            (datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}")]:
+            (datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}"),
+            (datasets.config, "HF_DATASETS_CACHE", home / "datasets"),
+            (datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads"),
+            (datasets.config, "EXTRACTED_DATASETS_PATH", home / "datasets" / "downloads" / "extracted")]:
         monkeypatch.setattr(module, name, value)
 
 

@@ -1,14 +1,12 @@
 import bz2
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
 import logging
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 
 import datasets
@@ -16,7 +14,7 @@ import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
-from hub_double import HubDouble
+from hub_double import HubDouble, seen_from_this_process
 from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
@@ -660,46 +658,36 @@ def test_one_source_at_a_time_refused_before_any_work(tmp_path, flags, message):
     assert not (tmp_path / "out").exists()
 
 
-# A Hub dataset, from the Hub double: HF_ENDPOINT is read as huggingface_hub and datasets are imported, so the
-# runs go in a process of their own (one for several runs: the imports take seconds).
+# A Hub dataset, from the Hub double, read from this process as HF_ENDPOINT and HF_HOME point a new one at it
 HUB_TOKEN = "hf_PrepareDataTestToken0123456789"
-RUNS = """
-import dataclasses, json, sys
-import prepare_data
-from gpt2ja.errors import UserError
-for argv in json.loads(sys.argv[1]):
-    try:
-        print(json.dumps({"record": dataclasses.asdict(prepare_data.main(argv))}))
-    except UserError as error:
-        print(json.dumps({"error": str(error)}))
-"""
 
 
-def run_against(hub, tmp_path, *runs):
-    """The record, or the error's sentence, of each prepare_data run (a list of flags), in one process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HUB_TOKEN, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1")
-    out = subprocess.run([sys.executable, "-c", RUNS, json.dumps([[*argv, "--num_proc", "1"] for argv in runs])],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+def run_against(hub, tmp_path, monkeypatch, *runs):
+    """The record, or the error's sentence, of each prepare_data run (a list of flags)."""
+    seen_from_this_process(hub.url, monkeypatch, tmp_path / "hf_home", HUB_TOKEN)
+    done = []
+    for argv in runs:
+        try:
+            done.append({"record": dataclasses.asdict(prepare_data.main([*argv, "--num_proc", "1"]))})
+        except UserError as error:
+            done.append({"error": str(error)})
+    return json.loads(json.dumps(done))  # as JSON holds it: tuples as lists
 
 
-def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path):
+def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path, monkeypatch):
     records = [{"text": text, "id": n, "title": f"題{n}"} for n, text in enumerate(DOCUMENTS)]
     path = write_json_lines(tmp_path / "docs.jsonl", records)
     local = prepare_own(tmp_path, path, name="local", validation_percent=10, test_percent=10)
     with HubDouble(HUB_TOKEN) as hub:
         first = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes(),
                                                           "data/test.jsonl": b'{"text": "t", "id": 0}\n'})
-        got, again = run_against(hub, tmp_path, *[["--dataset_name", "tester/corpus", "--output_dir",
+        got, again = run_against(hub, tmp_path, monkeypatch, *[["--dataset_name", "tester/corpus", "--output_dir",
                                                    str(tmp_path / "hub"), "--validation_percent", "10",
                                                    "--test_percent", "10"]] * 2)
         second = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes() + b"\n"})
         dataset = ["--dataset_name", "tester/corpus", "--output_dir"]
         changed, absent, no_config, no_split, not_text = run_against(
-            hub, tmp_path, [*dataset, str(tmp_path / "hub"), "--validation_percent", "10", "--test_percent", "10"],
+            hub, tmp_path, monkeypatch, [*dataset, str(tmp_path / "hub"), "--validation_percent", "10", "--test_percent", "10"],
             ["--dataset_name", "tester/absent", "--output_dir", str(tmp_path / "absent")],
             [*dataset, str(tmp_path / "c"), "--dataset_config_name", "nope"],
             [*dataset, str(tmp_path / "s"), "--dataset_split", "validation"],
