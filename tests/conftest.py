@@ -37,6 +37,35 @@ def built_once(tmp_path_factory, name, build):
     return Path(done.read_text(encoding="utf-8"))
 
 
+@pytest.fixture
+def command(capsys):
+    """command(main, argv): `python script.py *argv` run in this process, for a test of what the command prints
+    and its exit status, not of the process (a new interpreter spends 6-7 CPU-s importing torch and
+    transformers): main(argv) ended by gpt2ja.cli.run_main, as the script's last line ends it (a UserError:
+    "error: ..." on stderr and exit 1; an error of ours raises), its log lines on stderr as run_main's logging
+    writes them. Its exit status, stdout and stderr."""
+    import logging
+
+    from gpt2ja.cli import run_main
+    root = logging.getLogger()
+
+    def ended(main, argv):
+        capsys.readouterr()  # what the test printed before
+        handlers, level = root.handlers[:], root.level
+        root.handlers.clear()  # pytest's own: without them, run_main's logging.basicConfig takes effect
+        try:
+            run_main(lambda: main(argv))
+            status = 0
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, status, out, err)
+    return ended
+
+
 @pytest.fixture(scope="session")
 def excerpt_data(tmp_path_factory):
     """The 262-page excerpt prepared once for the session, with 5% validation and 1% test (2 articles: every
@@ -62,16 +91,29 @@ def excerpt_tokenizer(excerpt_data, tmp_path_factory):
     return built_once(tmp_path_factory, "excerpt_tokenizer", build)
 
 
+def tiny_run_argv(data, tokenizer, out):
+    """train.py's command line of the session's tiny run (tiny_model) into the run folder `out`: 30 steps,
+    evaluated and saved every 10 (the tiny recipe keeps the last 2 checkpoints), the out-of-domain novel scored."""
+    return ["configs/tiny.yaml", "--data_dir", str(data), "--tokenizer_dir", str(tokenizer), "--output_dir", str(out),
+            "--max_steps", "30", "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "10"]
+
+
 @pytest.fixture(scope="session")
 def tiny_model(excerpt_data, excerpt_tokenizer, tmp_path_factory):
-    """A tiny GPT-2 trained for 30 steps on the excerpt: a complete model/ folder from train.py."""
+    """A tiny GPT-2 trained for 30 steps on the excerpt: a complete model/ folder from train.py, in its run
+    folder (tiny_model.parent) with checkpoint-20 and checkpoint-30. Never change it: copy it (finished_run)."""
     import train
+    return built_once(tmp_path_factory, "tiny",
+                      lambda folder: train.main(tiny_run_argv(excerpt_data, excerpt_tokenizer, folder)))
 
-    def build(folder):
-        return train.main(["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
-                           str(excerpt_tokenizer), "--output_dir", str(folder), "--max_steps", "30",
-                           "--eval_steps", "10", "--logging_steps", "5", "--save_steps", "30"])
-    return built_once(tmp_path_factory, "tiny", build)
+
+@pytest.fixture
+def finished_run(tiny_model, excerpt_data, excerpt_tokenizer, tmp_path):
+    """(run folder, argv): a copy of the session's finished tiny run in tmp_path/run, for a drill that changes it
+    (reruns with other settings), and the train.py command line that finished it there."""
+    import shutil
+    shutil.copytree(tiny_model.parent, tmp_path / "run")
+    return tmp_path / "run", tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / "run")
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,34 @@ def commit_of(repo, revision):
     return repo["commits"][-1] if revision == "main" else repo["tags"].get(revision, revision)
 
 
+def seen_from_this_process(url, monkeypatch, home, token=None):
+    """Make huggingface_hub and datasets in this process read the Hub at `url`, as HF_ENDPOINT=url, HF_HOME=home,
+    HF_TOKEN=token (unset: None), HF_HUB_DISABLE_XET=1 and HF_HUB_DISABLE_TELEMETRY=1 make a new process
+    read it: both libraries read these at import. Undone with `monkeypatch`."""
+    import os
+
+    import datasets.config
+    import huggingface_hub.constants as constants
+    for name in [name for name in os.environ if name.startswith("HF_")]:
+        monkeypatch.delenv(name)
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    for module, name, value in [
+            (constants, "ENDPOINT", url),
+            (constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"),
+            (constants, "HF_HUB_DISABLE_XET", True),  # the double speaks no Xet
+            (constants, "HF_HUB_DISABLE_TELEMETRY", True),
+            (constants, "HF_HUB_CACHE", str(home / "hub")),
+            (constants, "HF_TOKEN_PATH", str(home / "token")),  # no stored login
+            (constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens")),
+            (datasets.config, "HF_ENDPOINT", url),
+            (datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}"),
+            (datasets.config, "HF_DATASETS_CACHE", home / "datasets"),
+            (datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads"),
+            (datasets.config, "EXTRACTED_DATASETS_PATH", home / "datasets" / "downloads" / "extracted")]:
+        monkeypatch.setattr(module, name, value)
+
+
 class HubDouble:
     def __init__(self, token, user="tester"):
         self.token = token

@@ -21,7 +21,7 @@ from gpt2ja.rerun import file_fingerprint
 from gpt2ja.tokens import SentencePieceEncoder
 from gpt2ja.model_folder import MODEL_FILES
 from train import OUT_OF_DOMAIN_TEXT
-from hub_double import HubDouble
+from hub_double import HubDouble, seen_from_this_process
 from processes import Launch
 
 TOKEN = "hf_BaseModelTestToken0123456789"
@@ -41,13 +41,8 @@ def model_folder(folder, tokenizer_dir, vocab_size=8000, card=None):
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     """The loopback Hub as huggingface_hub sees it from this process (its endpoint is read at import)."""
-    import huggingface_hub.constants as constants
     with HubDouble(TOKEN) as double:
-        monkeypatch.setattr(constants, "ENDPOINT", double.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", double.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the double speaks no Xet
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
-        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        seen_from_this_process(double.url, monkeypatch, tmp_path / "hf_home_of_this_process", TOKEN)
         yield double
 
 

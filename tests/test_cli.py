@@ -1,18 +1,13 @@
 """gpt2ja.cli: recipe + flags, and the one-sentence exit."""
 
 import logging
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pytest
 
 from gpt2ja.cli import parse_args
 from gpt2ja.errors import UserError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -52,19 +47,19 @@ def test_bad_recipes_are_one_sentence(tmp_path, name, recipe, message):
         parse_args([Example], [str(tmp_path / name)])
 
 
-def test_ctrl_c_ends_in_one_line_and_exit_130():
-    code = ("from gpt2ja.cli import run_main\n"
-            "def main(): raise KeyboardInterrupt\n"
-            "run_main(main)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+def test_ctrl_c_ends_in_one_line_and_exit_130(command):
+    def main(argv):
+        raise KeyboardInterrupt
+
+    out = command(main, [])
     assert out.returncode == 130 and "Traceback" not in out.stderr and out.stderr.startswith("error: Interrupted")
 
 
-def test_run_main_ends_a_user_error_in_one_line_and_exit_1():
-    code = ("from gpt2ja.cli import run_main\nfrom gpt2ja.errors import UserError\n"
-            "def main(): raise UserError('The flag --x is wrong; pass --y.')\n"
-            "run_main(main)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+def test_run_main_ends_a_user_error_in_one_line_and_exit_1(command):
+    def main(argv):
+        raise UserError("The flag --x is wrong; pass --y.")
+
+    out = command(main, [])
     assert out.returncode == 1 and out.stderr.strip() == "error: The flag --x is wrong; pass --y."
 
 

@@ -1,14 +1,12 @@
 import bz2
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
 import logging
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 
 import datasets
@@ -16,8 +14,8 @@ import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
-from hub_double import HubDouble
-from processes import Script, alive, children_of, descendants, kill_when, run
+from hub_double import HubDouble, seen_from_this_process
+from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.dump import iter_pages, split_pages, write_multistream
@@ -223,11 +221,10 @@ def test_bad_dumps_fail_with_one_sentence_and_no_output(tmp_path, name, message)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_cli_error_is_one_line_without_traceback(tmp_path):
+def test_cli_error_is_one_line_without_traceback(tmp_path, command):
     broken_dumps(tmp_path)
-    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "corrupt.xml.bz2"),
-                          "--output_dir", str(tmp_path / "out"), "--num_proc", "2"],
-                         cwd=REPO, capture_output=True, text=True)
+    out = command(prepare_data.main, ["--dump", str(tmp_path / "corrupt.xml.bz2"), "--output_dir",
+                                      str(tmp_path / "out"), "--num_proc", "2"])
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -235,9 +232,10 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_help_documents_every_flag():
-    out = subprocess.run([sys.executable, "prepare_data.py", "--help"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+def test_help_documents_every_flag(command):
+    done = command(prepare_data.main, ["--help"])
+    assert done.returncode == 0
+    out = done.stdout
     for flag in ("--dump", "--date", "--mirror", "--output_dir", "--num_proc", "--max_articles",
                  "--validation_percent", "--test_percent", "--overwrite_output_dir", "--train_file", "--dataset_name",
                  "--dataset_config_name", "--dataset_split", "--text_column"):
@@ -246,13 +244,22 @@ def test_help_documents_every_flag():
 
 # --- downloads, from a mirror served on 127.0.0.1 ---------------------------------------------
 
-def run_cli(tmp_path, *argv):
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}  # the download cache stays in the test
-    return subprocess.run([sys.executable, "prepare_data.py", *argv, "--num_proc", "1"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+@pytest.fixture
+def run_cli(command, monkeypatch):
+    """run_cli(tmp_path, *argv): prepare_data.py's command line with HF_HOME=tmp_path/hf_home, in this process
+    (`command`): the download cache stays in the test (datasets reads HF_HOME at import)."""
+    import datasets.config
+
+    def ran(tmp_path, *argv):
+        cache = tmp_path / "hf_home" / "datasets"
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+        monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", cache / "downloads")
+        monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", cache / "downloads" / "extracted")
+        return command(prepare_data.main, [*argv, "--num_proc", "1"])
+    return ran
 
 
-def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
+def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     stats = json.loads((tmp_path / "out" / Preparation.FILE).read_text())
@@ -260,14 +267,14 @@ def test_a_dump_date_is_downloaded_from_the_mirror(tmp_path, mirror):
     assert list((tmp_path / "hf_home").rglob("*")), "the download went through the datasets cache"
 
 
-def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror):
+def test_max_articles_streams_the_head_of_a_remote_dump(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20220720", "--max_articles", "5",
                   "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["articles"] == 5
 
 
-def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror):
+def test_a_date_the_mirror_lacks_says_where_else_to_look(tmp_path, mirror, run_cli):
     out = run_cli(tmp_path, "--mirror", mirror, "--date", "20010101", "--output_dir", str(tmp_path / "out"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     error = [line for line in out.stderr.splitlines() if line.startswith("error:")][0]
@@ -319,11 +326,11 @@ def test_out_of_range_values_are_refused_before_any_work(tmp_path, flags, messag
     assert not (tmp_path / "out").exists()
 
 
-def test_a_dump_with_no_article_is_one_sentence(tmp_path):
+def test_a_dump_with_no_article_is_one_sentence(tmp_path, command):
     header, pages, footer = split_pages(MARKUP_PAGES.read_bytes())
     (tmp_path / "no-articles.xml").write_bytes(header + b"".join(p for p in pages if b"<ns>0</ns>" not in p) + footer)
-    out = subprocess.run([sys.executable, "prepare_data.py", "--dump", str(tmp_path / "no-articles.xml"),
-                          "--output_dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    out = command(prepare_data.main, ["--dump", str(tmp_path / "no-articles.xml"), "--output_dir",
+                                      str(tmp_path / "out")])
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "holds no article" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no-articles.xml"]
@@ -357,11 +364,11 @@ def test_output_another_run_finished_while_this_one_started_is_reused_not_rebuil
         prepare(tmp_path, MARKUP_PAGES, validation_percent=20)
 
 
-def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt):
+def test_a_killed_run_then_the_same_command_gives_the_same_data(tmp_path, excerpt, command):
     argv = ["prepare_data.py", "--dump", str(excerpt), "--output_dir", str(tmp_path / "out"), "--num_proc", "1"]
     kill_when(argv, (tmp_path / ".out.partial").exists)
     assert not (tmp_path / "out").exists()
-    assert run(argv).returncode == 0
+    assert command(prepare_data.main, argv[1:]).returncode == 0  # the same command, here: the kill was apart
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     _, straight = prepare(tmp_path / "straight", excerpt)
     assert json.loads((tmp_path / "out" / Preparation.FILE).read_text())["fingerprint"] == straight.fingerprint
@@ -474,7 +481,7 @@ def multistream_excerpt(tmp_path, excerpt):
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_path, excerpt):
+def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_path, excerpt, command):
     argv = ["prepare_data.py", "--dump", str(multistream_excerpt(tmp_path, excerpt)), "--output_dir",
             str(tmp_path / "out"), "--num_proc", "2"]
     killed = Script(argv, tmp_path / "killed.log")
@@ -482,7 +489,7 @@ def test_kill_9_of_the_main_process_with_two_workers_then_a_rerun_at_once(tmp_pa
     workers = descendants(killed.process.pid)
     killed.process.kill()  # as docker stop, a scheduler or htop does: the workers are not told
     killed.wait()
-    rerun = run(argv)
+    rerun = command(prepare_data.main, argv[1:])  # the same command, here: the kill was apart
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert not [pid for pid in workers if alive(pid)], "a worker of the killed run lives on"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jawiki-20220720-pages-articles-multistream.xml.bz2",
@@ -651,46 +658,36 @@ def test_one_source_at_a_time_refused_before_any_work(tmp_path, flags, message):
     assert not (tmp_path / "out").exists()
 
 
-# A Hub dataset, from the Hub double: HF_ENDPOINT is read as huggingface_hub and datasets are imported, so the
-# runs go in a process of their own (one for several runs: the imports take seconds).
+# A Hub dataset, from the Hub double, read from this process as HF_ENDPOINT and HF_HOME point a new one at it
 HUB_TOKEN = "hf_PrepareDataTestToken0123456789"
-RUNS = """
-import dataclasses, json, sys
-import prepare_data
-from gpt2ja.errors import UserError
-for argv in json.loads(sys.argv[1]):
-    try:
-        print(json.dumps({"record": dataclasses.asdict(prepare_data.main(argv))}))
-    except UserError as error:
-        print(json.dumps({"error": str(error)}))
-"""
 
 
-def run_against(hub, tmp_path, *runs):
-    """The record, or the error's sentence, of each prepare_data run (a list of flags), in one process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=HUB_TOKEN, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1")
-    out = subprocess.run([sys.executable, "-c", RUNS, json.dumps([[*argv, "--num_proc", "1"] for argv in runs])],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+def run_against(hub, tmp_path, monkeypatch, *runs):
+    """The record, or the error's sentence, of each prepare_data run (a list of flags)."""
+    seen_from_this_process(hub.url, monkeypatch, tmp_path / "hf_home", HUB_TOKEN)
+    done = []
+    for argv in runs:
+        try:
+            done.append({"record": dataclasses.asdict(prepare_data.main([*argv, "--num_proc", "1"]))})
+        except UserError as error:
+            done.append({"error": str(error)})
+    return json.loads(json.dumps(done))  # as JSON holds it: tuples as lists
 
 
-def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path):
+def test_a_hub_dataset_prepares_as_the_same_json_lines_file(tmp_path, monkeypatch):
     records = [{"text": text, "id": n, "title": f"題{n}"} for n, text in enumerate(DOCUMENTS)]
     path = write_json_lines(tmp_path / "docs.jsonl", records)
     local = prepare_own(tmp_path, path, name="local", validation_percent=10, test_percent=10)
     with HubDouble(HUB_TOKEN) as hub:
         first = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes(),
                                                           "data/test.jsonl": b'{"text": "t", "id": 0}\n'})
-        got, again = run_against(hub, tmp_path, *[["--dataset_name", "tester/corpus", "--output_dir",
+        got, again = run_against(hub, tmp_path, monkeypatch, *[["--dataset_name", "tester/corpus", "--output_dir",
                                                    str(tmp_path / "hub"), "--validation_percent", "10",
                                                    "--test_percent", "10"]] * 2)
         second = hub.publish("datasets", "tester/corpus", {"data/train.jsonl": path.read_bytes() + b"\n"})
         dataset = ["--dataset_name", "tester/corpus", "--output_dir"]
         changed, absent, no_config, no_split, not_text = run_against(
-            hub, tmp_path, [*dataset, str(tmp_path / "hub"), "--validation_percent", "10", "--test_percent", "10"],
+            hub, tmp_path, monkeypatch, [*dataset, str(tmp_path / "hub"), "--validation_percent", "10", "--test_percent", "10"],
             ["--dataset_name", "tester/absent", "--output_dir", str(tmp_path / "absent")],
             [*dataset, str(tmp_path / "c"), "--dataset_config_name", "nope"],
             [*dataset, str(tmp_path / "s"), "--dataset_split", "validation"],

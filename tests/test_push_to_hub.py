@@ -18,7 +18,7 @@ from gpt2ja.errors import UserError
 from gpt2ja.sources.files import files_record
 from gpt2ja.run_folder import STAGING_RECORD
 from gpt2ja.settings import PROMPT, SAMPLING
-from hub_double import HubDouble
+from hub_double import HubDouble, seen_from_this_process
 
 REPO = Path(push_to_hub.__file__).parent
 TOKEN = "hf_TestDoubleTokenThatMustNeverLeak0123456789"
@@ -104,18 +104,18 @@ def test_a_bad_model_folder_is_refused_before_anything_is_staged(tiny_model, tmp
     assert not (tmp_path / "stage").exists()
 
 
-def run_push(hub, model_dir, stage_dir, *flags, token=TOKEN, home=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(home or stage_dir.parent / "hf_home"),
-               HF_HUB_DISABLE_TELEMETRY="1")
-    if token:
-        env["HF_TOKEN"] = token
-    return subprocess.run([sys.executable, "push_to_hub.py", "--model_dir", str(model_dir), "--stage_dir",
-                           str(stage_dir), *flags], cwd=REPO, env=env, capture_output=True, text=True)
+@pytest.fixture
+def run_push(command, monkeypatch):
+    """run_push(hub, model_dir, stage_dir, *flags, token=TOKEN): push_to_hub.py's command line against the Hub
+    double, with HF_ENDPOINT, HF_TOKEN and HF_HOME set as a user sets them, run in this process (`command`)."""
+    def pushed(hub, model_dir, stage_dir, *flags, token=TOKEN):
+        seen_from_this_process(hub.url, monkeypatch, stage_dir.parent / "hf_home", token)
+        return command(push_to_hub.main, ["--model_dir", str(model_dir), "--stage_dir", str(stage_dir), *flags])
+    return pushed
 
 
 @pytest.mark.slow
-def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path):
+def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/gpt2-small-ja-test",
                        "--revision_tag", "20220720.0.1", "--private")
@@ -140,7 +140,7 @@ def test_upload_sends_exactly_the_staged_files_through_lfs(tiny_model, tmp_path)
 
 
 @pytest.mark.slow
-def test_the_cards_snippet_runs_as_copied_in_a_fresh_process(tiny_model, tmp_path):
+def test_the_cards_snippet_runs_as_copied_in_a_fresh_process(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         assert run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m").returncode == 0
         card = hub.repos["tester/m"]["files"]["README.md"].decode()
@@ -160,7 +160,7 @@ def test_the_cards_snippet_runs_as_copied_in_a_fresh_process(tiny_model, tmp_pat
 
 
 @pytest.mark.slow
-def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
+def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN, user="someone") as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage")
         assert out.returncode == 0, out.stdout + out.stderr
@@ -169,7 +169,7 @@ def test_default_repo_id_comes_from_the_logged_in_user(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
+def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         hub.fail_commits = True
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
@@ -183,7 +183,9 @@ def test_a_failed_commit_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_large_file_transfer_says_so_and_a_rerun_finishes(tiny_model, tmp_path):
+def test_a_failed_large_file_transfer_says_so_and_a_rerun_finishes(tiny_model, tmp_path, run_push, monkeypatch):
+    import huggingface_hub.utils._http
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", lambda seconds: None)  # its retries, at once
     with HubDouble(TOKEN) as hub:
         hub.fail_lfs = True  # the weights' transfer fails (after huggingface_hub's own retries)
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
@@ -198,7 +200,7 @@ def test_a_failed_large_file_transfer_says_so_and_a_rerun_finishes(tiny_model, t
 
 
 @pytest.mark.slow
-def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
+def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", token=None)
         assert out.returncode == 1 and "No Hugging Face token" in out.stderr and "Traceback" not in out.stderr
@@ -209,7 +211,7 @@ def test_missing_or_rejected_token_fails_clearly(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_unreachable_hub_fails_clearly(tiny_model, tmp_path):
+def test_unreachable_hub_fails_clearly(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         url = hub.url
     # the server is gone: nothing listens on that port any more
@@ -236,7 +238,7 @@ def test_a_stage_dir_holding_anything_else_is_refused_and_kept(tiny_model, tmp_p
 
 
 @pytest.mark.slow
-def test_an_existing_tag_is_refused_before_any_upload_unless_moved_or_already_there(tiny_model, tmp_path):
+def test_an_existing_tag_is_refused_before_any_upload_unless_moved_or_already_there(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--revision_tag", "v1")
         assert out.returncode == 0, out.stderr
@@ -267,7 +269,7 @@ def test_an_invalid_repo_id_is_refused_even_in_a_dry_run(tmp_path, repo_id):
 # --- the live demo, the Training metrics tab, the repo as the staging's mirror ---------------------
 
 @pytest.mark.slow
-def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny_model, tmp_path):
+def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--space_id", "tester/m-demo",
                        "--space_stage_dir", str(tmp_path / "space"))
@@ -286,16 +288,17 @@ def test_a_space_is_created_that_runs_the_model_and_the_two_link_each_other(tiny
         assert tensorboard_files(hub.repos["tester/m"]["files"])
 
 
-def test_the_space_app_without_a_card_naming_a_model_asks_for_one():
-    from app import model_from_space_card
+def test_the_space_app_without_a_card_naming_a_model_asks_for_one(monkeypatch, capsys):
+    from app import main, model_from_space_card
     assert model_from_space_card(REPO / "space" / "README.md") is None  # the body alone names no model
-    run = subprocess.run([sys.executable, str(REPO / "space" / "app.py")], capture_output=True, text=True,
-                         env={k: v for k, v in os.environ.items() if k != "MODEL_ID"})
-    assert run.returncode == 2 and "no model: pass --model" in run.stderr
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    with pytest.raises(SystemExit) as ended:  # `python space/app.py`, in this process
+        main([])
+    assert ended.value.code == 2 and "no model: pass --model" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path):
+def test_a_file_dropped_from_the_staging_leaves_the_repo(tiny_model, tmp_path, run_push):
     run = tmp_path / "run"
     shutil.copytree(tiny_model, run / "model")
     shutil.copytree(tiny_model.parent / "logs", run / "logs")
@@ -394,7 +397,7 @@ def test_results_that_are_not_finite_are_never_published(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path):
+def test_a_card_the_hub_rejects_says_why_and_not_to_rerun(tiny_model, tmp_path, run_push):
     with HubDouble(TOKEN) as hub:
         hub.yaml_errors = ['"license" must be one of [apache-2.0, mit, ...]']
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m")
@@ -424,7 +427,8 @@ def load_from_hub(hub, code, home):
 
 
 @pytest.mark.slow
-def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(tiny_model, excerpt_data, tmp_path):
+def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(tiny_model, excerpt_data, tmp_path,
+                                                                               run_push):
     import datasets
     with HubDouble(TOKEN) as hub:
         out = run_push(hub, tiny_model, tmp_path / "stage", "--repo_id", "tester/m", "--dataset_repo_id",
@@ -465,7 +469,8 @@ def test_the_prepared_splits_are_published_as_the_dataset_the_model_card_names(t
 
 
 @pytest.mark.slow
-def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_model, excerpt_data, tmp_path):
+def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_model, excerpt_data, tmp_path,
+                                                                         run_push):
     flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
              "--dataset_stage_dir", str(tmp_path / "ds")]
     with HubDouble(TOKEN) as hub:
@@ -483,7 +488,8 @@ def test_a_failed_dataset_upload_publishes_no_model_and_a_rerun_finishes(tiny_mo
 
 
 @pytest.mark.slow
-def test_a_rerun_after_a_failed_model_upload_does_not_upload_the_dataset_again(tiny_model, excerpt_data, tmp_path):
+def test_a_rerun_after_a_failed_model_upload_does_not_upload_the_dataset_again(tiny_model, excerpt_data, tmp_path,
+                                                                               run_push):
     flags = ["--repo_id", "tester/m", "--dataset_repo_id", "tester/jawiki", "--data_dir", str(excerpt_data),
              "--dataset_stage_dir", str(tmp_path / "ds")]
     with HubDouble(TOKEN) as hub:
@@ -581,7 +587,7 @@ def test_a_license_that_is_no_hub_license_id_is_refused(tmp_path, license):
         push_to_hub.main(["--dry_run", "--model_dir", str(tmp_path / "model"), "--license", license])
 
 
-def test_help_gives_the_rule_of_the_license():
-    out = subprocess.run([sys.executable, "push_to_hub.py", "--help"], cwd=REPO, capture_output=True, text=True)
+def test_help_gives_the_rule_of_the_license(command):
+    out = command(push_to_hub.main, ["--help"])
     assert out.returncode == 0 and "--license" in out.stdout
     assert "Required for a model trained on your own text" in " ".join(out.stdout.split())

@@ -1,10 +1,7 @@
 import contextlib
 import json
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import datasets
 import pytest
@@ -14,13 +11,12 @@ from transformers import AutoTokenizer, BertGenerationTokenizer, PreTrainedToken
 import prepare_data
 import tokenizer
 from dumps import MARKUP_PAGES
-from processes import Script, alive, children_of, descendants, kill_when, run
+from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
 from gpt2ja.settings import SPECIAL_IDS
 from gpt2ja.tokenizer_folder import TokenizerReport
 
-REPO = Path(tokenizer.__file__).parent
 
 
 def test_folder_loads_as_bert_generation_with_the_published_layout(excerpt_tokenizer):
@@ -128,7 +124,7 @@ def test_a_corpus_too_small_for_the_vocab_says_so(tmp_path):
     assert not (tmp_path / "tok").exists()
 
 
-def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
+def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data, command):
     with pytest.raises(UserError, match="holds no prepared data"):
         tokenizer.main(["--data_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "tok")])
     empty = datasets.load_from_disk(str(excerpt_data))
@@ -136,8 +132,7 @@ def test_missing_and_empty_data_fail_clearly(tmp_path, excerpt_data):
     empty.save_to_disk(str(tmp_path / "empty"))
     with pytest.raises(UserError, match="train split .* is empty"):
         tokenizer.main(["--data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "tok")])
-    out = subprocess.run([sys.executable, "tokenizer.py", "--data_dir", str(tmp_path / "nothing")],
-                         cwd=REPO, capture_output=True, text=True)
+    out = command(tokenizer.main, ["--data_dir", str(tmp_path / "nothing")])
     assert out.returncode == 1 and "Traceback" not in out.stderr and "prepare_data.py" in out.stderr
 
 
@@ -150,12 +145,13 @@ def test_a_vocab_smaller_than_the_alphabet_says_so(excerpt_data, tmp_path):
 # --- never losing a user's work ----------------------------------------------------------------
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_path):
-    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--num_samples", "15000"]
-    tokenizer.main([*argv, "--vocab_size", "4000"])
+def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, excerpt_tokenizer, tmp_path):
+    shutil.copytree(excerpt_tokenizer, tmp_path / "tok")  # the session's: trained with these settings, vocab 8000
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok")]
+    assert tokenizer.main([*argv, "--vocab_size", "8000"]) == TokenizerReport.load(excerpt_tokenizer)  # reused
     with pytest.raises(UserError, match="trained with other settings or data.*--overwrite_output_dir"):
         tokenizer.main([*argv, "--vocab_size", "5000"])
-    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 4000
+    assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 8000
     with pytest.raises(UserError, match="holds no prepared data"):  # the data is read before any reuse
         tokenizer.main(["--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "tok")])
     tokenizer.main([*argv, "--vocab_size", "5000", "--overwrite_output_dir"])
@@ -163,16 +159,17 @@ def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, tmp_pa
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_data, tmp_path):
-    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--vocab_size", "4000"]
-    first = tokenizer.main([*argv, "--num_samples", "1000000"])  # more than the excerpt holds: every sentence
-    assert first.sentences_trained_on < 1000000
+def test_seed_and_num_samples_that_pick_nothing_do_not_count_as_changes(excerpt_data, excerpt_tokenizer, tmp_path):
+    shutil.copytree(excerpt_tokenizer, tmp_path / "tok")  # the session's: --num_samples 10,000,000, --seed 42
+    argv = ["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"), "--vocab_size", "8000"]
     model = (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns
+    first = tokenizer.main([*argv, "--num_samples", "1000000"])  # more than the excerpt holds: every sentence
+    assert first == TokenizerReport.load(excerpt_tokenizer) and first.sentences_trained_on < 1000000  # reused
     again = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7"])
     assert again == first and (tmp_path / "tok" / "spiece.model").stat().st_mtime_ns == model  # reused
-    with pytest.raises(UserError, match=r"other settings or data \(num_samples 1000000 -> 15000, seed 42 -> 7\)"):
+    with pytest.raises(UserError, match=r"other settings or data \(num_samples 10000000 -> 15000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "15000", "--seed", "7"])  # a sample: the seed picks it
-    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, num_samples 1000000 -> "
+    with pytest.raises(UserError, match=r"other settings or data \(min_sentence_chars 5 -> 6, num_samples 10000000 -> "
                                         r"2000000, seed 42 -> 7\)"):
         tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--min_sentence_chars", "6"])
     redone = tokenizer.main([*argv, "--num_samples", "2000000", "--seed", "7", "--overwrite_output_dir"])
@@ -232,12 +229,13 @@ def test_out_of_space_names_the_folder(excerpt_data, small_disk):
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path):
+def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path,
+                                                                    command):
     argv = ["tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
             "--vocab_size", "8000"]
     kill_when(argv, (tmp_path / ".tok.partial").exists)  # while it samples or SentencePiece trains
     assert not (tmp_path / "tok").exists()
-    assert run(argv).returncode == 0
+    assert command(tokenizer.main, argv[1:]).returncode == 0  # the same command, here: the kill was apart
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
     assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
 

@@ -20,11 +20,12 @@ from benchmarks.drills import SignalAtStep
 from gpt2ja.errors import UserError
 from gpt2ja.run_folder import RunFolder, last_complete_checkpoint
 from gpt2ja.settings import REFERENCE_RECIPE
-from processes import Launch, Script, children_of, run
+from conftest import tiny_run_argv
+from processes import Launch, Script, children_of
 
 REPO = Path(train.__file__).parent
 # tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
-# scored by the one test that checks it (and by the session's tiny model), not at the end of every run
+# scored by the session's tiny run (conftest.tiny_run_argv, checked below), not at the end of every run
 SHORT = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "10", "--save_steps", "10",
          "--out_of_domain_text", ""]
 
@@ -105,9 +106,8 @@ def test_training_arguments_are_built_once_with_what_train_decides(tmp_path):
 # --- training ---------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data, excerpt_tokenizer, tmp_path):
-    model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--out_of_domain_text",
-                                    str(train.OUT_OF_DOMAIN_TEXT)))
+def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(tiny_model):
+    model_dir = tiny_model  # the session's tiny run: conftest.tiny_run_argv, the novel scored
     state = json.loads((model_dir / "trainer_state.json").read_text())
     evals = [entry["eval_loss"] for entry in state["log_history"] if "eval_loss" in entry]
     assert len(evals) >= 3 and evals[-1] < evals[0] - 0.5
@@ -129,7 +129,7 @@ def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data
     assert json.loads((model_dir / "tokenizer_config.json").read_text())["model_max_length"] == 128
     generation = json.loads((model_dir / "generation_config.json").read_text())
     assert generation["do_sample"] and generation["top_k"] == 50 and generation["top_p"] == 0.95
-    assert (tmp_path / "run" / "logs").is_dir() and list((tmp_path / "run" / "logs").iterdir())
+    assert (model_dir.parent / "logs").is_dir() and list((model_dir.parent / "logs").iterdir())
 
     set_seed(0)
     generator = pipeline("text-generation", model=str(model_dir))
@@ -138,11 +138,10 @@ def test_tiny_training_lowers_the_loss_and_saves_a_generating_model(excerpt_data
 
 
 @pytest.mark.slow
-def test_final_metrics_match_the_trainers_eval_loss(excerpt_data, excerpt_tokenizer, tmp_path):
-    model_dir = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run", "--max_steps", "10"))
-    state = json.loads((model_dir / "trainer_state.json").read_text())
+def test_final_metrics_match_the_trainers_eval_loss(tiny_model):
+    state = json.loads((tiny_model / "trainer_state.json").read_text())
     trainer_loss = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e][-1]
-    results = json.loads((model_dir / "eval_results.json").read_text())
+    results = json.loads((tiny_model / "eval_results.json").read_text())
     # the same model and tokens; the metric scores each article on its own, every token, where the Trainer
     # scores packed blocks whose first tokens have little or no context
     assert results["eval_loss"] == pytest.approx(trainer_loss, rel=0.02)
@@ -261,12 +260,10 @@ def test_ctrl_c_saves_a_checkpoint_and_a_new_machine_resumes_from_its_hub_backup
 
 
 @pytest.mark.slow
-def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, excerpt_tokenizer, tmp_path):
+def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, finished_run, tmp_path):
     import prepare_data
     import tokenizer
-    run = tmp_path / "run"
-    base = run_args(excerpt_data, excerpt_tokenizer, run, "--max_steps", "2", "--save_steps", "1", "--eval_steps", "1")
-    train.main(base)
+    run, base = finished_run
     with pytest.raises(UserError, match=r"model of another run \(recipe \(learning_rate 0.001 -> 0.0005\)\).*"
                                         "--overwrite_output_dir"):
         train.main(base + ["--learning_rate", "5e-4"])
@@ -281,11 +278,11 @@ def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, 
     for changed, what in [(["--learning_rate", "5e-4"], r"recipe \(learning_rate"), (["--n_layer", "3"], "config"),
                           (["--tokenizer_dir", str(other_tokenizer)], "the tokenizer"),
                           (["--data_dir", str(other_data)], "the data")]:
-        with pytest.raises(UserError, match=f"checkpoint-2 belongs to another run .*{what}"):
+        with pytest.raises(UserError, match=f"checkpoint-30 belongs to another run .*{what}"):
             train.main(base + changed)
-    assert last_complete_checkpoint(run / "checkpoints").endswith("checkpoint-2")
+    assert last_complete_checkpoint(run / "checkpoints").endswith("checkpoint-30")
 
-    train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir"])
+    train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir", "--max_steps", "2"])
     identity = json.loads((run / "checkpoints" / "run_identity.json").read_text())["identity"]
     assert identity["recipe"]["learning_rate"] == 5e-4 and results(run)["train_steps"] == 2
 
@@ -316,9 +313,9 @@ def test_runs_that_meet_at_a_fresh_token_cache_wait_for_each_other(excerpt_data,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("small_disk", ["12m"], indirect=True)
-def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk):
-    out = run(["train.py", *run_args(excerpt_data, excerpt_tokenizer, small_disk / "run", "--max_steps", "4",
-                                     "--save_steps", "2")])
+def test_out_of_space_while_training_is_one_sentence(excerpt_data, excerpt_tokenizer, small_disk, command):
+    out = command(train.main, run_args(excerpt_data, excerpt_tokenizer, small_disk / "run", "--max_steps", "4",
+                                       "--save_steps", "2"))
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ran out of space while writing" in errors[0], errors
@@ -490,9 +487,9 @@ def test_the_speed_settings_keep_the_losses_and_the_run(excerpt_data, excerpt_to
     assert "already holds this output" in caplog.text
 
 
-def test_missing_inputs_fail_clearly(tmp_path, excerpt_data):
-    out = run(["train.py", "configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
-               str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")])
+def test_missing_inputs_fail_clearly(tmp_path, excerpt_data, command):
+    out = command(train.main, ["configs/tiny.yaml", "--data_dir", str(excerpt_data), "--tokenizer_dir",
+                               str(tmp_path / "none"), "--output_dir", str(tmp_path / "run")])
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "holds no tokenizer" in out.stderr and "tokenizer.py" in out.stderr
 
@@ -581,8 +578,8 @@ def test_trainer_flags_that_train_py_decides_are_refused_not_ignored(flags, mess
         train.parse_arguments(["configs/tiny.yaml", *flags])
 
 
-def test_help_hides_what_train_py_decides_and_shows_what_it_takes():
-    out = run(["train.py", "--help"])
+def test_help_hides_what_train_py_decides_and_shows_what_it_takes(command):
+    out = command(train.main, ["--help"])
     assert out.returncode == 0 and "--resume_from_checkpoint" in out.stdout and "--token_cache_dir" in out.stdout
     assert not any(f"--{name}" in out.stdout for name in train.NOT_TAKEN)
 
@@ -595,25 +592,25 @@ def test_another_steps_folder_is_refused_as_the_run_folder(excerpt_data, excerpt
 
 
 @pytest.mark.slow
-def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses_others(excerpt_data,
+def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses_others(tiny_model, excerpt_data,
                                                                                       excerpt_tokenizer, tmp_path):
-    short = ("--max_steps", "4", "--save_steps", "2", "--eval_steps", "2")
-    first = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "first", *short))
-    shutil.copytree(tmp_path / "first" / "checkpoints", tmp_path / "moved")  # a backup, elsewhere
-    moved = tmp_path / "moved" / "checkpoint-2"
+    first = tiny_model  # the session's finished tiny run, checkpoints 20 and 30
+    shutil.copytree(first.parent / "checkpoints", tmp_path / "moved")  # a backup, elsewhere
+    moved = tmp_path / "moved" / "checkpoint-20"
+
+    def elsewhere(run, *flags):  # the tiny run's own command line, into another run folder
+        return [*tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / run), *flags]
+
     for named, message in ((tmp_path / "absent", "is not a complete checkpoint"),
                            (moved, r"is not a checkpoint of this run \(recipe \(learning_rate")):
         with pytest.raises(UserError, match=message):
-            train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "other", *short, "--learning_rate",
-                                "5e-4", "--resume_from_checkpoint", str(named)))
-    second = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "second", *short,
-                                 "--resume_from_checkpoint", str(moved)))
+            train.main(elsewhere("other", "--learning_rate", "5e-4", "--resume_from_checkpoint", str(named)))
+    second = train.main(elsewhere("second", "--resume_from_checkpoint", str(moved)))
     state = json.loads((second / "trainer_state.json").read_text())
-    assert state["global_step"] == 4 and [e["step"] for e in state["log_history"] if "loss" in e][0] <= 2
-    assert not (tmp_path / "second" / "checkpoints" / "checkpoint-2").exists()  # it went on from the moved one
-    last = train.main(run_args(excerpt_data, excerpt_tokenizer, tmp_path / "third", *short,
-                               "--resume_from_checkpoint", str(tmp_path / "moved" / "checkpoint-4")))
-    assert not (tmp_path / "third" / "checkpoints" / "checkpoint-4").exists()  # exported straight from it
+    assert state["global_step"] == 30 and [e["step"] for e in state["log_history"] if "loss" in e][0] <= 20
+    assert not (tmp_path / "second" / "checkpoints" / "checkpoint-20").exists()  # it went on from the moved one
+    last = train.main(elsewhere("third", "--resume_from_checkpoint", str(tmp_path / "moved" / "checkpoint-30")))
+    assert not (tmp_path / "third" / "checkpoints" / "checkpoint-30").exists()  # exported straight from it
     a, b, c = (load_file(model / "model.safetensors") for model in (first, second, last))
     assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
 
