@@ -156,6 +156,7 @@ class _Bzip2Pipe(io.RawIOBase):
             if end is not None:
                 source = self._start(["head", "-c", str(end - start)], stdin=file).stdout
             self._bzip2 = self._start(["bzip2", "-dc"], stdin=source, stderr=subprocess.PIPE)
+        _widen(self._bzip2.stdout)
         if end is not None:
             source.close()  # (bzip2 holds it now)
 
@@ -183,6 +184,17 @@ class _Bzip2Pipe(io.RawIOBase):
                 if stream:
                     stream.close()
         super().close()
+
+
+def _widen(pipe):
+    """The pipe from bzip2 as wide as the reads from it (1 MiB) where Linux allows it: with the default 64 KiB,
+    bzip2 stops 64 KiB ahead of the parser, and each read waits for it to decompress the rest, so the two took
+    turns instead of working side by side."""
+    try:
+        import fcntl  # (Unix only)
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass  # (not Linux, or a limit below 1 MiB: the default size works, in turns)
 
 
 def _bzip2_pipe_works(end):

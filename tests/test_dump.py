@@ -2,6 +2,7 @@
 
 import bz2
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,22 @@ def test_the_bzip2_tool_and_the_bz2_module_read_the_same_pages_and_refuse_the_sa
     (tmp_path / "cut.xml.bz2").write_bytes(compressed[:len(compressed) // 2])
     with pytest.raises(DumpError, match="cut.xml.bz2 is not a readable compressed dump"):
         list(iter_pages(str(tmp_path / "cut.xml.bz2")))
+
+
+@pytest.mark.skipif(shutil.which("bzip2") is None or sys.platform != "linux",
+                    reason="needs the bzip2 tool and Linux's pipe sizes")
+def test_bzip2_can_run_a_whole_read_ahead_of_the_parser(tmp_path):
+    """The pipe holds a whole read (1 MiB): with Linux's default 64 KiB, each read waited for bzip2 to decompress
+    the rest of it, and the two processes took turns (measured: wall time = their CPU time added up)."""
+    import fcntl
+    path = write_multistream(MARKUP_PAGES.read_bytes(), tmp_path / "m.xml.bz2")
+    stream = dump._open_xml(str(path))
+    try:
+        pipe = stream.raw._bzip2.stdout
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) >= 1 << 20
+        assert stream.read(1 << 20) == MARKUP_PAGES.read_bytes()
+    finally:
+        stream.close()
 
 
 def child_processes():
