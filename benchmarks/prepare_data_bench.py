@@ -144,7 +144,7 @@ def main():
                 wall, cpu, _ = measured[label][-1]
                 print(f"  {label:<46}{wall:>8.1f} s wall{cpu:>8.1f} CPU-s")
         print(f"after: {load()}")
-        quality = {label: (prepared_lines(out) if label.startswith("prepare") else wikiextractor_lines(out))
+        quality = {label: (wikiextractor_lines(out) if label.startswith("wikiextractor") else prepared_lines(out))
                    for label, (_, out) in runs.items() if out is not None}
 
     base = "prepare_data.py --num_proc 1"
