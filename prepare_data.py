@@ -89,8 +89,11 @@ class PrepareArguments:
                 "an `id` field, where there is one, decides a document's split, and a `title` field is kept."})
     output_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).data), metadata={
         "help": "Where the DatasetDict (train / validation / test) is saved."})
-    num_proc: int = field(default=os.cpu_count() or 1, metadata={
-        "help": "Processes that parse and clean the dump, or filter your own text (default: all cores)."})
+    # Each process reads a .bz2 dump through a bzip2 of its own, which takes about a quarter of its CPU on the
+    # other cores: on 2 cores, 2 processes measured no faster than 1, at 25% more CPU (docs/results.md).
+    num_proc: int = field(default=max(1, (os.cpu_count() or 1) * 3 // 4), metadata={
+        "help": "Processes that parse and clean the dump, or filter your own text (default: three quarters of "
+                "the cores, leaving the rest to their bzip2 processes)."})
     max_articles: Optional[int] = field(default=None, metadata={
         "help": "Keep only the first N articles of the dump, in dump order, or the first N documents of your "
                 "own text (for a quick sample)."})
