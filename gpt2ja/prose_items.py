@@ -35,13 +35,13 @@ _KANA_PREDICATE = re.compile(
     r"ある|あった|ない|なる|なった|れる|れた|った|んだ|である|だった|です|ます|ました|という|ず|ぬ|あり|なし|"
     r"[\u3041-\u309f]か[？?])$")
 _DATE = r"(?:\d{1,4}年|\d{1,2}月|明治|大正|昭和|平成|令和)"
-_HEAD = re.compile(rf" - | -|- |：|: |^{_DATE}")
+_HEAD_MARK = re.compile(r" - | -|- |：|: ")
+_HEAD = re.compile(rf"{_HEAD_MARK.pattern}|^{_DATE}")  # (split at; _has_head tests for one sooner)
 # A head or a date after one is looked for as a match at the start and a search for a literal apart (_has_head,
 # _has_date_head): a pattern that starts with a literal lets `re` skip to its next occurrence, where one with a
 # ^ among its alternatives is tried at every character.
 _DATE_AT_START = re.compile(_DATE)
 _DATE_AFTER_HEAD = re.compile(rf"(?: - |：|: ){_DATE}")
-_HEAD_MARK = re.compile(r" - | -|- |：|: ")
 _PARENTHESIS = re.compile(r"[（(]([^（）()]*)[）)]")  # an innermost one, and its content
 # a case particle, or a quoted title as the object (「アートにエールを！東京プロジェクト」選出), but not
 # one that heads the item, its subject: 『アリエスの乙女たち』1973連載
@@ -82,15 +82,14 @@ _PARTICLE_BEFORE = re.compile(r"(?:を|に|で|にて|より|から)$")
 _PARTICLE_VERBAL_NOUN = re.compile(
     r"(?:を|へ|で|より|から|にて|(?<!(?<![\u4e00-\u9fff々])[主特共更既常順逆])に)(?![\u4e00-\u9fff]*(?:時代|地方|地域|方面|周辺|沿線|以降|以前))"
     r"[\u4e00-\u9fff]{2,4}$")
-# The longest match of each pattern above that ends an item ($), and the characters a match ends on: a search
-# starts where the longest match can (one character earlier, as $ also matches before a final line break), in
-# an item that ends on one of those characters (or a line break); tried at every character, their long
-# alternations were most of the time the rules took.
-_ENDING_CHARS = {_KANA_PREDICATE: 4, _VERBAL_NOUN_END: 4, _PARTICLE_VERBAL_NOUN: 6}
-_LAST_CHARS = {
-    _KANA_PREDICATE: re.compile(r"[\u3041-\u309f？?\n]"),  # a kana, or the question mark of 〜か？
-    _VERBAL_NOUN_END: re.compile(f"[{''.join(sorted({noun[-1] for noun in _VERBAL_NOUNS}))}化\n]"),
-    _PARTICLE_VERBAL_NOUN: re.compile(r"[\u4e00-\u9fff\n]"),
+# Of each pattern above that ends an item ($): the characters of its longest match, and the characters a match
+# ends on. A search starts where the longest match can (one character earlier, as $ also matches before a final
+# line break), in an item that ends on one of those characters (or a line break); tried at every character,
+# their long alternations were most of the time the rules took.
+_ENDINGS = {
+    _KANA_PREDICATE: (4, re.compile(r"[\u3041-\u309f？?\n]")),  # a kana, or the question mark of 〜か？
+    _VERBAL_NOUN_END: (4, re.compile(f"[{''.join(sorted({noun[-1] for noun in _VERBAL_NOUNS}))}化\n]")),
+    _PARTICLE_VERBAL_NOUN: (6, re.compile(r"[\u4e00-\u9fff\n]")),
 }
 _LAST_CLAUSE = re.compile(r"[^\s、・：:]*$")
 # words that join the items of a list, not the parts of a sentence: 「AIR - 御坊市および美浜町。」
@@ -205,9 +204,10 @@ def _has_sentence(text):
 
 
 def _search_end(pattern, text):
-    if not _LAST_CHARS[pattern].match(text, len(text) - 1):
+    longest, last_char = _ENDINGS[pattern]
+    if not last_char.match(text, len(text) - 1):
         return None
-    return pattern.search(text, max(0, len(text) - _ENDING_CHARS[pattern] - 1))
+    return pattern.search(text, max(0, len(text) - longest - 1))
 
 
 def _without_parentheses(text):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt2ja.prose_items import _ENDING_CHARS, _LAST_CHARS, is_prose_item, looks_like_title
+from gpt2ja.prose_items import _ENDINGS, is_prose_item, looks_like_title
 
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").glob("list_items_seed*.tsv"))
 
@@ -89,7 +89,7 @@ def test_the_patterns_searched_near_the_end_match_no_more_characters_than_their_
     """_search_end looks for these patterns only in the last characters of an item, where their longest
     match fits: a longer word added to one of them must raise its bound, or items ending on it change."""
     parser = getattr(re, "_parser", None) or importlib.import_module("sre_parse")  # the widths re computes
-    for pattern, chars in _ENDING_CHARS.items():
+    for pattern, (chars, _) in _ENDINGS.items():
         assert parser.parse(pattern.pattern).getwidth()[1] <= chars, pattern.pattern
 
 
@@ -100,8 +100,7 @@ def test_the_last_character_tests_refuse_no_ending_their_pattern_matches():
     texts = {line.split("\t")[3] for path in SAMPLES for line in path.read_text(encoding="utf-8").splitlines()
              if not line.startswith(("#", "label\t"))}
     prefixes = {text[:end] for text in texts for end in range(1, len(text) + 1)}
-    assert set(_LAST_CHARS) == set(_ENDING_CHARS)
-    for pattern, last_char in _LAST_CHARS.items():
+    for pattern, (_, last_char) in _ENDINGS.items():
         matched = [prefix for prefix in prefixes if pattern.search(prefix)]
         assert len(matched) > 100, pattern.pattern  # (the test sees the pattern at work)
         assert [prefix for prefix in matched if not last_char.match(prefix, len(prefix) - 1)] == [], pattern.pattern
