@@ -62,6 +62,16 @@ def commit_of(repo, revision):
     return repo["commits"][-1] if revision == "main" else repo["tags"].get(revision, revision)
 
 
+def datasets_cache_in(home, monkeypatch):
+    """Point this process's datasets cache (and its downloads) into `home`, as HF_HOME=home points a new
+    process's (datasets reads it at import). Undone with `monkeypatch`."""
+    import datasets.config
+    cache = home / "datasets"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", cache / "downloads")
+    monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", cache / "downloads" / "extracted")
+
+
 def seen_from_this_process(url, monkeypatch, home, token=None):
     """Make huggingface_hub and datasets in this process read the Hub at `url`, as HF_ENDPOINT=url, HF_HOME=home,
     HF_TOKEN=token (unset: None), HF_HUB_DISABLE_XET=1 and HF_HUB_DISABLE_TELEMETRY=1 make a new process
@@ -83,11 +93,9 @@ def seen_from_this_process(url, monkeypatch, home, token=None):
             (constants, "HF_TOKEN_PATH", str(home / "token")),  # no stored login
             (constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens")),
             (datasets.config, "HF_ENDPOINT", url),
-            (datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}"),
-            (datasets.config, "HF_DATASETS_CACHE", home / "datasets"),
-            (datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads"),
-            (datasets.config, "EXTRACTED_DATASETS_PATH", home / "datasets" / "downloads" / "extracted")]:
+            (datasets.config, "HUB_DATASETS_URL", url + "/datasets/{repo_id}/resolve/{revision}/{path}")]:
         monkeypatch.setattr(module, name, value)
+    datasets_cache_in(home, monkeypatch)
 
 
 class HubDouble:

@@ -14,7 +14,7 @@ import pytest
 
 import prepare_data
 from dumps import MARKUP_PAGES, MARKUP_PAGES_0_3, write_parts
-from hub_double import HubDouble, seen_from_this_process
+from hub_double import HubDouble, datasets_cache_in, seen_from_this_process
 from processes import Script, alive, children_of, descendants, kill_when
 from gpt2ja import rerun
 from gpt2ja.errors import UserError
@@ -248,13 +248,8 @@ def test_help_documents_every_flag(command):
 def run_cli(command, monkeypatch):
     """run_cli(tmp_path, *argv): prepare_data.py's command line with HF_HOME=tmp_path/hf_home, in this process
     (`command`): the download cache stays in the test (datasets reads HF_HOME at import)."""
-    import datasets.config
-
     def ran(tmp_path, *argv):
-        cache = tmp_path / "hf_home" / "datasets"
-        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
-        monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", cache / "downloads")
-        monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", cache / "downloads" / "extracted")
+        datasets_cache_in(tmp_path / "hf_home", monkeypatch)
         return command(prepare_data.main, [*argv, "--num_proc", "1"])
     return ran
 
