@@ -31,7 +31,7 @@ from accelerate import PartialState
 from transformers import (GenerationConfig, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments,
                           default_data_collator, set_seed)
 
-from gpt2ja import base_model, precision, training_run
+from gpt2ja import base_model, cpu_memory, precision, training_run
 from gpt2ja.cli import RECIPE_SUFFIXES, flags_named, parse_args, run_main
 from gpt2ja.errors import UserError
 from gpt2ja.preemption import NonFiniteWatch, PreemptionCallback, RecordEveryCheckpoint, StopAtEvalLoss
@@ -388,6 +388,8 @@ def train(model_args, data_args, given, run, callbacks=(), named=frozenset()):
     if given.global_batch_size is not None:  # refuse a batch that cannot be split before any work
         split_global_batch(given.global_batch_size, given.per_device_train_batch_size, given.world_size)
     set_seed(given.seed)
+    if given.device.type == "cpu":
+        cpu_memory.keep_freed_memory()
 
     with given.main_process_first(local=False, desc="tokenizing"):
         cache, meta = prepare_tokens(data_args.data_dir, tokenizer_dir, data_args.token_cache_dir or run.token_cache,
