@@ -7,6 +7,13 @@ import pytest
 from gpt2ja.settings import EXCERPT, FIRST20
 
 
+def pytest_configure(config):
+    """Each test process (every pytest-xdist worker) keeps freed memory as train.py does on the CPU: the tests that
+    train or score a model in-process run as fast as a train.py process would."""
+    from gpt2ja import cpu_memory
+    cpu_memory.keep_freed_memory()
+
+
 def shared_file(path):
     if not path.is_file():
         pytest.skip(f"{path} is absent: the shared jawiki excerpt lies beside the repository (../shared)")
