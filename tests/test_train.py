@@ -24,10 +24,13 @@ from conftest import tiny_run_argv
 from processes import Launch, Script, children_of
 
 REPO = Path(train.__file__).parent
-# tiny.yaml shortened: 30 steps of 16 x 128 tokens take a few seconds on 2 cores; the out-of-domain novel is
-# scored by the session's tiny run (conftest.tiny_run_argv, checked below), not at the end of every run
+# tiny.yaml shortened for drills about a run's life (kills, resumes, backups, processes), not its figures: 30 steps
+# of 4 x 128 tokens, evaluated on 16 blocks of validation every 10; the out-of-domain novel is scored by the
+# session's tiny run (conftest.tiny_run_argv: 16 sequences a step, the whole validation split), not at the end of
+# every run. A flag given after them wins.
 SHORT = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "10", "--save_steps", "10",
-         "--out_of_domain_text", ""]
+         "--out_of_domain_text", "", "--global_batch_size", "4", "--per_device_train_batch_size", "4",
+         "--max_eval_blocks", "16"]
 
 
 def run_args(data, tokenizer, out, *extra):
@@ -282,7 +285,8 @@ def test_a_checkpoint_or_model_of_another_run_is_refused(excerpt, excerpt_data, 
             train.main(base + changed)
     assert last_complete_checkpoint(run / "checkpoints").endswith("checkpoint-30")
 
-    train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir", "--max_steps", "2"])
+    train.main(base + ["--learning_rate", "5e-4", "--overwrite_output_dir", "--max_steps", "2", "--out_of_domain_text",
+                       ""])
     identity = json.loads((run / "checkpoints" / "run_identity.json").read_text())["identity"]
     assert identity["recipe"]["learning_rate"] == 5e-4 and results(run)["train_steps"] == 2
 
@@ -343,7 +347,7 @@ def test_two_processes_train_together_like_one(excerpt_data, excerpt_tokenizer, 
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert len(ranks[0]["digests"]) == len(ranks[1]["digests"]) == 10
     assert not set(ranks[0]["digests"]) & set(ranks[1]["digests"])  # each rank its own half of the batch
-    assert "Global batch 16 sequences = 2 processes x 8 per device x 1 accumulation steps" in launched.output()
+    assert "Global batch 4 sequences = 2 processes x 2 per device x 1 accumulation steps" in launched.output()
     # the same global batches, so the same losses, up to float summation order
     for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
         assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
@@ -549,7 +553,7 @@ def test_two_nodes_from_a_fresh_token_cache_train_like_one_process(excerpt_data,
     assert codes == [0, 0], "\n".join(output[-3000:] for output in outputs)
     assert len(list((tmp_path / "two" / "token_cache").iterdir())) == 1
     assert sum("Reusing the token cache" in output for output in outputs) == 1
-    assert "Global batch 16 sequences = 2 processes x 8 per device" in outputs[0]
+    assert "Global batch 4 sequences = 2 processes x 2 per device" in outputs[0]
     for (step1, loss1), (step2, loss2) in zip(losses(tmp_path / "one"), losses(tmp_path / "two"), strict=True):
         assert step1 == step2 and loss2 == pytest.approx(loss1, abs=1e-4)
 
@@ -598,8 +602,8 @@ def test_resume_from_checkpoint_takes_a_moved_checkpoint_of_this_run_and_refuses
     shutil.copytree(first.parent / "checkpoints", tmp_path / "moved")  # a backup, elsewhere
     moved = tmp_path / "moved" / "checkpoint-20"
 
-    def elsewhere(run, *flags):  # the tiny run's own command line, into another run folder
-        return [*tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / run), *flags]
+    def elsewhere(run, *flags):  # the tiny run's own command line, into another run folder (the novel not scored)
+        return [*tiny_run_argv(excerpt_data, excerpt_tokenizer, tmp_path / run), "--out_of_domain_text", "", *flags]
 
     for named, message in ((tmp_path / "absent", "is not a complete checkpoint"),
                            (moved, r"is not a checkpoint of this run \(recipe \(learning_rate")):
@@ -652,7 +656,7 @@ def test_a_damaged_last_checkpoint_is_named_with_what_to_do(excerpt_data, excerp
 @pytest.mark.slow
 def test_stop_at_eval_loss_ends_a_finished_run_and_a_lower_threshold_goes_on(excerpt_data, excerpt_tokenizer,
                                                                             tmp_path, caplog):
-    # the tiny run's validation loss: 8.5 at step 10, 7.9 at 20, 7.8 at 30 (30 steps in all)
+    # SHORT's validation loss (16 blocks): 8.6 at step 10, 8.05 at 20, 7.9 at 30 (30 steps in all)
     argv = run_args(excerpt_data, excerpt_tokenizer, tmp_path / "run")
     model = train.main([*argv, "--stop_at_eval_loss", "8.2"])
     state = json.loads((model / "trainer_state.json").read_text())
