@@ -68,7 +68,7 @@ def test_fast_twin_gives_identical_ids_on_every_validation_line(excerpt_tokenize
 @pytest.mark.slow  # trains another tokenizer
 def test_no_dummy_prefix_flag(excerpt_data, tmp_path):
     tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
-                    "--vocab_size", "4000", "--no_add_dummy_prefix"])
+                    "--vocab_size", "4000", "--num_samples", "5000", "--no_add_dummy_prefix"])
     loaded = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
     assert not loaded.convert_ids_to_tokens(loaded("近年の機械学習は")["input_ids"])[0].startswith("▁")
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tok" / "tokenizer.json"))
@@ -78,10 +78,11 @@ def test_no_dummy_prefix_flag(excerpt_data, tmp_path):
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_same_data_settings_and_seed_give_the_same_model(excerpt_data, excerpt_tokenizer, tmp_path):
-    tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "again"),
-                    "--vocab_size", "8000"])
-    assert (tmp_path / "again" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
+def test_same_data_settings_and_seed_give_the_same_model(excerpt_data, tmp_path):
+    for folder in ("first", "again"):  # a sample of 5,000 sentences: the seed picks it
+        tokenizer.main(["--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / folder),
+                        "--vocab_size", "8000", "--num_samples", "5000"])
+    assert (tmp_path / "again" / "spiece.model").read_bytes() == (tmp_path / "first" / "spiece.model").read_bytes()
 
 
 def test_a_sample_too_large_for_the_memory_gets_a_warning_with_the_num_samples_that_fits():
@@ -154,7 +155,7 @@ def test_a_rerun_with_other_settings_is_refused_until_asked(excerpt_data, excerp
     assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 8000
     with pytest.raises(UserError, match="holds no prepared data"):  # the data is read before any reuse
         tokenizer.main(["--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "tok")])
-    tokenizer.main([*argv, "--vocab_size", "5000", "--overwrite_output_dir"])
+    tokenizer.main([*argv, "--vocab_size", "5000", "--num_samples", "5000", "--overwrite_output_dir"])
     assert len(AutoTokenizer.from_pretrained(str(tmp_path / "tok"))) == 5000
 
 
@@ -229,15 +230,17 @@ def test_out_of_space_names_the_folder(excerpt_data, small_disk):
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, excerpt_tokenizer, tmp_path,
+def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, tmp_path,
                                                                     command):
-    argv = ["tokenizer.py", "--data_dir", str(excerpt_data), "--output_dir", str(tmp_path / "tok"),
-            "--vocab_size", "8000"]
-    kill_when(argv, (tmp_path / ".tok.partial").exists)  # while it samples or SentencePiece trains
-    assert not (tmp_path / "tok").exists()
+    settings = ["--data_dir", str(excerpt_data), "--vocab_size", "8000", "--num_samples", "5000"]
+    argv = ["tokenizer.py", *settings, "--output_dir", str(tmp_path / "runs" / "tok")]
+    kill_when(argv, (tmp_path / "runs" / ".tok.partial").exists)  # while it samples or SentencePiece trains
+    assert not (tmp_path / "runs" / "tok").exists()
     assert command(tokenizer.main, argv[1:]).returncode == 0  # the same command, here: the kill was apart
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
-    assert (tmp_path / "tok" / "spiece.model").read_bytes() == (excerpt_tokenizer / "spiece.model").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tok"]
+    tokenizer.main([*settings, "--output_dir", str(tmp_path / "never_killed")])
+    assert (tmp_path / "runs" / "tok" / "spiece.model").read_bytes() == (
+        tmp_path / "never_killed" / "spiece.model").read_bytes()
 
 
 @pytest.mark.slow
