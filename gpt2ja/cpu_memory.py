@@ -3,8 +3,8 @@
 By default glibc gives every freed block of more than 128 KiB (up to 32 MiB as it adapts) back to the kernel at
 once, so each training step asks for its activations and gradients anew and the kernel zeroes them page by page:
 on configs/tiny.yaml more than a quarter of train.py's CPU time was the kernel's. Now blocks up to LARGEST come
-from the heap, and up to TOP_PAD of freed heap stays with the process for the next step: 0.72x the CPU seconds and
-0.76x the wall time, ~110 MiB more memory, the same weights bit for bit (benchmarks/cpu_memory_bench.py).
+from the heap, and up to TOP_PAD of freed heap stays with the process for the next step: what it saves and what
+memory it holds is measured by benchmarks/cpu_memory_bench.py (docs/results.md), the weights the same bit for bit.
 """
 
 import ctypes

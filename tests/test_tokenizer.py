@@ -230,8 +230,7 @@ def test_out_of_space_names_the_folder(excerpt_data, small_disk):
 
 
 @pytest.mark.slow  # trains another tokenizer
-def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, tmp_path,
-                                                                    command):
+def test_a_killed_run_then_the_same_command_gives_the_same_tokenizer(excerpt_data, tmp_path, command):
     settings = ["--data_dir", str(excerpt_data), "--vocab_size", "8000", "--num_samples", "5000"]
     argv = ["tokenizer.py", *settings, "--output_dir", str(tmp_path / "runs" / "tok")]
     kill_when(argv, (tmp_path / "runs" / ".tok.partial").exists)  # while it samples or SentencePiece trains
