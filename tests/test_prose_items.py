@@ -89,7 +89,7 @@ def test_the_patterns_searched_near_the_end_match_no_more_characters_than_their_
     """_search_end looks for these patterns only in the last characters of an item, where their longest
     match fits: a longer word added to one of them must raise its bound, or items ending on it change."""
     parser = getattr(re, "_parser", None) or importlib.import_module("sre_parse")  # the widths re computes
-    for pattern, (chars, _) in _ENDINGS.items():
+    for pattern, chars, _ in _ENDINGS:
         assert parser.parse(pattern.pattern).getwidth()[1] <= chars, pattern.pattern
 
 
@@ -100,7 +100,7 @@ def test_the_last_character_tests_refuse_no_ending_their_pattern_matches():
     texts = {line.split("\t")[3] for path in SAMPLES for line in path.read_text(encoding="utf-8").splitlines()
              if not line.startswith(("#", "label\t"))}
     prefixes = {text[:end] for text in texts for end in range(1, len(text) + 1)}
-    for pattern, (_, last_char) in _ENDINGS.items():
+    for pattern, _, last_char in _ENDINGS:
         matched = [prefix for prefix in prefixes if pattern.search(prefix)]
         assert len(matched) > 100, pattern.pattern  # (the test sees the pattern at work)
         assert [prefix for prefix in matched if not last_char.match(prefix, len(prefix) - 1)] == [], pattern.pattern
