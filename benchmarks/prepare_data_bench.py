@@ -13,6 +13,8 @@ them, counted as they end), which varies far less than wall time on a shared
 machine; the load average is printed with each round. Compared:
 
 - `bzip2 -dc` of the same file to /dev/null: the floor, decompression alone;
+- two of those side by side: what this machine charges in CPU seconds for running two processes at once (their
+  CPU over twice one's), a cost `--num_proc 2` pays too, whatever its own work;
 - `prepare_data.py --num_proc N` (imports, parse, clean, split, save);
 - `prepare_data.py --num_proc 1` of each other `--checkout` (a `git worktree` of an older commit, run with
   this Python: how the cost moved since);
@@ -44,6 +46,9 @@ from benchmarks.process_memory import tree_memory_mib
 from benchmarks.scale_bench import write_copies
 
 
+TWO_AT_ONCE = "2 x bzip2 -dc side by side"
+
+
 def run_command(argv):
     """(wall seconds, CPU seconds of the process tree, peak PSS MiB) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -69,7 +74,9 @@ def commit_of(checkout):
 
 def commands(dump, num_procs, work, checkouts=()):
     """{label: (argv, output folder or None)}, in the order they take turns."""
-    runs = {"bzip2 -dc (decompression alone)": (["bzip2", "-dc", str(dump)], None)}
+    runs = {"bzip2 -dc (decompression alone)": (["bzip2", "-dc", str(dump)], None),
+            TWO_AT_ONCE: (["sh", "-c", 'bzip2 -dc "$0" >/dev/null & bzip2 -dc "$0" >/dev/null; wait', str(dump)],
+                          None)}
     for n in num_procs:
         out = work / f"prepare{n}"
         runs[f"prepare_data.py --num_proc {n}"] = (
@@ -150,11 +157,21 @@ def main():
     base = "prepare_data.py --num_proc 1"
     median = {label: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
                       max(r[2] for r in rs)) for label, rs in measured.items()}
-    print(f"\nmedians of {args.repeat} rounds; 'x' columns: the command's figure over {base}'s")
-    print(f"{'command':<46}{'wall s':>8}{'CPU-s':>8}{'XML MB/CPU-s':>14}{'wall x':>8}{'CPU x':>7}{'peak MiB':>10}")
+    # the ratio in each round (the commands of a round ran minutes apart, under the same load), then its median
+    by_round = {label: statistics.median(r[1] / b[1] for r, b in zip(rs, measured[base]))
+                for label, rs in measured.items()}
+    print(f"\nmedians of {args.repeat} rounds; 'x' columns: the command's figure over {base}'s (of the medians; "
+          "'round': the median of each round's ratio)")
+    print(f"{'command':<46}{'wall s':>8}{'CPU-s':>8}{'XML MB/CPU-s':>14}{'wall x':>8}{'CPU x':>7}{'round':>7}"
+          f"{'peak MiB':>10}")
     for label, (wall, cpu, peak) in median.items():
-        print(f"{label:<46}{wall:>8.1f}{cpu:>8.1f}{xml_mb / cpu:>14.1f}{wall / median[base][0]:>8.2f}"
-              f"{cpu / median[base][1]:>7.2f}{peak:>10.0f}")
+        xml_read = 2 * xml_mb if label == TWO_AT_ONCE else xml_mb
+        print(f"{label:<46}{wall:>8.1f}{cpu:>8.1f}{xml_read / cpu:>14.1f}{wall / median[base][0]:>8.2f}"
+              f"{cpu / median[base][1]:>7.2f}{by_round[label]:>7.2f}{peak:>10.0f}")
+    single = measured["bzip2 -dc (decompression alone)"]
+    penalty = statistics.median(two[1] / (2 * one[1]) for two, one in zip(measured[TWO_AT_ONCE], single))
+    print(f"\ntwo processes at once cost this machine {100 * (penalty - 1):+.0f}% CPU (two bzip2 -dc side by side "
+          "against twice one, median of the rounds)")
 
     print(f"\n{'output':<46}{'lines':>9}{'residue %':>11}{'lines <10 chars %':>19}")
     for label, lines in quality.items():
