@@ -90,7 +90,7 @@ class PrepareArguments:
     output_dir: str = field(default=str(RunFolder(DEFAULT_RUN_DIR).data), metadata={
         "help": "Where the DatasetDict (train / validation / test) is saved."})
     # Each process reads a .bz2 dump through a bzip2 of its own, which takes about a quarter of its CPU on the
-    # other cores: on 2 cores, 2 processes measured 0.91x to 1.03x the wall time of 1, at 7% to 24% more CPU
+    # other cores: on 2 cores, 2 processes measured 0.86x to 1.03x the wall time of 1, at 2% to 24% more CPU
     # (docs/results.md).
     num_proc: int = field(default=max(1, (os.cpu_count() or 1) * 3 // 4), metadata={
         "help": "Processes that parse and clean the dump, or filter your own text (default: three quarters of "
