@@ -46,6 +46,7 @@ from benchmarks.process_memory import tree_memory_mib
 from benchmarks.scale_bench import write_copies
 
 
+ONE_ALONE = "bzip2 -dc (decompression alone)"
 TWO_AT_ONCE = "2 x bzip2 -dc side by side"
 
 
@@ -74,9 +75,10 @@ def commit_of(checkout):
 
 def commands(dump, num_procs, work, checkouts=()):
     """{label: (argv, output folder or None)}, in the order they take turns."""
-    runs = {"bzip2 -dc (decompression alone)": (["bzip2", "-dc", str(dump)], None),
-            TWO_AT_ONCE: (["sh", "-c", 'bzip2 -dc "$0" >/dev/null & bzip2 -dc "$0" >/dev/null; wait', str(dump)],
-                          None)}
+    # (the second's exit status, and the first's through `wait`: a bzip2 that fails fails the command)
+    side_by_side = 'bzip2 -dc "$1" >/dev/null & first=$!; bzip2 -dc "$1" >/dev/null || exit 1; wait "$first"'
+    runs = {ONE_ALONE: (["bzip2", "-dc", str(dump)], None),
+            TWO_AT_ONCE: (["sh", "-c", side_by_side, "sh", str(dump)], None)}
     for n in num_procs:
         out = work / f"prepare{n}"
         runs[f"prepare_data.py --num_proc {n}"] = (
@@ -157,18 +159,19 @@ def main():
     base = "prepare_data.py --num_proc 1"
     median = {label: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
                       max(r[2] for r in rs)) for label, rs in measured.items()}
-    # the ratio in each round (the commands of a round ran minutes apart, under the same load), then its median
+    # the CPU ratio in each round (the commands of a round ran within minutes of each other, under much the same
+    # load), then its median
     by_round = {label: statistics.median(r[1] / b[1] for r, b in zip(rs, measured[base]))
                 for label, rs in measured.items()}
     print(f"\nmedians of {args.repeat} rounds; 'x' columns: the command's figure over {base}'s (of the medians; "
-          "'round': the median of each round's ratio)")
-    print(f"{'command':<46}{'wall s':>8}{'CPU-s':>8}{'XML MB/CPU-s':>14}{'wall x':>8}{'CPU x':>7}{'round':>7}"
+          "'CPU x/rnd': the median of each round's CPU ratio)")
+    print(f"{'command':<46}{'wall s':>8}{'CPU-s':>8}{'XML MB/CPU-s':>14}{'wall x':>8}{'CPU x':>7}{'CPU x/rnd':>10}"
           f"{'peak MiB':>10}")
     for label, (wall, cpu, peak) in median.items():
         xml_read = 2 * xml_mb if label == TWO_AT_ONCE else xml_mb
         print(f"{label:<46}{wall:>8.1f}{cpu:>8.1f}{xml_read / cpu:>14.1f}{wall / median[base][0]:>8.2f}"
-              f"{cpu / median[base][1]:>7.2f}{by_round[label]:>7.2f}{peak:>10.0f}")
-    single = measured["bzip2 -dc (decompression alone)"]
+              f"{cpu / median[base][1]:>7.2f}{by_round[label]:>10.2f}{peak:>10.0f}")
+    single = measured[ONE_ALONE]
     penalty = statistics.median(two[1] / (2 * one[1]) for two, one in zip(measured[TWO_AT_ONCE], single))
     print(f"\ntwo processes at once cost this machine {100 * (penalty - 1):+.0f}% CPU (two bzip2 -dc side by side "
           "against twice one, median of the rounds)")

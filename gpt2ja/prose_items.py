@@ -33,13 +33,13 @@ _SENTENCE_IN_ITEM = re.compile(r"[\u3041-\u306d\u306f-\u309f][^。．]*[。．]|
 
 
 class _Ending(NamedTuple):
-    """A pattern that ends an item ($), with the characters of its longest match and the characters a match ends
-    on. _search_end starts where the longest match can (one character earlier, as $ also matches before a final
-    line break), in an item that ends on one of those characters (or a line break); tried at every character,
-    their long alternations were most of the time the rules took. (The bounds go with the pattern rather than in
-    a dict keyed by it: a Pattern hashes its whole compiled code at every lookup, up to 2 µs.)"""
+    """A pattern that ends an item ($), with the length of its longest match and a pattern of the characters a
+    match can end on. _search_end starts where the longest match can (one character earlier, as $ also matches
+    before a final line break), in an item that ends on one of those characters (or a line break); tried at every
+    character, their long alternations were most of the time the rules took. (The bounds go with the pattern
+    rather than in a dict keyed by it: a Pattern hashes its whole compiled code at every lookup, up to 2 µs.)"""
     pattern: re.Pattern
-    longest: int
+    longest: int  # characters
     last_char: re.Pattern
 
 
@@ -128,11 +128,8 @@ def is_prose_item(text):
     has_head = _has_head(body)
     note_is_clause = bool(note) and not _SCOPE_NOTE.search(note) and bool(
         _ends_on_predicate(note) or _has_sentence(note) or _says_of_subject(note))
-    # a full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
-    # 「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」
-    if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause and not (
-            quoted.endswith(("）。", ")。")) or (_search_end(_PARTICLE_VERBAL_NOUN, body) is not None
-                                               and _search_end(_VERBAL_NOUN_END, body) is not None)):
+    if note and not has_head and len(body) < MAX_TITLE_CHARS and not note_is_clause and not _sentence_shaped(
+            quoted, body):
         # a short line before a note of place, date, author or publisher is the title of a work:
         # 殿様は空のお城に住んでいる （花とゆめ 1990年4、9、14号）, ボクはボク、…泳いでいる。（2018年）
         return False
@@ -147,6 +144,13 @@ def is_prose_item(text):
     if has_head and _NOUN_PREDICATE.search(_HEAD.split(body)[-1]):
         return True  # what is said of a subject after the head: 古畑任三郎 （1999年 CX） - ロケ地が浜松市
     return _ends_on_predicate(body)
+
+
+def _sentence_shaped(quoted, body):
+    """A full stop after the note, or an event's verbal noun after its object, ends a sentence, not a title:
+    「県内に、原子炉は15基設置されている（…）。」, 「清武町を宮崎市へ編入（2010年3月23日）」."""
+    return quoted.endswith(("）。", ")。")) or (
+        _search_end(_PARTICLE_VERBAL_NOUN, body) is not None and _search_end(_VERBAL_NOUN_END, body) is not None)
 
 
 def _parts(quoted, note, has_parentheses):

@@ -285,10 +285,10 @@ def _item_parts(markers, body):
 def rendered_lines(text, every_item=True):
     """The body lines of rendered markup, before the prose filter: headings, tables and the trailing
     reference sections are gone, entities resolved, editorial notes dropped, and a `;term : definition`
-    line is two lines. Each line is a tuple (markers, text, list_number), plain (a NamedTuple took 5% of the
-    cleaning time):
+    line is two lines. Each line is a plain tuple (markers, text, list_number); a NamedTuple cost 5% of the
+    cleaning:
     - markers: "" for a paragraph; "*", "#:", ";" ... for a list or definition item;
-    - text: without the markers;
+    - text: without the markers (None for an item that cannot be prose, with every_item=False);
     - list_number: which list of the article an item belongs to (items without a break between).
     With every_item=False, an item that cannot be prose (prose_items.could_be_prose) is not cleaned (which
     saves most of the work) and is yielded with None for its text, even where cleaning would leave nothing,
